@@ -1,0 +1,59 @@
+# oodbook — the two commands a user needs: `make book` and `make test`.
+# Everything installs into .venv from PyPI; Fashion-MNIST comes from Debian's
+# dataset-fashion-mnist package (apt, when running as root on Debian).
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+# `make test` trains every model afresh in its own cache, so CI never passes on
+# a checkpoint left over from an older run.
+TEST_CACHE := $(CURDIR)/_build/test-cache
+BOOK_ENV := OODLIB_PROFILE=$${OODLIB_PROFILE:-ci} OODLIB_PROGRESS=text OODLIB_WIDGETS=off
+
+.PHONY: install data test unit book book-noexec lab bench lint clean
+
+install: $(STAMP) data
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev,book]'
+	touch $(STAMP)
+
+data:
+	@if [ -f "$(FMNIST)" ] || [ -n "$$OODLIB_DOWNLOAD" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Debian's dataset-fashion-mnist"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
+	else \
+	  echo "Fashion-MNIST is missing: run 'sudo apt-get install dataset-fashion-mnist'"; \
+	  echo "or allow a torchvision download with OODLIB_DOWNLOAD=1"; exit 1; \
+	fi
+
+test: install
+	rm -rf $(TEST_CACHE)
+	OODLIB_CACHE=$(TEST_CACHE) OODLIB_PROFILE=ci OODLIB_PROGRESS=off OODLIB_WIDGETS=off \
+	  $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider \
+	  --durations=15
+
+unit: install
+	OODLIB_PROGRESS=off $(PY) -m pytest tests -q
+
+book: install
+	$(BOOK_ENV) $(VENV)/bin/jupyter-book build . --toc book/_toc.yml --config _config.yml
+	@echo "open _build/html/index.html"
+
+lab: install
+	$(PY) -m pip install --quiet -e '.[lab]'
+	$(VENV)/bin/jupyter lab notebooks/
+
+bench: install
+	$(PY) benchmarks/bench_models.py
+
+lint: install
+	$(VENV)/bin/ruff check oodlib tests benchmarks
+
+clean:
+	rm -rf _build .pytest_cache

@@ -1,0 +1,153 @@
+"""Figures shared by the chapters: ROC curves, confidence histograms, image grids.
+
+The seaborn style is set once by :func:`set_style` (each chapter's setup cell).
+Every function returns the matplotlib ``Figure`` it drew on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from . import metrics
+from .validation import check_images, check_scores
+
+
+def set_style() -> None:
+    """The book's plotting style (seaborn whitegrid, readable font sizes)."""
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid", context="notebook", palette="colorblind")
+    plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 100, "axes.titlesize": "medium"})
+
+
+def _to_np(s: torch.Tensor | np.ndarray | Sequence[float]) -> np.ndarray:
+    return check_scores(s)
+
+
+def roc_curves(
+    s_in: torch.Tensor | np.ndarray,
+    s_out: Mapping[str, torch.Tensor | np.ndarray],
+    title: str = "ROC (in-distribution positive)",
+    ax: plt.Axes | None = None,
+) -> Figure:
+    """ROC curve per OOD set, AUROC in the legend, the 95 % TPR line marked."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 4))
+    for name, so in s_out.items():
+        fpr, tpr, _ = metrics.roc_curve(s_in, so)
+        ax.plot(fpr, tpr, label=f"{name} ({metrics.auroc(s_in, so):.3f})")
+    ax.axhline(0.95, color="grey", ls=":", lw=1)
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.8)
+    ax.set(xlabel="FPR (OOD accepted)", ylabel="TPR (in-distribution accepted)", title=title,
+           xlim=(0, 1), ylim=(0, 1.01))
+    ax.legend(fontsize="x-small", title="AUROC", title_fontsize="x-small", loc="lower right")
+    return ax.figure
+
+
+def confidence_histograms(
+    conf: Mapping[str, torch.Tensor | np.ndarray],
+    bins: int = 30,
+    log: bool = True,
+    title: str = "max softmax confidence",
+    axes: Sequence[plt.Axes] | None = None,
+) -> Figure:
+    """One small histogram per data set of max-softmax confidences (Hein et al. Fig. 4)."""
+    n = len(conf)
+    if n == 0:
+        raise ValueError("expected at least one set of confidences, got none")
+    if axes is None:
+        _, axes = plt.subplots(1, n, figsize=(2.4 * n, 2.2), sharey=True, squeeze=False)
+        axes = axes[0]
+    for ax, (name, c) in zip(axes, conf.items(), strict=True):
+        c = _to_np(c)
+        ax.hist(c, bins=np.linspace(0, 1, bins + 1), color="C0", log=log)
+        ax.set_title(f"{name}\nMMC {c.mean():.3f}", fontsize="small")
+        ax.set_xlim(0, 1)
+    axes[0].set_ylabel("count" + (" (log)" if log else ""))
+    fig = axes[0].figure
+    fig.suptitle(title, fontsize="medium", y=1.05)
+    return fig
+
+
+def score_histograms(
+    s_in: torch.Tensor | np.ndarray,
+    s_out: torch.Tensor | np.ndarray,
+    out_name: str = "OOD",
+    tpr: float = 0.95,
+    ax: plt.Axes | None = None,
+) -> Figure:
+    """In/out score histograms with the threshold at ``tpr`` and the FPR it implies."""
+    a, b = _to_np(s_in), _to_np(s_out)
+    thr = np.quantile(a, 1 - tpr, method="lower")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3))
+    lo, hi = min(a.min(), b.min()), max(a.max(), b.max())
+    bins = np.linspace(lo, hi + 1e-12, 40)
+    ax.hist(a, bins=bins, alpha=0.6, label="in-distribution", density=True)
+    ax.hist(b, bins=bins, alpha=0.6, label=out_name, density=True)
+    ax.axvline(thr, color="k", ls="--", lw=1)
+    fpr = metrics.fpr_at_tpr(a, b, tpr)
+    ax.set(xlabel="score (higher = in-distribution)", ylabel="density",
+           title=f"threshold at {tpr:.0%} TPR: FPR = {fpr:.1%}")
+    ax.legend(fontsize="small")
+    return ax.figure
+
+
+def image_grid(
+    x: torch.Tensor,
+    titles: Sequence[str] | None = None,
+    ncols: int = 8,
+    size: float = 1.1,
+    row_labels: Sequence[str] | None = None,
+) -> Figure:
+    """Images ``(N, C, H, W)`` in [0, 1] in a grid, optional title per image."""
+    check_images(x)
+    n = len(x)
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows * 1.15),
+                             squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.grid(False)
+        if i >= n:
+            ax.axis("off")
+            continue
+        img = x[i].detach().cpu()
+        if img.shape[0] == 1:
+            ax.imshow(img[0].numpy(), cmap="gray", vmin=0, vmax=1)
+        else:
+            ax.imshow(img.permute(1, 2, 0).numpy())
+        if titles is not None:
+            ax.set_title(titles[i], fontsize="x-small")
+    if row_labels is not None:
+        for r, lab in enumerate(row_labels[:nrows]):
+            axes[r, 0].set_ylabel(lab, fontsize="x-small", rotation=0, ha="right", va="center")
+    fig.tight_layout()
+    return fig
+
+
+def explore(fn, **controls: object) -> None:  # noqa: ANN001 - fn(**values) draws a figure
+    """Interactive exploration that degrades to a static figure.
+
+    ``controls`` map parameter names to ipywidgets controls (or anything
+    ``ipywidgets.interact`` accepts). In JupyterLab the sliders redraw ``fn``.
+    When no frontend is attached (``$OODLIB_WIDGETS=off``, set by ``make book``
+    and ``make test``) ``fn`` is called once with each control's initial value,
+    so the executed notebook and the HTML book show the figure.
+    """
+    import os
+
+    import ipywidgets as widgets
+
+    if os.environ.get("OODLIB_WIDGETS", "on").lower() == "off":
+        values = {k: (c.value if isinstance(c, widgets.ValueWidget) else c) for k, c in controls.items()}
+        fn(**values)
+        plt.show()
+        return
+    widgets.interact(fn, **controls)

@@ -1,0 +1,169 @@
+"""One training loop with method plug-ins.
+
+A :class:`Method` says how a batch is turned into a loss. The loop draws an
+in-distribution batch of size B and, for methods that train on an
+out-distribution (CEDA, OE, ACET, CCU, GOOD, ATOM), an out-distribution batch
+of size ``ceil(lambda * B)`` (Hein et al. 2019, eq. 1: λ = 1 gives 50 % of
+each batch from each side). Optimiser: Adam with L2 weight decay and the
+learning rate divided by 10 at fixed fractions of training (Hein et al. §5:
+epochs 50, 75, 90 of 100).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .runtime import default_device, progress
+from .validation import check_images, check_positive_int
+
+
+@dataclass
+class Batch:
+    """What a method's loss sees at one step."""
+
+    x_in: torch.Tensor
+    y_in: torch.Tensor
+    x_out: torch.Tensor | None
+    step: int  # global step, from 0
+    total_steps: int
+    generator: torch.Generator  # on the CPU, for any randomness inside the loss
+
+
+class Method:
+    """Base plug-in: plain cross-entropy training (no out-distribution)."""
+
+    name = "plain"
+    out_source: str | None = None  # None, "aux" (the auxiliary pool) or "noise"
+    lam: float = 1.0  # out-distribution batch size relative to B
+
+    def make_out(self, x_in: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Generate an out-distribution batch from noise (``out_source == "noise"``)."""
+        raise NotImplementedError(f"method {self.name!r} does not generate noise")
+
+    def loss(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        """Cross-entropy on the in-distribution batch."""
+        ce = F.cross_entropy(model(batch.x_in), batch.y_in)
+        return ce, {"ce": ce.item()}
+
+    def after_step(self, model: nn.Module) -> None:
+        """Hook run after every optimiser step (CCU clamps its variances here)."""
+
+    def param_groups(self, model: nn.Module, lr: float, weight_decay: float) -> list[dict]:
+        """Optimiser parameter groups (CCU uses its own lr and no decay for the GMMs)."""
+        return [{"params": [p for p in model.parameters() if p.requires_grad],
+                 "lr": lr, "weight_decay": weight_decay}]
+
+
+class Plain(Method):
+    """Plain training: cross-entropy only."""
+
+
+METHODS: dict[str, Callable[..., Method]] = {"plain": Plain}
+
+
+def register(name: str, factory: Callable[..., Method]) -> None:
+    """Register a training method plug-in under ``name``."""
+    METHODS[name] = factory
+
+
+def make_method(name: str, **hparams: object) -> Method:
+    """Instantiate the method plug-in ``name`` with its hyper-parameters."""
+    if name not in METHODS:
+        raise ValueError(f"unknown training method {name!r}; expected one of {sorted(METHODS)}")
+    return METHODS[name](**hparams)
+
+
+@dataclass
+class History:
+    """Per-epoch mean of each logged quantity, plus wall time."""
+
+    logs: dict[str, list[float]] = field(default_factory=dict)
+    wall_time_s: float = 0.0
+    steps: int = 0
+
+
+def fit(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    method: Method | None = None,
+    *,
+    epochs: int = 1,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    weight_decay: float = 5e-4,
+    lr_milestones: tuple[float, ...] = (0.5, 0.75, 0.9),
+    x_out: torch.Tensor | None = None,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    desc: str | None = None,
+) -> History:
+    """Train ``model`` in place on ``(x, y)`` with ``method`` and return its :class:`History`.
+
+    Data stay as in-memory tensors (a DataLoader with ``ToTensor`` is ~100x
+    slower on these machines). ``x_out`` is the auxiliary pool for methods with
+    ``out_source == "aux"``.
+    """
+    method = method or Plain()
+    check_images(x, "x")
+    check_positive_int(epochs, "epochs")
+    check_positive_int(batch_size, "batch_size")
+    if len(x) != len(y):
+        raise ValueError(f"expected x and y of equal length, got {len(x)} and {len(y)}")
+    if method.out_source == "aux":
+        if x_out is None:
+            raise ValueError(f"method {method.name!r} trains on an auxiliary pool: pass x_out")
+        check_images(x_out, "x_out")
+    dev = default_device(device)
+    model.to(dev).train()
+    gen = torch.Generator().manual_seed(seed)
+    steps_per_epoch = math.ceil(len(x) / batch_size)
+    total = epochs * steps_per_epoch
+    opt = torch.optim.Adam(method.param_groups(model, lr, weight_decay))
+    sched = torch.optim.lr_scheduler.MultiStepLR(
+        opt, milestones=sorted({max(1, round(f * total)) for f in lr_milestones}), gamma=0.1
+    )
+    n_out = math.ceil(method.lam * batch_size)
+    hist = History()
+    t0 = time.perf_counter()
+    step = 0
+    for epoch in range(epochs):
+        perm = torch.randperm(len(x), generator=gen)
+        sums: dict[str, float] = {}
+        bar = progress(range(steps_per_epoch), desc=f"{desc or method.name} epoch {epoch + 1}/{epochs}",
+                       leave=False)
+        for i in bar:
+            idx = perm[i * batch_size : (i + 1) * batch_size]
+            xb, yb = x[idx], y[idx]
+            xo = None
+            if method.out_source == "aux":
+                xo = x_out[torch.randint(len(x_out), (n_out,), generator=gen)]
+            elif method.out_source == "noise":
+                xo = method.make_out(xb, gen)
+            batch = Batch(xb.to(dev), yb.to(dev), None if xo is None else xo.to(dev),
+                          step, total, gen)
+            loss, logs = method.loss(model, batch)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            method.after_step(model)
+            step += 1
+            for k, v in logs.items():
+                sums[k] = sums.get(k, 0.0) + v
+            if i % 20 == 0:
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+        bar.close()
+        for k, v in sums.items():
+            hist.logs.setdefault(k, []).append(v / steps_per_epoch)
+    model.eval()
+    hist.wall_time_s = time.perf_counter() - t0
+    hist.steps = step
+    return hist

@@ -1,0 +1,217 @@
+"""Train-or-load: a cache of trained models keyed by their full configuration.
+
+A model is identified by (method, dataset, architecture, the profile's
+training fields, hyper-parameters). Its checkpoint (a ``state_dict`` only)
+and a JSON record (config, wall time, training history, cached evaluation
+results) live under ``$OODLIB_CACHE`` (default ``~/.cache/oodlib/zoo``) with
+a hash of the config in the file name, so changing any setting trains a new
+model and chapters share the ones that match. Checkpoints are loaded with
+``torch.load(..., weights_only=True)``: no pickle runs. A corrupt, truncated
+or mismatched file is retrained with a warning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import data, models, profiles, train
+from .profiles import Profile
+from .runtime import accuracy, default_device
+
+FORMAT_VERSION = 1
+TRAIN_FIELDS = (
+    "train_size", "epochs", "batch_size", "lr", "weight_decay", "lr_milestones",
+    "aux_size", "pgd_train_steps", "pgd_train_step_size", "eps", "seed",
+)
+DATASETS = ("fashion_mnist",)
+
+
+def _profile_defaults(method: str, profile: Profile) -> dict[str, Any]:
+    """Method hyper-parameters that come from the profile unless given explicitly."""
+    if method == "acet":
+        return {"eps": profile.eps, "steps": profile.pgd_train_steps,
+                "step_size": profile.pgd_train_step_size}
+    return {}
+
+
+def cache_dir() -> Path:
+    """The zoo folder: ``$OODLIB_CACHE`` or ``~/.cache/oodlib/zoo`` (created on demand)."""
+    root = Path(os.environ.get("OODLIB_CACHE") or Path.home() / ".cache" / "oodlib" / "zoo")
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def make_config(
+    method: str, dataset: str, profile: Profile, arch: str | None = None, **hparams: Any
+) -> dict[str, Any]:
+    """The full configuration that identifies a zoo entry."""
+    if method not in train.METHODS:
+        raise ValueError(f"unknown training method {method!r}; expected one of {sorted(train.METHODS)}")
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; expected one of {list(DATASETS)}")
+    arch = arch or profile.model
+    if arch not in models.ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; expected one of {sorted(models.ARCHITECTURES)}")
+    prof = profile.asdict()
+    return {
+        "format": FORMAT_VERSION,
+        "method": method,
+        "dataset": dataset,
+        "arch": arch,
+        "profile": profile.name,
+        "train": {k: prof[k] for k in TRAIN_FIELDS},
+        "hparams": dict(sorted(hparams.items())),
+    }
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """A short stable hash of a config (sorted JSON, SHA-256, 12 hex digits)."""
+    blob = json.dumps(config, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+@dataclass
+class Entry:
+    """A trained model and its record; ``record['eval']`` caches evaluation results."""
+
+    model: nn.Module
+    record: dict[str, Any]
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.record["config"]["method"]
+
+    def save_record(self) -> None:
+        """Write the JSON record next to the checkpoint."""
+        tmp = self.path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.record, indent=1, default=float))
+        tmp.replace(self.path.with_suffix(".json"))
+
+    def cached(self, key: str, compute: Callable[[], Any]) -> Any:
+        """Return ``record['eval'][key]``, computing and storing it (JSON) if absent."""
+        evals = self.record.setdefault("eval", {})
+        if key not in evals:
+            evals[key] = compute()
+            self.save_record()
+        return evals[key]
+
+
+def load_checkpoint(path: str | Path, model: nn.Module) -> nn.Module:
+    """Load a ``state_dict`` saved by the zoo into ``model`` (weights only, no pickle).
+
+    Raises ``FileNotFoundError`` if the file is missing and ``ValueError`` if it
+    is corrupt, truncated or does not fit the architecture.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}; train it with oodlib.zoo.load_or_train")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for bad files
+        raise ValueError(f"checkpoint {path} is corrupt or truncated ({type(err).__name__}: "
+                         f"{str(err)[:120]}); delete it to retrain") from err
+    if not isinstance(state, dict):
+        raise ValueError(f"checkpoint {path} holds {type(state).__name__}, expected a state_dict")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise ValueError(f"checkpoint {path} does not match the architecture: {str(err)[:200]}") from err
+    return model
+
+
+def _training_data(dataset: str, profile: Profile, method: train.Method):
+    x, y, x_test, y_test = data.in_distribution(profile)
+    x_out = data.aux_pool_for(profile) if method.out_source == "aux" else None
+    return x, y, x_test, y_test, x_out
+
+
+def load_or_train(
+    method: str = "plain",
+    dataset: str = "fashion_mnist",
+    profile: Profile | None = None,
+    arch: str | None = None,
+    device: str | torch.device | None = None,
+    retrain: bool = False,
+    **hparams: Any,
+) -> Entry:
+    """Load the zoo model for this configuration, training (and caching) it if needed.
+
+    ``hparams`` go to the method plug-in (e.g. ``eps`` for ACET) and into the hash.
+    The record holds the config, training wall time, per-epoch history and the
+    test error on the profile's test split.
+    """
+    profile = profile or profiles.current()
+    config = make_config(method, dataset, profile, arch, **hparams)
+    key = config_hash(config)
+    stem = f"{method}-{dataset}-{profile.name}-{key}"
+    ckpt = cache_dir() / f"{stem}.pt"
+    record_path = ckpt.with_suffix(".json")
+    num_classes = int(hparams.get("num_classes", 10))
+    model = models.build(config["arch"], num_classes=num_classes, seed=profile.seed)
+    dev = default_device(device)
+    if ckpt.exists() and record_path.exists() and not retrain:
+        try:
+            load_checkpoint(ckpt, model)
+            record = json.loads(record_path.read_text())
+            if record.get("config") != json.loads(json.dumps(config, default=str)):
+                raise ValueError(f"record {record_path} was written for another config")
+            return Entry(model.to(dev).eval(), record, ckpt)
+        except (ValueError, json.JSONDecodeError) as err:
+            warnings.warn(f"retraining {stem}: {err}", stacklevel=2)
+            model = models.build(config["arch"], num_classes=num_classes, seed=profile.seed)
+    method_hp = {**_profile_defaults(method, profile), **hparams}
+    method_hp.pop("num_classes", None)
+    plug = train.make_method(method, **method_hp)
+    x, y, x_test, y_test, x_out = _training_data(dataset, profile, plug)
+    t0 = time.perf_counter()
+    hist = train.fit(
+        model, x, y, plug, epochs=profile.epochs, batch_size=profile.batch_size, lr=profile.lr,
+        weight_decay=profile.weight_decay, lr_milestones=profile.lr_milestones, x_out=x_out,
+        seed=profile.seed, device=dev, desc=method,
+    )
+    record = {
+        "config": json.loads(json.dumps(config, default=str)),
+        "hash": key,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "device": str(dev),
+        "wall_time_s": time.perf_counter() - t0,
+        "train_time_s": hist.wall_time_s,
+        "history": hist.logs,
+        "test_error": 1.0 - accuracy(model, x_test, y_test) if num_classes == 10 else None,
+        "eval": {},
+    }
+    tmp = ckpt.with_suffix(".pt.tmp")
+    torch.save(model.state_dict(), tmp)
+    tmp.replace(ckpt)
+    entry = Entry(model.eval(), record, ckpt)
+    entry.save_record()
+    return entry
+
+
+def list_cache() -> list[dict[str, Any]]:
+    """One row per cached model: method, dataset, profile, arch, hash, wall time, test error."""
+    rows = []
+    for rec_path in sorted(cache_dir().glob("*.json")):
+        try:
+            rec = json.loads(rec_path.read_text())
+            cfg = rec["config"]
+        except (json.JSONDecodeError, KeyError):
+            continue
+        rows.append({
+            "method": cfg["method"], "dataset": cfg["dataset"], "profile": cfg["profile"],
+            "arch": cfg["arch"], "hash": rec.get("hash"), "wall_time_s": rec.get("wall_time_s"),
+            "test_error": rec.get("test_error"), "hparams": cfg.get("hparams"),
+        })
+    return rows

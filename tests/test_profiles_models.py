@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from oodlib import models, profiles, runtime
+
+
+def test_profiles_current_default(monkeypatch):
+    monkeypatch.delenv("OODLIB_PROFILE", raising=False)
+    assert profiles.current() is profiles.CI
+    monkeypatch.setenv("OODLIB_PROFILE", "full")
+    assert profiles.current() is profiles.FULL
+
+
+def test_unknown_profile_names_choices(monkeypatch):
+    monkeypatch.setenv("OODLIB_PROFILE", "huge")
+    with pytest.raises(ValueError, match="ci"):
+        profiles.current()
+    with pytest.raises(ValueError, match="unknown profile"):
+        profiles.get("huge")
+
+
+def test_profile_is_frozen_and_replace():
+    with pytest.raises(AttributeError):
+        profiles.CI.epochs = 5  # type: ignore[misc]
+    p = profiles.CI.replace(epochs=5)
+    assert p.epochs == 5 and profiles.CI.epochs != 5
+    assert profiles.FULL.epochs == 100 and profiles.FULL.pgd_train_steps == 40
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [("small_cnn", (0.25e6, 0.4e6)), ("lenet", (3.2e6, 3.35e6)), ("good_l", (13e6, 13.5e6)),
+     ("mlp", (0.26e6, 0.27e6))],
+)
+def test_architectures_shapes_and_sizes(name, params):
+    m = models.build(name)
+    n = models.num_parameters(m)
+    assert params[0] <= n <= params[1], n
+    out = m(torch.rand(3, 1, 28, 28))
+    assert out.shape == (3, 10)
+    assert not any(isinstance(layer, torch.nn.BatchNorm2d) for layer in m.modules())
+
+
+def test_build_is_deterministic_and_k_plus_one():
+    a, b = models.build("small_cnn", seed=3), models.build("small_cnn", seed=3)
+    c = models.build("small_cnn", seed=4)
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(pa, pb)
+    assert not torch.equal(next(a.parameters()), next(c.parameters()))
+    assert models.build("small_cnn", num_classes=11)(torch.rand(2, 1, 28, 28)).shape == (2, 11)
+    assert models.build("toy_mlp", num_classes=2)(torch.rand(5, 2)).shape == (5, 2)
+
+
+def test_build_bad_names():
+    with pytest.raises(ValueError, match="architecture"):
+        models.build("resnet9000")
+    with pytest.raises(ValueError, match="num_classes"):
+        models.build("small_cnn", num_classes=0)
+
+
+def test_seed_everything_repeatable():
+    runtime.seed_everything(1)
+    a = torch.rand(3)
+    runtime.seed_everything(1)
+    assert torch.equal(a, torch.rand(3))
+
+
+def test_default_device_rejects_missing_cuda():
+    if torch.cuda.is_available():
+        pytest.skip("CUDA present")
+    assert runtime.default_device().type == "cpu"
+    with pytest.raises(ValueError, match="CUDA"):
+        runtime.default_device("cuda")
+
+
+def test_accuracy_and_proba():
+    m = models.build("mlp")
+    x, y = torch.rand(10, 1, 28, 28), torch.randint(10, (10,))
+    p = runtime.predict_proba(m, x, batch_size=3)
+    assert p.shape == (10, 10) and torch.allclose(p.sum(1), torch.ones(10), atol=1e-5)
+    assert 0.0 <= runtime.accuracy(m, x, y) <= 1.0
+    with pytest.raises(ValueError):
+        runtime.accuracy(m, x, y[:5])

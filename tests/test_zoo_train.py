@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from oodlib import data, train, zoo
+
+
+def test_fit_reduces_loss_on_separable_toy():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(256, 1, 28, 28, generator=g)
+    y = (x.mean((1, 2, 3)) > 0.5).long()
+    from oodlib import models
+
+    m = models.build("mlp", num_classes=2)
+    hist = train.fit(m, x, y, epochs=3, batch_size=32, lr=1e-2, weight_decay=0.0)
+    assert hist.steps == 24 and hist.wall_time_s > 0
+    assert hist.logs["ce"][-1] < hist.logs["ce"][0]
+    assert not m.training
+
+
+def test_fit_validates():
+    from oodlib import models
+
+    m = models.build("mlp")
+    with pytest.raises(ValueError, match="equal length"):
+        train.fit(m, torch.rand(4, 1, 28, 28), torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="epochs"):
+        train.fit(m, torch.rand(4, 1, 28, 28), torch.zeros(4, dtype=torch.long), epochs=0)
+    with pytest.raises(ValueError, match="training method"):
+        train.make_method("magic")
+
+
+def test_config_hash_changes_with_settings(tiny_profile):
+    a = zoo.make_config("plain", "fashion_mnist", tiny_profile)
+    b = zoo.make_config("plain", "fashion_mnist", tiny_profile.replace(epochs=2))
+    c = zoo.make_config("plain", "fashion_mnist", tiny_profile.replace(ood_size=999))
+    assert zoo.config_hash(a) != zoo.config_hash(b)
+    assert zoo.config_hash(a) == zoo.config_hash(c)  # evaluation sizes do not retrain
+    with pytest.raises(ValueError, match="dataset"):
+        zoo.make_config("plain", "imagenet", tiny_profile)
+    with pytest.raises(ValueError, match="architecture"):
+        zoo.make_config("plain", "fashion_mnist", tiny_profile, arch="vit")
+
+
+@pytest.mark.skipif(not data.DEBIAN_FMNIST.exists(), reason="needs Debian's dataset-fashion-mnist")
+def test_load_or_train_caches_and_reloads(zoo_cache, tiny_profile, monkeypatch):
+    e1 = zoo.load_or_train("plain", profile=tiny_profile)
+    assert e1.path.exists() and e1.path.with_suffix(".json").exists()
+    assert 0.0 <= e1.record["test_error"] < 0.9
+    assert e1.cached("answer", lambda: {"x": 1.5}) == {"x": 1.5}
+
+    def boom(*a, **k):
+        raise AssertionError("should load from cache, not train")
+
+    monkeypatch.setattr(train, "fit", boom)
+    e2 = zoo.load_or_train("plain", profile=tiny_profile)
+    for p1, p2 in zip(e1.model.parameters(), e2.model.parameters(), strict=True):
+        assert torch.equal(p1.cpu(), p2.cpu())
+    assert e2.record["eval"]["answer"] == {"x": 1.5}
+    rows = zoo.list_cache()
+    assert len(rows) == 1 and rows[0]["method"] == "plain" and rows[0]["profile"] == "tiny"
+
+
+@pytest.mark.skipif(not data.DEBIAN_FMNIST.exists(), reason="needs Debian's dataset-fashion-mnist")
+def test_corrupt_or_mismatched_checkpoint_is_retrained(zoo_cache, tiny_profile):
+    e1 = zoo.load_or_train("plain", profile=tiny_profile)
+    e1.path.write_bytes(e1.path.read_bytes()[:100])  # truncate
+    with pytest.warns(UserWarning, match="retraining"):
+        e2 = zoo.load_or_train("plain", profile=tiny_profile)
+    assert zoo.load_checkpoint(e2.path, e2.model) is e2.model
+    rec = json.loads(e2.path.with_suffix(".json").read_text())
+    rec["config"]["hparams"] = {"tampered": True}
+    e2.path.with_suffix(".json").write_text(json.dumps(rec))
+    with pytest.warns(UserWarning, match="another config"):
+        zoo.load_or_train("plain", profile=tiny_profile)
+
+
+def test_load_checkpoint_errors(tmp_path):
+    from oodlib import models
+
+    m = models.build("mlp")
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        zoo.load_checkpoint(tmp_path / "missing.pt", m)
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="corrupt or truncated"):
+        zoo.load_checkpoint(bad, m)
+    other = tmp_path / "other.pt"
+    torch.save(models.build("small_cnn").state_dict(), other)
+    with pytest.raises(ValueError, match="does not match"):
+        zoo.load_checkpoint(other, m)
+    weird = tmp_path / "weird.pt"
+    torch.save([torch.zeros(1)], weird)
+    with pytest.raises(ValueError, match="state_dict"):
+        zoo.load_checkpoint(weird, m)
