@@ -56,6 +56,13 @@ class Profile:
     # --- chapter-specific ---------------------------------------------------
     alpha_trials: int  # Hein Table 2: 10000 uniform-noise trials
     seed: int = 0
+    # Chapters 03-07 add their own fields below, each with its `ci` value as the
+    # default here and its paper value set in FULL (cite the source there).
+    # --- chapter 03 (ODIN) ---
+    # --- chapter 04 (CCU) ---
+    # --- chapter 05 (GOOD) ---
+    # --- chapter 06 (ATOM) ---
+    # --- chapter 07 (benchmark) ---
 
     def replace(self, **changes: object) -> Profile:
         """A copy with some fields changed (the profile itself is frozen)."""
@@ -108,6 +115,11 @@ FULL = Profile(
     pgd_eval_restarts=5,
     eps=0.3,  # Hein §5
     alpha_trials=10000,  # Hein Table 2
+    # --- chapter 03 (ODIN) ---
+    # --- chapter 04 (CCU) ---
+    # --- chapter 05 (GOOD) ---
+    # --- chapter 06 (ATOM) ---
+    # --- chapter 07 (benchmark) ---
 )
 
 PROFILES: dict[str, Profile] = {"ci": CI, "full": FULL}

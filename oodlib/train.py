@@ -43,6 +43,23 @@ class Method:
     out_source: str | None = None  # None, "aux" (the auxiliary pool) or "noise"
     lam: float = 1.0  # out-distribution batch size relative to B
 
+    def wrap(self, model: nn.Module) -> nn.Module:
+        """The model this method trains, built around the base classifier (structure only).
+
+        Must not depend on data: the zoo calls it before loading a checkpoint.
+        CCU wraps the classifier with Gaussian mixtures here.
+        """
+        return model
+
+    def init_from_data(self, model: nn.Module, x: torch.Tensor, x_out: torch.Tensor | None) -> None:
+        """Data-dependent initialisation before training (e.g. EM for CCU's mixtures)."""
+
+    def epoch_pool(
+        self, model: nn.Module, x_out: torch.Tensor, epoch: int, generator: torch.Generator
+    ) -> torch.Tensor:
+        """The auxiliary images this epoch draws its out-batches from (ATOM mines them here)."""
+        return x_out
+
     def make_out(self, x_in: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Generate an out-distribution batch from noise (``out_source == "noise"``)."""
         raise NotImplementedError(f"method {self.name!r} does not generate noise")
@@ -124,6 +141,7 @@ def fit(
     dev = default_device(device)
     model.to(dev).train()
     gen = torch.Generator().manual_seed(seed)
+    method.init_from_data(model, x, x_out)
     steps_per_epoch = math.ceil(len(x) / batch_size)
     total = epochs * steps_per_epoch
     opt = torch.optim.Adam(method.param_groups(model, lr, weight_decay))
@@ -136,6 +154,8 @@ def fit(
     step = 0
     for epoch in range(epochs):
         perm = torch.randperm(len(x), generator=gen)
+        pool = method.epoch_pool(model, x_out, epoch, gen) if method.out_source == "aux" else None
+        model.train()
         sums: dict[str, float] = {}
         bar = progress(range(steps_per_epoch), desc=f"{desc or method.name} epoch {epoch + 1}/{epochs}",
                        leave=False)
@@ -144,7 +164,7 @@ def fit(
             xb, yb = x[idx], y[idx]
             xo = None
             if method.out_source == "aux":
-                xo = x_out[torch.randint(len(x_out), (n_out,), generator=gen)]
+                xo = pool[torch.randint(len(pool), (n_out,), generator=gen)]
             elif method.out_source == "noise":
                 xo = method.make_out(xb, gen)
             batch = Batch(xb.to(dev), yb.to(dev), None if xo is None else xo.to(dev),

@@ -27,7 +27,7 @@ from torch import nn
 
 from . import data, models, profiles, train
 from .profiles import Profile
-from .runtime import accuracy, default_device
+from .runtime import default_device, logits
 
 FORMAT_VERSION = 1
 TRAIN_FIELDS = (
@@ -37,12 +37,20 @@ TRAIN_FIELDS = (
 DATASETS = ("fashion_mnist",)
 
 
-def _profile_defaults(method: str, profile: Profile) -> dict[str, Any]:
-    """Method hyper-parameters that come from the profile unless given explicitly."""
-    if method == "acet":
-        return {"eps": profile.eps, "steps": profile.pgd_train_steps,
-                "step_size": profile.pgd_train_step_size}
-    return {}
+PROFILE_DEFAULTS: dict[str, Callable[[Profile], dict[str, Any]]] = {
+    "acet": lambda p: {"eps": p.eps, "steps": p.pgd_train_steps, "step_size": p.pgd_train_step_size},
+}
+
+
+def register_defaults(method: str, defaults: Callable[[Profile], dict[str, Any]]) -> None:
+    """Let a method take hyper-parameter defaults from the profile (they enter the hash)."""
+    PROFILE_DEFAULTS[method] = defaults
+
+
+def method_hparams(method: str, profile: Profile, **hparams: Any) -> dict[str, Any]:
+    """The method's hyper-parameters: profile defaults overridden by explicit ones."""
+    defaults = PROFILE_DEFAULTS.get(method)
+    return {**(defaults(profile) if defaults else {}), **hparams}
 
 
 def cache_dir() -> Path:
@@ -64,6 +72,7 @@ def make_config(
     if arch not in models.ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; expected one of {sorted(models.ARCHITECTURES)}")
     prof = profile.asdict()
+    hparams = method_hparams(method, profile, **hparams)
     return {
         "format": FORMAT_VERSION,
         "method": method,
@@ -158,8 +167,14 @@ def load_or_train(
     stem = f"{method}-{dataset}-{profile.name}-{key}"
     ckpt = cache_dir() / f"{stem}.pt"
     record_path = ckpt.with_suffix(".json")
-    num_classes = int(hparams.get("num_classes", 10))
-    model = models.build(config["arch"], num_classes=num_classes, seed=profile.seed)
+    num_classes = int(config["hparams"].get("num_classes", 10))
+    method_hp = {k: v for k, v in config["hparams"].items() if k != "num_classes"}
+    plug = train.make_method(method, **method_hp)
+
+    def fresh() -> nn.Module:
+        return plug.wrap(models.build(config["arch"], num_classes=num_classes, seed=profile.seed))
+
+    model = fresh()
     dev = default_device(device)
     if ckpt.exists() and record_path.exists() and not retrain:
         try:
@@ -170,10 +185,7 @@ def load_or_train(
             return Entry(model.to(dev).eval(), record, ckpt)
         except (ValueError, json.JSONDecodeError) as err:
             warnings.warn(f"retraining {stem}: {err}", stacklevel=2)
-            model = models.build(config["arch"], num_classes=num_classes, seed=profile.seed)
-    method_hp = {**_profile_defaults(method, profile), **hparams}
-    method_hp.pop("num_classes", None)
-    plug = train.make_method(method, **method_hp)
+            model = fresh()
     x, y, x_test, y_test, x_out = _training_data(dataset, profile, plug)
     t0 = time.perf_counter()
     hist = train.fit(
@@ -189,7 +201,7 @@ def load_or_train(
         "wall_time_s": time.perf_counter() - t0,
         "train_time_s": hist.wall_time_s,
         "history": hist.logs,
-        "test_error": 1.0 - accuracy(model, x_test, y_test) if num_classes == 10 else None,
+        "test_error": classification_error(model, x_test, y_test),
         "eval": {},
     }
     tmp = ckpt.with_suffix(".pt.tmp")
@@ -198,6 +210,12 @@ def load_or_train(
     entry = Entry(model.eval(), record, ckpt)
     entry.save_record()
     return entry
+
+
+def classification_error(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int = 10) -> float:
+    """Top-1 error over the first ``num_classes`` logits (ignores ATOM's extra OOD class)."""
+    pred = logits(model, x)[:, :num_classes].argmax(1)
+    return float((pred != y).float().mean())
 
 
 def list_cache() -> list[dict[str, Any]]:
