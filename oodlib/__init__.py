@@ -8,12 +8,19 @@ auxiliary pool), ``models``, ``train`` (one loop, method plug-ins), ``zoo``
 """
 
 from . import (
+    apgd,  # chapter 05: APGD confidence attack for the adversarial AUC
     attacks,
+    corruptions,  # chapter 06: the 15 common corruptions x 5 severities
     data,
     evaluate,
+    gmm,  # chapter 04: CCU (registers the training plug-in ccu)
+    ibp,  # chapter 05: interval bounds, GOOD (registers the training plug-in good)
     losses,  # registers the training plug-ins ceda, acet, oe
+    mahalanobis,  # chapter 06: Mahalanobis detector (Lee et al. 2018)
     metrics,
+    mining,  # chapter 06: ATOM (registers the training plug-ins ntom, atom)
     models,
+    odin,  # registers the training plug-in plain_subset (same-manifold split)
     plots,
     profiles,
     runtime,
@@ -27,7 +34,7 @@ from .runtime import default_device, seed_everything
 __version__ = "0.1.0"
 
 __all__ = [
-    "attacks", "losses", "theory", "data", "evaluate", "metrics", "models", "plots", "profiles",
+    "attacks", "losses", "theory", "data", "evaluate", "metrics", "models", "odin", "plots", "profiles",
     "runtime", "scores",
     "train", "zoo", "default_device", "seed_everything",
 ]

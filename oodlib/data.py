@@ -1059,3 +1059,25 @@ def plot_samples(
             ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=1)
         axes[row, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
     return fig
+
+
+# ---------------------------------------------------------------------------
+# 2-D toy problems (chapters 01 and 04)
+# ---------------------------------------------------------------------------
+
+
+def toy_blobs(n: int = 300, k: int = 3, seed: int = 0, spread: float = 0.35) -> tuple[Tensor, Tensor]:
+    """``n`` 2-D points in ``k`` Gaussian blobs on the unit circle, and their labels.
+
+    The toy in-distribution of the confidence-map figures (Hein et al. 2019 Fig. 2,
+    Meinke & Hein 2020 Fig. 1): data live in a small region, so the maps can be
+    zoomed out far beyond it.
+    """
+    n = check_positive_int(n, "n")
+    k = check_positive_int(k, "k")
+    g = _torch_rng(seed)
+    y = torch.arange(n) % k
+    angles = 2 * math.pi * y.double() / k + math.pi / 2
+    centres = torch.stack([angles.cos(), angles.sin()], 1).float()
+    x = centres + spread * torch.randn(n, 2, generator=g)
+    return x, y

@@ -95,6 +95,12 @@ def paper_vs_ours(rows: list[tuple[str, str, float | None, float]]) -> pd.DataFr
     ``setting`` says how the two differ (e.g. "paper: MNIST, LeNet, 100 epochs;
     ours: Fashion-MNIST, small CNN, ci"). A missing paper value is shown as ``—``.
     """
+    def fmt(v: object) -> str:
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            return "—"
+        return f"{v:.4g}" if isinstance(v, float | int | np.floating) else str(v)
+
     df = pd.DataFrame(rows, columns=["quantity", "setting", "paper", "ours"])
-    df["paper"] = df["paper"].map(lambda v: "—" if v is None else v)
+    df["paper"] = df["paper"].map(fmt)
+    df["ours"] = df["ours"].map(fmt)
     return df

@@ -151,3 +151,63 @@ def explore(fn, **controls: object) -> None:  # noqa: ANN001 - fn(**values) draw
         plt.show()
         return
     widgets.interact(fn, **controls)
+
+
+def _grid(lim: float, n: int) -> tuple[np.ndarray, torch.Tensor]:
+    ticks = np.linspace(-lim, lim, n)
+    xx, yy = np.meshgrid(ticks, ticks)
+    return ticks, torch.tensor(np.stack([xx.ravel(), yy.ravel()], 1), dtype=torch.float32)
+
+
+def confidence_map(
+    model: torch.nn.Module,
+    lim: float,
+    n: int = 200,
+    points: torch.Tensor | None = None,
+    labels: torch.Tensor | None = None,
+    ax: plt.Axes | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Max-softmax confidence of a 2-D model on ``[-lim, lim]²`` (Hein et al. Fig. 2 style).
+
+    The colour scale runs from ``1/K`` (uniform, white) to 1; training points are
+    overlaid when given. The model's forward must return logits (or log-probabilities).
+    """
+    if lim <= 0:
+        raise ValueError(f"expected lim > 0, got {lim}")
+    _, pts = _grid(lim, n)
+    with torch.no_grad():
+        p = torch.softmax(model(pts), 1)
+    k = p.shape[1]
+    conf = p.max(1).values.reshape(n, n).numpy()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(3.6, 3.2))
+    im = ax.imshow(conf, origin="lower", extent=(-lim, lim, -lim, lim), cmap="viridis",
+                   vmin=1.0 / k, vmax=1.0, interpolation="nearest")
+    if points is not None:
+        ax.scatter(points[:, 0], points[:, 1], c=None if labels is None else labels.numpy(), s=4,
+                   cmap="tab10", edgecolors="none")
+    ax.set_title(title or f"confidence on [-{lim:g}, {lim:g}]²", fontsize="small")
+    ax.grid(False)
+    ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    return ax.figure
+
+
+def linear_regions_map(
+    model: torch.nn.Module, lim: float, n: int = 300, ax: plt.Axes | None = None, title: str | None = None
+) -> Figure:
+    """The linear regions of a 2-D ReLU network on ``[-lim, lim]²``, one colour per activation pattern."""
+    from .theory import activation_pattern
+
+    _, pts = _grid(lim, n)
+    pattern = activation_pattern(model, pts).numpy()
+    _, ids = np.unique(pattern, axis=0, return_inverse=True)
+    rng = np.random.default_rng(0)
+    colours = rng.permutation(ids.max() + 1)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(3.2, 3.2))
+    ax.imshow(colours[ids.reshape(n, n)], origin="lower", extent=(-lim, lim, -lim, lim), cmap="tab20",
+              interpolation="nearest")
+    ax.set_title(title or f"{ids.max() + 1} linear regions visible", fontsize="small")
+    ax.grid(False)
+    return ax.figure

@@ -53,15 +53,63 @@ class Profile:
     pgd_eval_steps: int  # adversarial noise evaluation (Hein Table 1: 200)
     pgd_eval_restarts: int
     eps: float  # l_inf radius for ACET / adversarial noise (Hein: 0.3)
+    pgd_eval_step_size: float  # adversarial noise step (Hein §5: 0.0075 with 200 steps)
+    adv_samples_size: int  # test images attacked for "adversarial samples" (Hein Table 1)
+    adv_samples_steps: int  # Hein §5: 80 iterations, eps 0.3, step 0.0075 for MNIST
+    adv_samples_step_size: float
     # --- chapter-specific ---------------------------------------------------
     alpha_trials: int  # Hein Table 2: 10000 uniform-noise trials
     seed: int = 0
     # Chapters 03-07 add their own fields below, each with its `ci` value as the
     # default here and its paper value set in FULL (cite the source there).
     # --- chapter 03 (ODIN) ---
+    odin_tune_size: int = 200  # OOD images per set held out to tune (T, eps); the rest is evaluated
+    odin_tune_in: int = 1000  # Fashion-MNIST test images held out for tuning (never evaluated)
+    odin_temperatures: tuple[float, ...] = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)  # T grid
+    odin_num_eps: int = 6  # eps values, evenly spaced in [0, odin_max_eps] (ci: step 0.0008)
+    odin_max_eps: float = 0.004  # largest perturbation magnitude, [0, 1] pixel units
+    odin_tune_sizes: tuple[int, ...] = (10, 25, 50, 100, 200, 400)  # tuning-set sizes (Fig. 15)
+    odin_tune_repeats: int = 10  # random tuning sets drawn per size (Fig. 15)
+    odin_distance_size: int = 500  # images per set for MMD / energy distance (§4.5, App. G)
+    odin_analysis_size: int = 1000  # images per set for U1/U2 and gradient-norm densities (Fig. 5)
+    odin_held_out_classes: int = 2  # same-manifold split: classes held out as OOD (8/2 split)
     # --- chapter 04 (CCU) ---
+    ccu_centroids: int = 20  # K_i = K_o Gaussian centroids of the in-/out-GMMs
+    ccu_em_in_size: int = 5000  # augmented in-distribution images the in-GMM's EM is fitted on
+    ccu_em_out_size: int = 5000  # auxiliary-pool images the out-GMM's EM is fitted on
+    ccu_attack_seeds: int = 50  # uniform-noise seeds whose certified balls are attacked (Table 1)
+    ccu_attack_steps: int = 100  # attack steps per restart inside each certified ball
+    ccu_attack_restarts: int = 4  # random restarts per certified ball
+    ccu_attack_proj_rounds: int = 0  # alternating-projection rounds per attack step (0: clip + radial pull)
     # --- chapter 05 (GOOD) ---
+    good_eps: float = 0.05  # l_inf radius GOOD trains/certifies at; measured 0.01-0.3 on FMNIST (ch05)
+    good_kappa: float = 0.3  # weight kappa of the CUB loss, eq. 9/10
+    good_ramp: tuple[float, float] = (0.0, 0.5)  # fractions of training over which eps, kappa ramp up
+    good_quantiles: tuple[int, ...] = (0, 50, 100)  # Q of the GOOD_Q models trained (q = Q/100)
+    good_attack_steps: int = 25  # APGD steps per start for the AAUC
+    good_attack_restarts: int = 1  # extra uniform random starts per point
+    good_eval_size: int = 100  # OOD images per set for AUC / AAUC / GAUC (all three on the same images)
+    good_radii: tuple[float, ...] = (0.0, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2)  # GAUC vs radius
     # --- chapter 06 (ATOM) ---
+    atom_candidates: int = 24000  # N auxiliary candidates scored per epoch (Algorithm 1)
+    atom_keep: int = 6000  # n outliers kept per epoch (N = 4n, as in the paper)
+    atom_q: float = 0.125  # zoo default q; the chapter chooses q on the validation split (App. B.7)
+    atom_q_grid: tuple[float, ...] = (0.0, 0.125, 0.25, 0.5, 0.75)  # Table 2
+    atom_holdout: int = 2000  # last aux-pool images: validation OOD set for choosing q, never trained on
+    atom_out_ratio: float = 0.5  # out-batch / in-batch size (ci: the ratio of this book's OE, lam = 0.5)
+    atom_eps: float = 8 / 255  # ATOM's training PGD: radius,
+    atom_steps: int = 5  # steps
+    atom_step_size: float = 2 / 255  # and step (random start)
+    atom_eval_eps: float = 8 / 255  # L-inf / compositional OOD attack: radius,
+    atom_eval_steps: int = 20  # steps (ci: 20 x 1/255 still travels 2.5 eps),
+    atom_eval_step_size: float = 1 / 255  # step
+    atom_eval_restarts: int = 1  # and restarts
+    atom_attack_size: int = 50  # OOD images per set under the corruption / L-inf / compositional threats
+    atom_ablation_train_size: int = 5000  # q-ablation models (Table 2): training images (ci: reduced)
+    atom_ablation_epochs: int = 3  # q-ablation models: epochs (ci: 3 mining rounds)
+    atom_hist_train_size: int = 5000  # Figure 2/5 run without mining: training images
+    atom_hist_epochs: int = 6  # Figure 2/5 run: epochs (one OOD-score histogram per epoch)
+    atom_sim_trials: int = 10  # Gaussian model: Monte-Carlo training sets per sample size
     # --- chapter 07 (benchmark) ---
 
     def replace(self, **changes: object) -> Profile:
@@ -92,6 +140,10 @@ CI = Profile(
     pgd_eval_steps=40,
     pgd_eval_restarts=1,
     eps=0.3,
+    pgd_eval_step_size=0.02,  # 40 steps x 0.02 travel 2.7 eps: enough to reach the ball's corners
+    adv_samples_size=1000,
+    adv_samples_steps=40,
+    adv_samples_step_size=0.02,
     alpha_trials=1000,
 )
 
@@ -114,11 +166,59 @@ FULL = Profile(
     pgd_eval_steps=200,  # Hein Table 1: 200 iterations for adversarial noise
     pgd_eval_restarts=5,
     eps=0.3,  # Hein §5
+    pgd_eval_step_size=0.0075,  # Hein §5
+    adv_samples_size=10000,  # Hein Table 1: the test set
+    adv_samples_steps=80,  # Hein §5
+    adv_samples_step_size=0.0075,  # Hein §5 (MNIST)
     alpha_trials=10000,  # Hein Table 2
     # --- chapter 03 (ODIN) ---
+    odin_tune_size=1000,  # Liang et al. §4.4: "we randomly hold out 1,000 images for tuning"
+    odin_tune_in=1000,  # the paper holds out OOD images only; we also keep in-distribution ones apart
+    odin_temperatures=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),  # §4.4
+    odin_num_eps=21,  # §4.4: "21 evenly spaced numbers starting from 0 and ending at 0.004"
+    odin_max_eps=0.004,  # §4.4
+    odin_tune_sizes=(200, 400, 600, 800, 1000, 1200, 1400, 1600, 1800, 2000),  # App. H, Fig. 15
+    odin_tune_repeats=10,  # App. H does not say; 10 random draws per size
+    odin_distance_size=1000,  # §4.5 / App. G do not state m; 1000 per set
+    odin_analysis_size=10000,  # Fig. 5 uses whole test sets
+    odin_held_out_classes=2,  # §4.5: CIFAR-100 split 80/20 (20 % of the classes held out)
     # --- chapter 04 (CCU) ---
+    ccu_centroids=100,  # Meinke & Hein §4: K_i = K_o = 100
+    ccu_em_in_size=60000,  # App. C.1: 60000 augmented FMNIST samples
+    ccu_em_out_size=20000,  # §4: "a subset of 20000 points" for the out-GMM
+    ccu_attack_seeds=200,  # §4 / App. E: 200 uniform-noise images
+    ccu_attack_steps=500,  # §4 / App. C.2: 500 steps
+    ccu_attack_restarts=50,  # §4 / App. C.2: 50 random restarts
+    ccu_attack_proj_rounds=10,  # App. C.2: 10 alternating projections (the paper: after the last step only)
     # --- chapter 05 (GOOD) ---
+    good_eps=0.3,  # Bitterwolf et al. 2020 §4.1: eps = 0.3 for MNIST
+    good_kappa=0.3,  # §4.1: kappa = 0.3 for MNIST
+    good_ramp=(0.0, 0.5),  # §4.1 "linear ramp up schedules" (exact schedule: their App. D, not in our copy)
+    good_quantiles=(0, 20, 40, 60, 80, 90, 95, 100),  # Table 1
+    good_attack_steps=500,  # §4.1: Auto-PGD with 500 steps
+    good_attack_restarts=5,  # §4.1: 5 restarts
+    good_eval_size=1000,  # §4.1: the attack runs on 1000 points from each test set
+    good_radii=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5),  # App. I looks beyond the trained radius (our grid)
     # --- chapter 06 (ATOM) ---
+    atom_candidates=48000,  # §5.1: N = 400 000 TinyImages; ours: the 50 000 usable images of the pool
+    atom_keep=12000,  # §5.1: n = 100 000 = N / 4
+    atom_q=0.125,  # §5.1: q = 0.125 for CIFAR-10 (chosen on validation, App. B.7, Table 5)
+    atom_q_grid=(0.0, 0.125, 0.25, 0.5, 0.75),  # App. B.7 / Table 2
+    atom_holdout=10000,  # App. B.7: 10 000 validation images disjoint from the training pool
+    atom_out_ratio=2.0,  # App. B.1: batch 64 in-distribution, 128 out-of-distribution
+    atom_eps=8 / 255,  # App. B.1: PGD with eps = 8/255,
+    atom_steps=5,  # 5 iterations,
+    atom_step_size=2 / 255,  # step 2/255, random start
+    atom_eval_eps=8 / 255,  # App. B.4: eps = 8/255,
+    atom_eval_steps=40,  # 40 iterations,
+    atom_eval_step_size=1 / 255,  # step 1/255, random start
+    atom_eval_restarts=1,  # App. B.4 (B.10 adds 5 restarts x 100 steps as an ablation)
+    atom_attack_size=1000,  # the paper attacks whole test sets; 1000 per set here
+    atom_ablation_train_size=60000,  # Table 2: same training as the main models
+    atom_ablation_epochs=100,  # App. B.1: 100 epochs
+    atom_hist_train_size=60000,  # Figure 5: the full training set,
+    atom_hist_epochs=100,  # 100 epochs (histograms every epoch; the paper shows every 10th)
+    atom_sim_trials=100,  # not in the paper (its bounds are analytic)
     # --- chapter 07 (benchmark) ---
 )
 

@@ -13,6 +13,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from .mahalanobis import mahalanobis
+from .odin import odin
 from .runtime import logits
 from .validation import check_images
 
@@ -29,7 +31,22 @@ def msp(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tens
     return torch.softmax(logits(model, x, batch_size), dim=1).max(dim=1).values
 
 
-SCORES: dict[str, ScoreFn] = {"msp": msp}
+def energy(
+    model: nn.Module, x: torch.Tensor, temperature: float = 1.0, batch_size: int = 1000
+) -> torch.Tensor:
+    """Negative free energy ``T · logsumexp(f(x) / T)`` (Liu et al. 2020), higher = in-distribution.
+
+    A logit-based relative of ODIN's temperature-scaled softmax (Liang et al. 2018, eq. 1):
+    ``log S_ŷ(x; T) = f_ŷ(x)/T − logsumexp(f(x)/T)``.
+    """
+    check_images(x)
+    if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not temperature > 0:
+        raise ValueError(f"expected temperature as a number > 0, got {temperature!r}")
+    z = logits(model, x, batch_size) / temperature
+    return temperature * torch.logsumexp(z, dim=1)
+
+
+SCORES: dict[str, ScoreFn] = {"msp": msp, "odin": odin, "energy": energy, "mahalanobis": mahalanobis}
 
 
 def get(name: str) -> ScoreFn:

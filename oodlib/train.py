@@ -187,3 +187,36 @@ def fit(
     hist.wall_time_s = time.perf_counter() - t0
     hist.steps = step
     return hist
+
+
+def fit_points(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    steps: int = 500,
+    lr: float = 1e-2,
+    weight_decay: float = 0.0,
+    extra_loss: Callable[[nn.Module], torch.Tensor] | None = None,
+) -> list[float]:
+    """Full-batch Adam on low-dimensional points (the 2-D toy figures); returns the loss curve.
+
+    ``extra_loss(model)`` is added to the cross-entropy (e.g. CEDA/CCU terms on toy
+    out-distribution points).
+    """
+    check_positive_int(steps, "steps")
+    if x.ndim != 2 or len(x) != len(y) or len(x) == 0:
+        raise ValueError(f"expected points x (N, d) and labels y (N,), got {tuple(x.shape)} and {tuple(y.shape)}")
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr,
+                           weight_decay=weight_decay)
+    model.train()
+    curve = []
+    for _ in range(steps):
+        loss = F.cross_entropy(model(x), y)
+        if extra_loss is not None:
+            loss = loss + extra_loss(model)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        curve.append(loss.item())
+    model.eval()
+    return curve

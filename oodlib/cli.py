@@ -1,0 +1,123 @@
+"""Command line: ``python -m oodlib {train,evaluate,list,export} ...``.
+
+Examples::
+
+    python -m oodlib train acet --profile ci
+    python -m oodlib evaluate plain --profile ci
+    python -m oodlib list
+    python -m oodlib export results.md
+
+Unknown method, profile or device names exit with status 2 and a message that
+lists the valid choices.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+
+def _parse_hparams(items: list[str]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"expected a hyper-parameter as KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _profile(name: str | None):  # noqa: ANN202
+    from . import profiles
+
+    return profiles.current() if name is None else profiles.get(name)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from . import zoo
+
+    entry = zoo.load_or_train(args.method, profile=_profile(args.profile), device=args.device,
+                              retrain=args.retrain, **_parse_hparams(args.hparam))
+    rec = entry.record
+    print(f"{args.method}: test error {rec['test_error']:.2%}, trained in {rec['train_time_s']:.0f} s "
+          f"on {rec['device']}; checkpoint {entry.path}")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from . import data, evaluate, zoo
+
+    profile = _profile(args.profile)
+    entry = zoo.load_or_train(args.method, profile=profile, device=args.device, **_parse_hparams(args.hparam))
+    _, _, x_test, _ = data.in_distribution(profile)
+    ood = data.ood_sets(profile, skip_missing=True)
+    table = evaluate.ood_table({args.method: entry.model}, x_test, ood)
+    wide = evaluate.wide(table[table.ood_set != "(in-distribution)"])
+    entry.cached("clean_msp", lambda: {k[1]: v for k, v in wide.to_dict("index").items()})
+    print(wide.round(4).to_string())
+
+
+def cmd_list(args: argparse.Namespace) -> None:
+    from . import zoo
+
+    rows = zoo.list_cache()
+    if not rows:
+        print(f"the zoo at {zoo.cache_dir()} is empty")
+        return
+    df = pd.DataFrame(rows)
+    print(df.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from . import zoo
+
+    rows = []
+    for row in zoo.list_cache():
+        rows.append({k: v for k, v in row.items() if k != "hparams"} | {"hparams": json.dumps(row["hparams"])})
+    df = pd.DataFrame(rows)
+    out = Path(args.out)
+    if out.suffix == ".csv":
+        df.to_csv(out, index=False)
+    elif out.suffix == ".md":
+        out.write_text(df.to_markdown(index=False) if hasattr(df, "to_markdown") else df.to_string())
+    else:
+        raise ValueError(f"expected an output file ending in .csv or .md, got {out.name!r}")
+    print(f"wrote {len(df)} rows to {out}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m oodlib", description="oodbook's model zoo and evaluation")
+    sub = p.add_subparsers(dest="command", required=True)
+    for name, fn, helptext in [("train", cmd_train, "train (or load) a zoo model"),
+                               ("evaluate", cmd_evaluate, "MSP evaluation of a zoo model on every OOD set")]:
+        s = sub.add_parser(name, help=helptext)
+        s.add_argument("method", help="training method, e.g. plain, ceda, acet, oe")
+        s.add_argument("--profile", choices=None, help="ci or full (default: $OODLIB_PROFILE or ci)")
+        s.add_argument("--device", help="cpu or cuda (default: CUDA when present)")
+        s.add_argument("--hparam", action="append", default=[], metavar="KEY=VALUE",
+                       help="method hyper-parameter (repeatable), e.g. --hparam eps=0.1")
+        if name == "train":
+            s.add_argument("--retrain", action="store_true", help="ignore a cached checkpoint")
+        s.set_defaults(func=fn)
+    s = sub.add_parser("list", help="list the cached models")
+    s.set_defaults(func=cmd_list)
+    s = sub.add_parser("export", help="export the cache listing as CSV or Markdown")
+    s.add_argument("out", help="output file (.csv or .md)")
+    s.set_defaults(func=cmd_export)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0

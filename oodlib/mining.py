@@ -1,0 +1,598 @@
+"""ATOM: adversarial training with informative outlier mining (Chen et al. 2021, §4–5).
+
+The (K+1)-way classifier
+------------------------
+The network has ``K + 1`` outputs; class ``K + 1`` (index ``K`` here) means "out of
+distribution". With softmax output ``F(x)``, the paper's **OOD score** is ``F(x)_{K+1}``
+and the detector is (eq. 5–6)
+
+    G(x) = −1 (OOD) if F(x)_{K+1} ≥ γ, else +1;     f̂(x) = argmax_{y ≤ K} F(x)_y.
+
+The book's score convention is *higher = more in-distribution*, so :func:`ood_score`
+returns ``1 − F(x)_{K+1}`` and :func:`ood_probability` the paper's ``F(x)_{K+1}``;
+:func:`threshold` picks γ so that 95 % of in-distribution inputs are kept (TPR 95 %,
+i.e. FNR 5 %, the paper's "FPR at 5 % FNR"). The zoo builds the (K+1) head when
+``num_classes=11`` is among the hyper-parameters (the defaults registered here set it);
+the zoo's test error only looks at the first K outputs.
+
+Training (importing this module registers the plug-ins with :func:`oodlib.train.register`)
+------------------------------------------------------------------------------------------
+* ``"ntom"`` — eq. 7: ``CE(f(x), y) + λ · CE(f(x̃), K+1)`` on in-distribution ``(x, y)``
+  and auxiliary outliers ``x̃`` labelled as the extra class.
+* ``"atom"`` — eq. 4: the same, with the inner maximum ``max_{‖δ‖_∞ ≤ ε} CE(f(x̃ + δ), K+1)``
+  solved by :func:`oodlib.attacks.pgd` (objective :func:`atom_objective`, ε = 8/255, 5
+  steps of 2/255, random start) on **half** of each OOD batch, the other half clean (§4).
+
+Both take the outliers of each epoch from **informative outlier mining** (Algorithm 1),
+run in the :meth:`~oodlib.train.Method.epoch_pool` hook: sample ``N`` candidates from
+the auxiliary pool, score them with the current model, sort by OOD score ascending
+(hardest = lowest OOD score first), skip the ``q·N`` hardest and keep the next ``n``
+(:func:`select_slice`). ``sampling="random"`` keeps ``n`` random pool images instead
+(the "rand. sample" rows of Table 2). ``holdout`` reserves the last images of the pool
+as the validation OOD set used to choose q (App. B.7); they are never trained on.
+
+Hyper-parameters: ``lam`` (λ, loss weight, 1), ``out_ratio`` (out-batch size relative
+to the in-batch; paper 128/64 = 2), ``n_candidates`` (N), ``n_keep`` (n), ``q``,
+``sampling`` (``"mine"``/``"random"``), ``holdout``; ATOM adds ``eps``, ``steps``,
+``step_size``. Defaults come from the profile's chapter-06 fields.
+
+Evaluation (§5.1, App. B.4)
+---------------------------
+:class:`Detector` bundles a detector's score and the white-box objective that raises it;
+:func:`threat_images` builds the four kinds of OOD input (natural, corruption = worst of
+the 75 common corruptions by the detector's own score, L∞ = PGD, compositional =
+corruption then PGD) and :func:`evaluate_threats` tabulates FPR at 95 % TPR and AUROC.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import attacks, corruptions, evaluate, metrics, train, zoo
+from .profiles import Profile
+from .runtime import logits as _logits
+from .runtime import progress
+from .validation import check_choice, check_images, check_positive_int, check_scores, describe
+
+SAMPLING = ("mine", "random")
+THREATS = ("natural", "corruption", "linf", "compositional")
+
+# --------------------------------------------------------------------------- the (K+1) detector (eq. 5-6)
+
+
+def _check_k1(z: torch.Tensor) -> torch.Tensor:
+    if z.ndim != 2 or z.shape[1] < 3:
+        raise ValueError(f"expected (K+1)-way logits of shape (N, K+1) with K >= 2, got {describe(z)}")
+    return z
+
+
+def ood_probability(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """The paper's OOD score ``F(x)_{K+1}`` (eq. 5): softmax probability of the extra class, CPU."""
+    check_images(x)
+    z = _check_k1(_logits(model, x, batch_size))
+    return torch.softmax(z, dim=1)[:, -1]
+
+
+def ood_score(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """``1 − F(x)_{K+1}``: the (K+1)-model's score in the book's convention (higher = in-distribution)."""
+    check_images(x)
+    z = _check_k1(_logits(model, x, batch_size))
+    return 1.0 - torch.softmax(z, dim=1)[:, -1]
+
+
+def classify(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """Eq. 6: ``argmax_{y ≤ K} F(x)_y``, the semantic label (the extra class excluded)."""
+    check_images(x)
+    return _check_k1(_logits(model, x, batch_size))[:, :-1].argmax(dim=1)
+
+
+def threshold(s_in: object, tpr: float = 0.95) -> float:
+    """γ on the in-distribution score such that a fraction ``tpr`` of ``s_in`` is ≥ γ (eq. 5).
+
+    For :func:`ood_score` the paper's threshold on ``F(x)_{K+1}`` is ``1 − γ``.
+    """
+    s = check_scores(s_in, "s_in")
+    if not 0.0 < tpr <= 1.0:
+        raise ValueError(f"expected tpr in (0, 1], got {tpr!r}")
+    return float(np.quantile(s, 1.0 - tpr, method="lower"))
+
+
+def detect(scores: object, gamma: float) -> np.ndarray:
+    """``G = +1`` (in-distribution) where the score is ≥ γ, else ``−1`` (eq. 5 in our convention)."""
+    s = check_scores(scores)
+    return np.where(s >= gamma, 1, -1)
+
+
+def atom_objective(logits: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    """``−log F(u)_{K+1}`` per sample: maximised by the inner problem of eq. 4 and by the
+    L∞ attack on (K+1)-way detectors (App. B.4, eq. 118). ``y`` is ignored."""
+    return -torch.log_softmax(_check_k1(logits), dim=1)[:, -1]
+
+
+# --------------------------------------------------------------------------- mining (Algorithm 1)
+
+
+def _check_q(q: object, n_keep: int, n_candidates: int) -> float:
+    if isinstance(q, bool) or not isinstance(q, int | float) or not math.isfinite(q):
+        raise ValueError(f"expected q as a number in [0, 1 - n/N], got {q!r}")
+    top = 1.0 - n_keep / n_candidates
+    if not -1e-12 <= q <= top + 1e-12:
+        raise ValueError(f"expected q in [0, 1 - n/N] = [0, {top:.4g}] (Algorithm 1), got {q!r}")
+    return float(q)
+
+
+def select_slice(ood_prob: object, q: float, n_keep: int) -> np.ndarray:
+    """Algorithm 1, line 5: indices of ``V[qN : qN + n]`` after sorting the OOD scores ascending.
+
+    ``ood_prob`` are the candidates' OOD scores ``F(x)_{K+1}`` (N values); the lowest are
+    the hardest outliers (the model thinks they are in-distribution). Returns ``n_keep``
+    candidate indices, hardest first. Ties are broken by candidate order (stable sort).
+    """
+    s = check_scores(ood_prob, "ood_prob")
+    n_keep = check_positive_int(n_keep, "n_keep")
+    if n_keep > len(s):
+        raise ValueError(f"expected n_keep <= N = {len(s)} candidates, got {n_keep}")
+    q = _check_q(q, n_keep, len(s))
+    start = min(int(round(q * len(s))), len(s) - n_keep)
+    order = np.argsort(s, kind="stable")
+    return order[start : start + n_keep]
+
+
+@dataclass
+class Mined:
+    """One round of Algorithm 1: the kept pool indices and the scored candidates."""
+
+    kept: torch.Tensor  # pool indices of the n kept outliers (hardest first)
+    candidates: torch.Tensor  # pool indices of the N scored candidates
+    candidate_scores: torch.Tensor  # their OOD scores F(x)_{K+1}
+
+
+def mine(
+    model: nn.Module,
+    pool: torch.Tensor,
+    n_candidates: int,
+    n_keep: int,
+    q: float,
+    generator: torch.Generator | None = None,
+    batch_size: int = 2000,
+) -> Mined:
+    """Algorithm 1, lines 3–5: sample N of ``pool``, score them with ``model``, keep slice [qN, qN + n)."""
+    check_images(pool, "pool")
+    n_candidates = check_positive_int(n_candidates, "n_candidates")
+    if n_candidates > len(pool):
+        raise ValueError(f"expected n_candidates <= pool size {len(pool)}, got {n_candidates}")
+    cand = torch.randperm(len(pool), generator=generator)[:n_candidates]
+    scores = ood_probability(model, pool[cand], batch_size)
+    keep = select_slice(scores, q, n_keep)
+    return Mined(cand[torch.as_tensor(keep)], cand, scores)
+
+
+def validation_split(pool: torch.Tensor, holdout: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(training part, validation part)`` of the auxiliary pool: the last ``holdout`` images validate."""
+    check_images(pool, "pool")
+    if isinstance(holdout, bool) or not isinstance(holdout, int) or not 0 <= holdout < len(pool):
+        raise ValueError(f"expected holdout as an int in [0, {len(pool)}), got {holdout!r}")
+    return pool[: len(pool) - holdout], pool[len(pool) - holdout :]
+
+
+# --------------------------------------------------------------------------- training plug-ins
+
+
+def _check_pos(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (
+        math.isfinite(value) and value > 0
+    ):
+        raise ValueError(f"expected {name} as a finite number > 0, got {value!r}")
+    return float(value)
+
+
+class NTOM(train.Method):
+    """Natural training with informative outlier mining (eq. 7, Algorithm 1).
+
+    ``loss = CE(f(x), y) + lam · CE(f(x̃), K+1)``; the out-batch has ``ceil(out_ratio · B)``
+    images drawn from this epoch's mined outliers. ``self.rounds`` keeps every epoch's
+    :class:`Mined` (or the random indices) for inspection.
+    """
+
+    name = "ntom"
+    out_source = "aux"
+
+    def __init__(
+        self,
+        lam: float = 1.0,
+        out_ratio: float = 1.0,
+        n_candidates: int = 4000,
+        n_keep: int = 1000,
+        q: float = 0.0,
+        sampling: str = "mine",
+        holdout: int = 0,
+    ) -> None:
+        self.loss_weight = _check_pos(lam, "lam")
+        self.lam = _check_pos(out_ratio, "out_ratio")  # train.fit reads .lam as the out-batch ratio
+        self.n_candidates = check_positive_int(n_candidates, "n_candidates")
+        self.n_keep = check_positive_int(n_keep, "n_keep")
+        if self.n_keep > self.n_candidates:
+            raise ValueError(f"expected n_keep <= n_candidates, got {n_keep} > {n_candidates}")
+        self.q = _check_q(q, self.n_keep, self.n_candidates)
+        self.sampling = check_choice(sampling, SAMPLING, "sampling")
+        if isinstance(holdout, bool) or not isinstance(holdout, int) or holdout < 0:
+            raise ValueError(f"expected holdout as an int >= 0, got {holdout!r}")
+        self.holdout = holdout
+        self.rounds: list[Mined | torch.Tensor] = []
+
+    def epoch_pool(
+        self, model: nn.Module, x_out: torch.Tensor, epoch: int, generator: torch.Generator
+    ) -> torch.Tensor:
+        """Algorithm 1 for this epoch: the ``n_keep`` outliers to draw out-batches from."""
+        usable, _ = validation_split(x_out, self.holdout) if self.holdout else (x_out, None)
+        if self.sampling == "random":
+            if self.n_keep > len(usable):
+                raise ValueError(f"expected n_keep <= usable pool size {len(usable)}, got {self.n_keep}")
+            idx = torch.randperm(len(usable), generator=generator)[: self.n_keep]
+            self.rounds.append(idx)
+            return usable[idx]
+        mined = mine(model, usable, self.n_candidates, self.n_keep, self.q, generator)
+        self.rounds.append(mined)
+        return usable[mined.kept]
+
+    def out_batch(self, model: nn.Module, batch: train.Batch) -> torch.Tensor:
+        """The outliers the loss sees (clean for NTOM)."""
+        if batch.x_out is None:
+            raise ValueError(f"method {self.name!r} needs an auxiliary batch (pass x_out to train.fit)")
+        return batch.x_out
+
+    def loss(self, model: nn.Module, batch: train.Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        """Eq. 7 (NTOM) / eq. 4 (ATOM, with :meth:`out_batch` perturbing half the outliers)."""
+        x_out = self.out_batch(model, batch)
+        n = len(batch.x_in)
+        z = _check_k1(model(torch.cat([batch.x_in, x_out])))
+        k = z.shape[1] - 1
+        ce_in = F.cross_entropy(z[:n], batch.y_in)
+        ce_out = F.cross_entropy(z[n:], torch.full((len(x_out),), k, dtype=torch.long, device=z.device))
+        loss = ce_in + self.loss_weight * ce_out
+        with torch.no_grad():
+            p_ood = torch.softmax(z, dim=1)[:, -1]
+        return loss, {"ce": ce_in.item(), "out": ce_out.item(), "ood_prob_in": p_ood[:n].mean().item(),
+                      "ood_prob_out": p_ood[n:].mean().item(), "loss": loss.item()}
+
+
+class ATOM(NTOM):
+    """Adversarial training with informative outlier mining (eq. 4, Algorithm 1).
+
+    Half of each OOD batch is replaced by ``argmax_{‖u − x̃‖_∞ ≤ eps} −log F(u)_{K+1}``
+    (PGD, random start, ``steps`` steps of ``step_size``, best iterate), the other half
+    stays clean (§4; App. B.1: ε = 8/255, 5 steps of 2/255).
+    """
+
+    name = "atom"
+
+    def __init__(self, eps: float = 8 / 255, steps: int = 5, step_size: float = 2 / 255, **kwargs: object
+                 ) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.eps = _check_pos(eps, "eps")
+        self.steps = check_positive_int(steps, "steps")
+        self.step_size = _check_pos(step_size, "step_size")
+
+    def out_batch(self, model: nn.Module, batch: train.Batch) -> torch.Tensor:
+        """Half PGD-perturbed (the first ``⌊M/2⌋``), half clean outliers."""
+        x_out = super().out_batch(model, batch)
+        half = len(x_out) // 2
+        if half == 0:
+            return x_out
+        adv = attacks.pgd(model, x_out[:half], atom_objective, eps=self.eps, steps=self.steps,
+                          step_size=self.step_size, restarts=1, random_start=True, generator=batch.generator)
+        return torch.cat([adv, x_out[half:]])
+
+
+NTOM_HPARAMS = ("lam", "out_ratio", "n_candidates", "n_keep", "q", "sampling", "holdout")
+ATOM_HPARAMS = (*NTOM_HPARAMS, "eps", "steps", "step_size")
+
+
+def _factory(cls: type[NTOM], allowed: tuple[str, ...]) -> Callable[..., NTOM]:
+    def make(**hparams: object) -> NTOM:
+        unknown = sorted(set(hparams) - set(allowed))
+        if unknown:
+            raise ValueError(f"unknown hyper-parameter(s) {unknown} for method {cls.name!r}; "
+                             f"expected some of {list(allowed)}")
+        return cls(**hparams)  # type: ignore[arg-type]
+
+    make.__doc__ = cls.__doc__
+    return make
+
+
+def profile_defaults(profile: Profile, method: str = "atom") -> dict[str, object]:
+    """The zoo hyper-parameters of ``"ntom"`` / ``"atom"`` taken from the profile's chapter-06 fields."""
+    check_choice(method, ("ntom", "atom"), "method")
+    hp: dict[str, object] = {
+        "num_classes": 11, "lam": 1.0, "out_ratio": profile.atom_out_ratio,
+        "n_candidates": profile.atom_candidates, "n_keep": profile.atom_keep, "q": profile.atom_q,
+        "sampling": "mine", "holdout": profile.atom_holdout,
+    }
+    if method == "atom":
+        hp.update(eps=profile.atom_eps, steps=profile.atom_steps, step_size=profile.atom_step_size)
+    return hp
+
+
+train.register("ntom", _factory(NTOM, NTOM_HPARAMS))
+train.register("atom", _factory(ATOM, ATOM_HPARAMS))
+zoo.register_defaults("ntom", lambda p: profile_defaults(p, "ntom"))
+zoo.register_defaults("atom", lambda p: profile_defaults(p, "atom"))
+
+
+def ablation_profile(profile: Profile) -> Profile:
+    """The profile the q-ablation models train with: ``atom_ablation_train_size`` / ``_epochs``.
+
+    In ``ci`` a reduced training set and more, shorter epochs (more mining rounds for the
+    same cost); in ``full`` the main training setting (Table 2 uses the main models).
+    """
+    return profile.replace(train_size=profile.atom_ablation_train_size, epochs=profile.atom_ablation_epochs)
+
+
+# ------------------------------------------------------------------------ OOD-score trajectory (Fig. 2 / 5)
+
+
+class _Probe(train.Method):
+    """Delegates to a method and records ``ood_probability`` of a probe set before every epoch."""
+
+    def __init__(self, inner: NTOM, probe: torch.Tensor) -> None:
+        self.inner = inner
+        self.probe = probe
+        self.name = inner.name
+        self.out_source = inner.out_source
+        self.lam = inner.lam
+        self.snapshots: list[np.ndarray] = []
+
+    def epoch_pool(self, model: nn.Module, x_out: torch.Tensor, epoch: int, generator: torch.Generator
+                   ) -> torch.Tensor:
+        self.snapshots.append(ood_probability(model, self.probe).numpy())
+        return self.inner.epoch_pool(model, x_out, epoch, generator)
+
+    def loss(self, model: nn.Module, batch: train.Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        return self.inner.loss(model, batch)
+
+
+def score_trajectory(
+    method: NTOM,
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    x_out: torch.Tensor,
+    probe: torch.Tensor,
+    epochs: int,
+    **fit_kwargs: object,
+) -> list[np.ndarray]:
+    """Train ``model`` with ``method`` and return the probe's OOD scores ``F(x)_{K+1}`` before each
+    epoch and after the last one (``epochs + 1`` arrays): the data of Figures 2 and 5."""
+    check_images(probe, "probe")
+    wrapped = _Probe(method, probe)
+    train.fit(model, x, y, wrapped, epochs=epochs, x_out=x_out, **fit_kwargs)  # type: ignore[arg-type]
+    wrapped.snapshots.append(ood_probability(model, probe).numpy())
+    return wrapped.snapshots
+
+
+# --------------------------------------------------------------------------- evaluation under four threats
+
+
+def log_max_confidence_at(temperature: float = 1.0) -> attacks.Objective:
+    """``max_k log softmax_k(z / T)``: the white-box objective for MSP (T = 1) and ODIN's scaled score."""
+    t = _check_pos(temperature, "temperature")
+    return lambda z, y=None: torch.log_softmax(z / t, dim=1).max(dim=1).values
+
+
+@dataclass
+class Detector:
+    """A detector under attack: the module PGD differentiates, the score, and the objective.
+
+    ``score(images) -> Tensor[N]`` (higher = in-distribution) decides; ``objective(model(u))``
+    is what the white-box attack raises (App. B.4: eq. 115 for softmax detectors, 116 for
+    Mahalanobis, 118 for (K+1)-way models). ``note`` is shown in tables.
+    """
+
+    name: str
+    model: nn.Module
+    score: Callable[[torch.Tensor], torch.Tensor]
+    objective: attacks.Objective
+    note: str = ""
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AttackSettings:
+    """ℓ∞ PGD of the L∞ and compositional threats (App. B.4: ε = 8/255, 40 steps of 1/255, random start)."""
+
+    eps: float = 8 / 255
+    steps: int = 40
+    step_size: float = 1 / 255
+    restarts: int = 1
+
+    @classmethod
+    def from_profile(cls, profile: Profile) -> AttackSettings:
+        return cls(profile.atom_eval_eps, profile.atom_eval_steps, profile.atom_eval_step_size,
+                   profile.atom_eval_restarts)
+
+
+def threat_images(
+    detector: Detector,
+    x: torch.Tensor,
+    threat: str,
+    stack: corruptions.CorruptedStack | None = None,
+    attack: AttackSettings | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """The OOD inputs of one threat model (§5.1) built from clean OOD images ``x``.
+
+    ``natural``: ``x``. ``corruption``: per image, the corrupted version (from ``stack``,
+    see :func:`oodlib.corruptions.corrupt_all`) with the highest score (black box).
+    ``linf``: PGD on the detector's objective in the ε-ball around ``x``. ``compositional``:
+    the worst corruption, then PGD around it.
+    """
+    check_choice(threat, THREATS, "threat")
+    check_images(x)
+    attack = attack or AttackSettings()
+    if threat == "natural":
+        return x
+    if threat in ("corruption", "compositional"):
+        if stack is None or stack.images.shape[1:] != x.shape:
+            raise ValueError("expected stack = oodlib.corruptions.corrupt_all(x) for the corruption threats")
+        x = stack.worst(detector.score).images
+        if threat == "corruption":
+            return x
+    return attacks.pgd(detector.model, x, detector.objective, eps=attack.eps, steps=attack.steps,
+                       step_size=attack.step_size, restarts=attack.restarts, random_start=True,
+                       generator=generator).cpu()
+
+
+def evaluate_threats(
+    detectors: Sequence[Detector],
+    x_in: torch.Tensor,
+    ood: Mapping[str, torch.Tensor],
+    threats: Sequence[str] = THREATS,
+    attack_size: int = 100,
+    attack: AttackSettings | None = None,
+    stand_in: Mapping[str, str | None] | None = None,
+    seed: int = 0,
+    stacks: Mapping[str, corruptions.CorruptedStack] | None = None,
+    desc: str | None = "threats",
+) -> pd.DataFrame:
+    """FPR at 95 % TPR (= the paper's FPR at 5 % FNR) and AUROC of each detector under each threat.
+
+    In-distribution scores are clean (``x_in``); natural OOD uses every image of each set,
+    the other threats its first ``attack_size`` images (corruption stacks are computed once
+    and shared by all detectors unless given). Returns the long table of
+    :func:`oodlib.evaluate.ood_rows` (columns model, ood_set, stand_in_for, threat, metric,
+    value), restricted to ``FPR95`` and ``AUROC``.
+    """
+    for t in threats:
+        check_choice(t, THREATS, "threat")
+    check_positive_int(attack_size, "attack_size")
+    attack = attack or AttackSettings()
+    subsets = {k: v[:attack_size] for k, v in ood.items()}
+    stacks = dict(stacks or {})
+    if any(t in ("corruption", "compositional") for t in threats):
+        for k, v in subsets.items():
+            if k not in stacks:
+                stacks[k] = corruptions.corrupt_all(v, seed=seed)
+    rows: list[dict] = []
+    gen = torch.Generator().manual_seed(seed)
+    jobs = [(d, t) for d in detectors for t in threats]
+    s_in_of: dict[int, torch.Tensor] = {}
+    for det, threat in progress(jobs, desc=desc, disable=desc is None):
+        if id(det) not in s_in_of:
+            s_in_of[id(det)] = det.score(x_in)
+        s_in = s_in_of[id(det)]
+        s_out = {}
+        for k, v in (ood.items() if threat == "natural" else subsets.items()):
+            imgs = threat_images(det, v, threat, stacks.get(k), attack, gen)
+            s_out[k] = det.score(imgs)
+        rows += [r for r in evaluate.ood_rows(det.name, s_in, s_out, threat=threat, stand_in=stand_in)
+                 if r["metric"] in ("FPR95", "AUROC")]
+    return pd.DataFrame(rows)
+
+
+def summarise(table: pd.DataFrame, percent: bool = True) -> pd.DataFrame:
+    """Table 1's layout: one row per model, (threat, metric) columns, averaged over the OOD sets."""
+    t = table.groupby(["model", "threat", "metric"], sort=False)["value"].mean().unstack(["threat", "metric"])
+    order = [(th, m) for th in THREATS for m in ("FPR95", "AUROC") if (th, m) in t.columns]
+    t = t[order] * (100 if percent else 1)
+    return t.reindex(list(dict.fromkeys(table.model)))
+
+
+def fpr_auroc(s_in: object, s_out: object) -> tuple[float, float]:
+    """``(FPR at 95 % TPR, AUROC)`` — the two numbers of Tables 1 and 2."""
+    return metrics.fpr_at_tpr(s_in, s_out, 0.95), metrics.auroc(s_in, s_out)
+
+
+# --------------------------------------------------------------------------- detectors, q choice, helpers
+
+
+def msp_detector(name: str, model: nn.Module, note: str = "") -> Detector:
+    """Max-softmax score; attacked with ``max_k log softmax_k`` (the score itself; cf. eq. 115)."""
+    from .scores import msp
+
+    return Detector(name, model, lambda z: msp(model, z), log_max_confidence_at(1.0), note)
+
+
+def odin_detector(name: str, model: nn.Module, temperature: float, eps: float, note: str = "") -> Detector:
+    """ODIN's score ``S(x̃; T)``; attacked white-box through ``log S(u; T)`` (the preprocessing
+    step is part of the score, not of the attack objective, as in App. B.4)."""
+    from .odin import odin
+
+    return Detector(name, model, lambda z: odin(model, z, temperature=temperature, eps=eps),
+                    log_max_confidence_at(temperature), note, {"temperature": temperature, "eps": eps})
+
+
+def mahalanobis_detector(name: str, head: nn.Module, eps: float = 0.0, note: str = "") -> Detector:
+    """Single-layer Mahalanobis score; attacked through ``M(u)`` itself (eq. 116 without the regression)."""
+    from .mahalanobis import mahalanobis, max_score_objective
+
+    return Detector(name, head, lambda z: mahalanobis(head, z, eps=eps), max_score_objective, note,
+                    {"eps": eps})
+
+
+def k1_detector(name: str, model: nn.Module, note: str = "") -> Detector:
+    """A (K+1)-way model scored by ``1 − F(x)_{K+1}``; attacked through ``−log F(u)_{K+1}`` (eq. 118)."""
+    return Detector(name, model, lambda z: ood_score(model, z), atom_objective, note)
+
+
+def choose_q(validation: pd.DataFrame, candidates: Mapping[str, float]) -> tuple[float, pd.Series]:
+    """App. B.7: the q whose model has the lowest FPR at 5 % FNR averaged over the threat types.
+
+    ``validation`` is an :func:`evaluate_threats` table on the validation split; ``candidates``
+    maps its model names to their q. Returns ``(q, mean FPR per model)``; ties go to the smaller q.
+    """
+    fpr = validation[validation.metric == "FPR95"].groupby(["model", "threat"])["value"].mean()
+    per_model = fpr.groupby("model").mean()
+    ranked = sorted(candidates.items(), key=lambda kv: (per_model.get(kv[0], np.inf), kv[1]))
+    if not ranked or ranked[0][0] not in per_model:
+        raise ValueError(f"expected validation rows for the models {sorted(candidates)}, "
+                         f"got {sorted(per_model.index)}")
+    return float(ranked[0][1]), per_model.reindex(list(candidates))
+
+
+def load_if_cached(method: str, profile: Profile, **hparams: object) -> zoo.Entry | None:
+    """The zoo entry for this configuration if it is already trained (by an earlier chapter), else ``None``.
+
+    Lets a chapter include an expensive baseline (CCU, GOOD) only when it costs nothing.
+    """
+    config = zoo.make_config(method, "fashion_mnist", profile, **hparams)
+    ckpt = zoo.cache_dir() / f"{method}-fashion_mnist-{profile.name}-{zoo.config_hash(config)}.pt"
+    if not ckpt.exists():
+        return None
+    return zoo.load_or_train(method, profile=profile, **hparams)
+
+
+def plot_selection(candidate_scores: object, images: torch.Tensor, q: float, n_keep: int, show: int = 16,
+                   ax_hist=None):  # noqa: ANN001, ANN201 - matplotlib axes / figure
+    """Histogram of the candidates' OOD scores with the slice Algorithm 1 keeps at ``q`` shaded,
+    and a grid of ``show`` kept images (evenly spread over the slice, hardest first)."""
+    import matplotlib.pyplot as plt
+
+    s = check_scores(candidate_scores, "candidate_scores")
+    check_images(images, "images")
+    if len(images) != len(s):
+        raise ValueError(f"expected one image per candidate score ({len(s)}), got {len(images)}")
+    keep = select_slice(s, q, n_keep)
+    fig = plt.figure(figsize=(10, 3.2))
+    gs = fig.add_gridspec(2, 2 + show // 2, width_ratios=[3, 0.3] + [0.6] * (show // 2))
+    ax = fig.add_subplot(gs[:, 0])
+    bins = np.linspace(0, 1, 41)
+    ax.hist(s, bins=bins, color="0.7", label=f"N = {len(s)} candidates")
+    ax.hist(s[keep], bins=bins, color="C3", alpha=0.8, label=f"kept n = {n_keep}")
+    ax.set_yscale("log")
+    ax.set(xlabel="OOD score F(x)_{K+1}", ylabel="count", title=f"q = {q:.3f}: skip the {q:.1%} hardest")
+    ax.legend(fontsize="small")
+    pick = keep[np.linspace(0, len(keep) - 1, show).round().astype(int)]
+    for i, j in enumerate(pick):
+        a = fig.add_subplot(gs[i // (show // 2), 2 + i % (show // 2)])
+        a.imshow(images[j, 0].numpy(), cmap="gray", vmin=0, vmax=1)
+        a.set_title(f"{s[j]:.2f}", fontsize=7)
+        a.axis("off")
+    return fig

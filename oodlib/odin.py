@@ -1,0 +1,847 @@
+"""ODIN (Liang, Li & Srikant 2018): temperature scaling, input preprocessing, and their analysis.
+
+The detector (§3)
+-----------------
+With logits ``f(x)`` and ``N`` classes, the temperature-scaled softmax is (eq. 1)
+
+    S_i(x; T) = exp(f_i(x) / T) / Σ_j exp(f_j(x) / T),      S(x; T) = S_ŷ(x; T) = max_i S_i(x; T).
+
+Each input is first moved by one signed-gradient step that *raises* its own softmax score (eq. 2)
+
+    x̃ = x − ε · sign(−∇ₓ log S_ŷ(x; T)) = x + ε · sign(∇ₓ log S_ŷ(x; T)),
+
+and the ODIN score is ``S(x̃; T) = max_i S_i(x̃; T)`` (higher = more in-distribution, the
+convention of :mod:`oodlib.scores`). ``ŷ`` is the class predicted at ``x``; the score takes the
+maximum at ``x̃`` (the detector ``g`` of §3 thresholds ``max_i p(x̃; T)``).
+
+Conventions (DESIGN.md pitfall 3):
+
+* ``ε`` is measured in the **[0, 1] pixel space** that oodlib models take as input (any
+  normalisation lives inside the model). The authors' code normalises images first and divides
+  the step by the normalisation's standard deviation for the same effect; pytorch-ood does so
+  with its ``norm_std`` argument. With ``norm_std=None`` pytorch-ood 0.4.0 steps in whatever space
+  the model receives, which is ours here (``tests/test_odin.py`` checks the two agree).
+* ``x̃`` is **not clipped** to [0, 1] by default, as in the paper, the authors' code and
+  pytorch-ood; ``clip=True`` clamps it (the difference is at most ε per pixel).
+* pytorch-ood's ``ODIN.predict`` returns ``−S(x̃; T)`` (higher = more outlying); ours returns
+  ``+S(x̃; T)``.
+* The gradient is taken with :func:`torch.autograd.grad` with respect to the input only, with
+  the model in eval mode (its mode is restored afterwards).
+
+Parameter search (§4.4)
+-----------------------
+``T`` ∈ {1, 2, 5, …, 1000} and 21 values of ``ε`` in [0, 0.004] are chosen to minimise FPR at
+95 % TPR on a held-out *tuning* split (:func:`split_tuning`); the evaluation split never sees
+those images. :func:`odin_grid` scores every (T, ε) setting in one batched pass: the step
+direction ``sign(∇ₓ log S_ŷ(x; T))`` depends on T but not on ε, so it costs one forward and one
+backward pass per temperature, after which all ε values are scored in a single stacked forward
+pass (``len(T) · (3 + len(ε))`` forward-pass equivalents per image instead of
+``len(T) · len(ε) · 4``). :func:`search` picks the setting; ties in FPR are broken by the higher
+AUROC, then by the smaller T and ε.
+
+Analysis (§4.5, §5, App. D–G)
+------------------------------
+:func:`u1_u2` (eq. 4), :func:`taylor_softmax_score` (eq. 3 / App. D), :func:`prop1_statistic`
+(App. E), :func:`grad_norm` (``‖∇ₓ log S‖₁``, §5.3), :func:`binned_mean` (the conditional
+expectations of Fig. 5), :func:`mmd2` (§4.5) and :func:`energy_distance` (App. G).
+
+Same-manifold split (§4.5)
+--------------------------
+The CIFAR-80 / CIFAR-20 experiment has a Fashion-MNIST analogue: train on 8 classes and treat
+the other 2 as OOD. Importing this module registers the training plug-in ``"plain_subset"``
+(cross-entropy on the kept classes only), so the zoo can cache such models
+(:func:`load_subset_model`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import metrics, train, zoo
+from .profiles import Profile
+from .runtime import logits as _logits
+from .runtime import model_device, progress
+from .validation import check_images, check_positive_int, describe
+
+__all__ = [
+    "PAPER_TEMPERATURES",
+    "TABLE2_METRICS",
+    "baseline_vs_odin",
+    "temperature_sweep",
+    "ClassSubset",
+    "IN",
+    "ODINScorer",
+    "Study",
+    "run_study",
+    "Search",
+    "binned_mean",
+    "class_split",
+    "energy_distance",
+    "epsilon_grid",
+    "grad_norm",
+    "load_subset_model",
+    "logit_gaps",
+    "mmd2",
+    "odin",
+    "odin_grid",
+    "perturb",
+    "prop1_statistic",
+    "search",
+    "softmax_score",
+    "split_tuning",
+    "subset",
+    "taylor_softmax_score",
+    "u1_u2",
+]
+
+#: The temperatures searched in §4.4 ("Choosing parameters").
+PAPER_TEMPERATURES: tuple[float, ...] = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _check_temperature(value: object, name: str = "temperature") -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating) or not (
+        math.isfinite(float(value)) and float(value) > 0
+    ):
+        raise ValueError(f"expected {name} as a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def _check_eps(value: object, name: str = "eps") -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating) or not (
+        math.isfinite(float(value)) and float(value) >= 0
+    ):
+        raise ValueError(f"expected {name} as a finite number >= 0 (pixel units in [0, 1]), got {value!r}")
+    return float(value)
+
+
+def _check_grid(values: object, name: str, check) -> np.ndarray:  # noqa: ANN001 - a _check_* function
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"expected {name} as a non-empty 1-D sequence of numbers, got {describe(values)}"
+        ) from err
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"expected {name} as a non-empty 1-D sequence of numbers, got shape {arr.shape}")
+    for v in arr:
+        check(float(v), f"each of {name}")
+    return arr
+
+
+def _check_logits(z: object) -> torch.Tensor:
+    if not isinstance(z, torch.Tensor) or z.ndim != 2 or z.shape[0] == 0 or z.shape[1] < 2:
+        raise ValueError(f"expected logits as a tensor of shape (N, K) with K >= 2, got {describe(z)}")
+    if not torch.isfinite(z).all():
+        raise ValueError(f"expected finite logits, got {int((~torch.isfinite(z)).sum())} NaN/inf values")
+    return z
+
+
+# --------------------------------------------------------------------------- the detector (eq. 1-2)
+
+
+def softmax_score(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """The softmax score ``S(x; T) = max_i S_i(x; T)`` of eq. 1 from logits ``(N, K)``."""
+    z = _check_logits(logits)
+    t = _check_temperature(temperature)
+    return torch.softmax(z / t, dim=1).max(dim=1).values
+
+
+def _ascent_direction(model: nn.Module, x: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``sign(∇ₓ log S_ŷ(x; T))`` for one batch on the model's device (eq. 2)."""
+    with torch.enable_grad():
+        u = x.detach().requires_grad_(True)
+        logp = torch.log_softmax(model(u) / temperature, dim=1)
+        target = logp.max(dim=1).values  # log S_ŷ with ŷ = argmax f(x), the same for every T
+        (grad,) = torch.autograd.grad(target.sum(), u)
+    return grad.sign()
+
+
+def odin_grid(
+    model: nn.Module,
+    x: torch.Tensor,
+    temperatures: Sequence[float],
+    epsilons: Sequence[float],
+    *,
+    clip: bool = False,
+    batch_size: int = 256,
+    desc: str | None = None,
+) -> torch.Tensor:
+    """ODIN scores ``S(x̃; T)`` for every (T, ε) pair: a tensor ``(len(T), len(ε), N)`` on the CPU.
+
+    Batched as described in the module docstring: per batch and temperature, one forward and
+    backward pass give the step direction of eq. 2, then the ``len(ε)`` perturbed copies are
+    scored in one stacked forward pass. ``batch_size`` counts clean images (the stacked pass holds
+    ``batch_size · len(ε)``). ``desc`` shows a progress bar.
+    """
+    check_images(x, "x")
+    temps = _check_grid(temperatures, "temperatures", _check_temperature)
+    eps = _check_grid(epsilons, "epsilons", _check_eps)
+    check_positive_int(batch_size, "batch_size")
+    dev = model_device(model)
+    n, n_t, n_e = len(x), len(temps), len(eps)
+    out = torch.empty(n_t, n_e, n, dtype=x.dtype)
+    eps_t = torch.as_tensor(eps, dtype=x.dtype, device=dev).view(n_e, 1, 1, 1, 1)
+    need_grad = bool((eps > 0).any())
+    was_training = model.training
+    model.eval()
+    try:
+        starts = range(0, n, batch_size)
+        for s in starts if desc is None else progress(starts, desc=desc, leave=False):
+            xb = x[s : s + batch_size].detach().to(dev)
+            b = len(xb)
+            for ti, t in enumerate(temps):
+                if need_grad:
+                    direction = _ascent_direction(model, xb, float(t))
+                    xs = xb.unsqueeze(0) + eps_t * direction.unsqueeze(0)  # (nE, B, C, H, W)
+                    if clip:
+                        xs = xs.clamp(0.0, 1.0)
+                    with torch.no_grad():
+                        z = model(xs.reshape(n_e * b, *xb.shape[1:]))
+                    out[ti, :, s : s + b] = torch.softmax(z / t, 1).max(1).values.view(n_e, b).cpu()
+                else:
+                    with torch.no_grad():
+                        z = model(xb)
+                    out[ti, :, s : s + b] = torch.softmax(z / t, 1).max(1).values.cpu().expand(n_e, b)
+    finally:
+        model.train(was_training)
+    return out
+
+
+def odin(
+    model: nn.Module,
+    x: torch.Tensor,
+    temperature: float = 1000.0,
+    eps: float = 0.0014,
+    *,
+    clip: bool = False,
+    batch_size: int = 500,
+) -> torch.Tensor:
+    """The ODIN score ``S(x̃; T)`` (eq. 1–2), ``Tensor[N]`` on the CPU, higher = in-distribution.
+
+    Defaults are the paper's setting for DenseNet on CIFAR-10 (T = 1000, ε = 0.0014, Fig. 1,
+    Table 4–5); ε is in [0, 1] pixel units. ``T = 1, ε = 0`` is the max-softmax baseline.
+    """
+    t = _check_temperature(temperature)
+    e = _check_eps(eps)
+    return odin_grid(model, x, [t], [e], clip=clip, batch_size=batch_size)[0, 0]
+
+
+def perturb(
+    model: nn.Module,
+    x: torch.Tensor,
+    temperature: float = 1000.0,
+    eps: float = 0.0014,
+    *,
+    clip: bool = False,
+    batch_size: int = 500,
+) -> torch.Tensor:
+    """The preprocessed images ``x̃ = x − ε sign(−∇ₓ log S_ŷ(x; T))`` of eq. 2 (same device as x)."""
+    check_images(x, "x")
+    t = _check_temperature(temperature)
+    e = _check_eps(eps)
+    check_positive_int(batch_size, "batch_size")
+    dev = model_device(model)
+    was_training = model.training
+    model.eval()
+    try:
+        parts = []
+        for s in range(0, len(x), batch_size):
+            xb = x[s : s + batch_size].detach().to(dev)
+            xt = xb + e * _ascent_direction(model, xb, t) if e > 0 else xb.clone()
+            parts.append((xt.clamp(0.0, 1.0) if clip else xt).to(x.device))
+    finally:
+        model.train(was_training)
+    return torch.cat(parts)
+
+
+def grad_norm(
+    model: nn.Module, x: torch.Tensor, temperature: float = 1.0, *, batch_size: int = 500
+) -> torch.Tensor:
+    """``‖∇ₓ log S_ŷ(x; T)‖₁`` per image (§5.3, Fig. 5c–e), ``Tensor[N]`` float64 on the CPU.
+
+    To first order, the preprocessing step raises ``log S`` by ε times this norm:
+    ``log S_ŷ(x̃; T) = log S_ŷ(x; T) + ε ‖∇ₓ log S_ŷ(x; T)‖₁ + o(ε)``.
+    """
+    check_images(x, "x")
+    t = _check_temperature(temperature)
+    check_positive_int(batch_size, "batch_size")
+    dev = model_device(model)
+    was_training = model.training
+    model.eval()
+    out = []
+    try:
+        for s in range(0, len(x), batch_size):
+            with torch.enable_grad():
+                u = x[s : s + batch_size].detach().to(dev).requires_grad_(True)
+                target = torch.log_softmax(model(u) / t, dim=1).max(dim=1).values
+                (g,) = torch.autograd.grad(target.sum(), u)
+            out.append(g.flatten(1).abs().sum(1).double().cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(out)
+
+
+class ODINScorer:
+    """Memoised ODIN scores for named image sets: each (set, T, ε) is computed once.
+
+    ``ODINScorer(model, {"in": x_eval, "photos": x_photos_eval})("photos", 1000, 0.002)``.
+    Table 2, the transfer table (App. H) and the tuning-size study evaluate many OOD sets at the
+    same few chosen settings and share the in-distribution scores through this cache.
+    """
+
+    def __init__(
+        self, model: nn.Module, images: Mapping[str, torch.Tensor], *, clip: bool = False,
+        batch_size: int = 256,
+    ) -> None:
+        for name, x in images.items():
+            check_images(x, f"images[{name!r}]")
+        self.model = model
+        self.images = dict(images)
+        self.clip = clip
+        self.batch_size = check_positive_int(batch_size, "batch_size")
+        self._cache: dict[tuple[str, float, float], torch.Tensor] = {}
+
+    def __call__(self, name: str, temperature: float, eps: float) -> torch.Tensor:
+        """Scores ``S(x̃; T)`` of the set ``name`` at one setting."""
+        if name not in self.images:
+            raise ValueError(f"unknown image set {name!r}; expected one of {sorted(self.images)}")
+        key = (name, _check_temperature(temperature), _check_eps(eps))
+        if key not in self._cache:
+            self._cache[key] = odin_grid(self.model, self.images[name], [key[1]], [key[2]],
+                                         clip=self.clip, batch_size=self.batch_size)[0, 0]
+        return self._cache[key]
+
+    def grid(self, name: str, temperatures: Sequence[float], epsilons: Sequence[float],
+             desc: str | None = None) -> torch.Tensor:
+        """Scores ``(len(T), len(ε), N)`` of the set ``name``; fills the per-setting cache."""
+        if name not in self.images:
+            raise ValueError(f"unknown image set {name!r}; expected one of {sorted(self.images)}")
+        g = odin_grid(self.model, self.images[name], temperatures, epsilons, clip=self.clip,
+                      batch_size=self.batch_size, desc=desc)
+        for i, t in enumerate(temperatures):
+            for j, e in enumerate(epsilons):
+                self._cache[(name, float(t), float(e))] = g[i, j]
+        return g
+
+
+# --------------------------------------------------------------------------- parameter search (§4.4)
+
+
+def epsilon_grid(n: int = 21, max_eps: float = 0.004) -> np.ndarray:
+    """``n`` evenly spaced perturbation magnitudes from 0 to ``max_eps`` (§4.4: 21 values, 0.004)."""
+    check_positive_int(n, "n")
+    m = _check_eps(max_eps, "max_eps")
+    return np.linspace(0.0, m, n) if n > 1 else np.zeros(1)
+
+
+def split_tuning(n: int, n_tune: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Disjoint random index sets ``(tune, evaluate)`` of sizes ``n_tune`` and ``n - n_tune``.
+
+    §4.4: "for each out-of-distribution dataset, we randomly hold out 1,000 images for tuning the
+    parameters T and ε … We evaluate our approach on the remaining test images". Both index
+    tensors are sorted; the same seed gives the same split.
+    """
+    check_positive_int(n, "n")
+    check_positive_int(n_tune, "n_tune")
+    if n_tune >= n:
+        raise ValueError(f"expected n_tune < n so that images remain for evaluation, got {n_tune} >= {n}")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed)))
+    return perm[:n_tune].sort().values, perm[n_tune:].sort().values
+
+
+@dataclass
+class Search:
+    """Result of the (T, ε) search on a tuning split (§4.4).
+
+    ``fpr`` and ``auroc`` are ``(len(T), len(ε))`` arrays measured on the tuning images;
+    ``temperature`` / ``eps`` is the chosen setting.
+    """
+
+    temperatures: np.ndarray
+    epsilons: np.ndarray
+    fpr: np.ndarray
+    auroc: np.ndarray
+    temperature: float
+    eps: float
+
+    @property
+    def best_fpr(self) -> float:
+        """FPR@95 of the chosen setting on the tuning split."""
+        i = int(np.flatnonzero(self.temperatures == self.temperature)[0])
+        j = int(np.flatnonzero(self.epsilons == self.eps)[0])
+        return float(self.fpr[i, j])
+
+    def table(self) -> pd.DataFrame:
+        """Long table ``(T, eps, FPR95, AUROC)`` of every setting searched."""
+        t, e = np.meshgrid(self.temperatures, self.epsilons, indexing="ij")
+        return pd.DataFrame({"T": t.ravel(), "eps": e.ravel(), "FPR95": self.fpr.ravel(),
+                             "AUROC": self.auroc.ravel()})
+
+
+def search(
+    grid_in: torch.Tensor,
+    grid_out: torch.Tensor,
+    temperatures: Sequence[float],
+    epsilons: Sequence[float],
+    *,
+    tpr: float = 0.95,
+) -> Search:
+    """Choose (T, ε) minimising FPR at ``tpr`` TPR on tuning scores from :func:`odin_grid`.
+
+    ``grid_in`` ``(len(T), len(ε), N_in)`` and ``grid_out`` ``(len(T), len(ε), N_out)`` hold the
+    ODIN scores of the in-distribution and OOD tuning images. Ties in FPR (frequent on easy sets,
+    where many settings reach 0) are broken by the higher AUROC, then by the smaller T, then by
+    the smaller ε.
+    """
+    temps = _check_grid(temperatures, "temperatures", _check_temperature)
+    eps = _check_grid(epsilons, "epsilons", _check_eps)
+    shape = (len(temps), len(eps))
+    for name, g in (("grid_in", grid_in), ("grid_out", grid_out)):
+        if not isinstance(g, torch.Tensor) or g.ndim != 3 or tuple(g.shape[:2]) != shape or g.shape[2] == 0:
+            raise ValueError(f"expected {name} as a tensor of shape ({shape[0]}, {shape[1]}, N) from "
+                             f"odin_grid, got {describe(g)}")
+    fpr = np.empty(shape)
+    auc = np.empty(shape)
+    for i in range(shape[0]):
+        for j in range(shape[1]):
+            fpr[i, j] = metrics.fpr_at_tpr(grid_in[i, j], grid_out[i, j], tpr)
+            auc[i, j] = metrics.auroc(grid_in[i, j], grid_out[i, j])
+    ti, ej = np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), indexing="ij")
+    order = np.lexsort((ej.ravel(), ti.ravel(), -auc.ravel(), fpr.ravel()))  # last key is primary
+    best = int(order[0])
+    i, j = divmod(best, shape[1])
+    return Search(temps, eps, fpr, auc, float(temps[i]), float(eps[j]))
+
+
+# --------------------------------------------------------------------------- temperature analysis (§5.2)
+
+
+def logit_gaps(logits: torch.Tensor) -> torch.Tensor:
+    """``Δ_i = f_ŷ(x) − f_i(x)`` for the ``K − 1`` classes ``i ≠ ŷ`` (App. F), ``(N, K−1)`` float64."""
+    z = _check_logits(logits).double()
+    top = z.argmax(dim=1, keepdim=True)
+    gaps = z.gather(1, top) - z
+    keep = torch.ones_like(z, dtype=torch.bool).scatter_(1, top, False)
+    return gaps[keep].view(len(z), z.shape[1] - 1)
+
+
+def u1_u2(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(U1, U2)`` of eq. 4: the mean and the mean square of the logit gaps ``Δ_i``, i ≠ ŷ.
+
+    ``U1 = 1/(N−1) Σ_{i≠ŷ} [f_ŷ − f_i]``, ``U2 = 1/(N−1) Σ_{i≠ŷ} [f_ŷ − f_i]²``; App. F shows
+    ``U2 = Var(Δ) + U1²``. Both float64 ``(N,)``.
+    """
+    d = logit_gaps(logits)
+    return d.mean(dim=1), d.pow(2).mean(dim=1)
+
+
+def taylor_softmax_score(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """The second-order approximation of eq. 3 (App. D), float64 ``(N,)``::
+
+        S_ŷ(x; T) ≈ 1 / (N − (1/T) Σ_i [f_ŷ − f_i] + (1/(2T²)) Σ_i [f_ŷ − f_i]²)
+                  = 1 / (N − (N−1) U1 / T + (N−1) U2 / (2T²)).
+
+    Accurate when ``T`` is large compared with the logit gaps; for small ``T`` it is not a
+    probability at all (the denominator can even be negative).
+    """
+    z = _check_logits(logits)
+    t = _check_temperature(temperature)
+    u1, u2 = u1_u2(z)
+    k = z.shape[1]
+    return 1.0 / (k - (k - 1) * u1 / t + (k - 1) * u2 / (2 * t * t))
+
+
+def prop1_statistic(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``T (N − 1/S_ŷ(x; T))``, which tends to ``(N − 1) U1(x)`` as ``T → ∞`` (App. E), float64.
+
+    Computed stably as ``−T Σ_i expm1(−Δ_i / T)`` (``1/S = Σ_i exp(−Δ_i/T)``), so the limit can be
+    checked for T up to 1e12 without cancellation. The statistic is a strictly increasing
+    function of ``S``, so thresholding it is thresholding ``S`` (the detector is unchanged).
+    """
+    t = _check_temperature(temperature)
+    d = logit_gaps(logits)
+    return -t * torch.expm1(-d / t).sum(dim=1)
+
+
+def binned_mean(
+    x: object, y: object, bins: int | Sequence[float] = 20, min_count: int = 5
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``E[y | x]`` on bins of ``x``: ``(centres, means, counts)``; bins with < ``min_count`` are NaN.
+
+    For Fig. 5b (``E[U2 | U1]``) and Fig. 5d–e (``E[‖∇ₓ log S‖₁ | S]``). ``bins`` is a number of
+    equal-width bins over the range of ``x`` or explicit edges (so several sets share bins).
+    """
+    a = np.asarray(x, dtype=np.float64).ravel()
+    b = np.asarray(y, dtype=np.float64).ravel()
+    if a.size == 0 or a.size != b.size or not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError(f"expected x and y as finite 1-D arrays of equal non-zero length, got "
+                         f"{describe(x)} and {describe(y)}")
+    if np.isscalar(bins):
+        edges = np.linspace(a.min(), a.max() + 1e-12, int(bins) + 1)
+    else:
+        edges = np.asarray(bins, dtype=np.float64)
+    if edges.ndim != 1 or edges.size < 2 or not np.all(np.diff(edges) > 0):
+        raise ValueError(f"expected bins as a positive int or increasing edges, got {bins!r}")
+    idx = np.digitize(a, edges) - 1
+    inside = (idx >= 0) & (idx < edges.size - 1)
+    counts = np.bincount(idx[inside], minlength=edges.size - 1).astype(float)
+    sums = np.bincount(idx[inside], weights=b[inside], minlength=edges.size - 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(counts >= min_count, sums / counts, np.nan)
+    return 0.5 * (edges[1:] + edges[:-1]), means, counts
+
+
+# --------------------------------------------------------------------------- distances (§4.5, App. G)
+
+
+def _flat(v: object, name: str) -> torch.Tensor:
+    if not isinstance(v, torch.Tensor) or v.ndim < 2 or v.shape[0] < 2 or not torch.is_floating_point(v):
+        raise ValueError(f"expected {name} as a float tensor of >= 2 samples (N, ...), got {describe(v)}")
+    return v.detach().flatten(1).double()
+
+
+def _pair_distances(v: object, w: object) -> tuple[torch.Tensor, int, int]:
+    a, b = _flat(v, "v"), _flat(w, "w")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"expected v and w with equal feature counts, got {a.shape[1]} and {b.shape[1]}")
+    z = torch.cat([a, b])
+    return torch.cdist(z, z), len(a), len(b)
+
+
+def _off_diagonal_mean(k: torch.Tensor) -> float:
+    n = k.shape[0]
+    return float((k.sum() - k.diagonal().sum()) / (n * (n - 1)))
+
+
+def mmd2(v: torch.Tensor, w: torch.Tensor, sigma: float | None = None) -> float:
+    """Unbiased squared maximum mean discrepancy with a Gaussian RBF kernel (§4.5).
+
+    ``MMD² = mean_{i≠j} k(v_i, v_j) + mean_{i≠j} k(w_i, w_j) − 2 mean_{i,j} k(v_i, w_j)``,
+    ``k(x, x') = exp(−‖x − x'‖² / (2σ²))`` on flattened images (Gretton et al. 2012, eq. 3; the
+    paper's normalisation constants written as means). Bandwidth: by default the median heuristic
+    ``2σ² = median of the squared Euclidean distances between all distinct pairs of V ∪ W``. The
+    paper's sentence reads "2σ² is set to the median of all Euclidean distances" (not squared);
+    in 784 dimensions that kernel is ≈ e⁻¹⁰ for a typical pair and the MMD nearly vanishes, so we
+    use the standard squared form (a typical pair then has k ≈ e⁻¹). Pass ``sigma`` to override.
+    """
+    d, m, n = _pair_distances(v, w)
+    d2 = d.pow(2)
+    if sigma is None:
+        iu = torch.triu_indices(m + n, m + n, offset=1)
+        two_s2 = float(d2[iu[0], iu[1]].median())
+        if two_s2 <= 0:
+            raise ValueError("all images in V ∪ W are identical: the median bandwidth is 0; pass sigma")
+    else:
+        two_s2 = 2 * _check_temperature(sigma, "sigma") ** 2
+    k = torch.exp(-d2 / two_s2)
+    return _off_diagonal_mean(k[:m, :m]) + _off_diagonal_mean(k[m:, m:]) - 2 * float(k[:m, m:].mean())
+
+
+def energy_distance(v: torch.Tensor, w: torch.Tensor) -> float:
+    """The squared energy distance of App. G with the Euclidean norm::
+
+        D² = 2 mean_{i,j} ‖V_i − W_j‖ − mean_{i≠j} ‖V_i − V_j‖ − mean_{i≠j} ‖W_i − W_j‖.
+
+    The paper writes the within-set sums over i ≠ j with the factor ``1/binom(m, 2)``; we read
+    them as means over the distinct pairs (otherwise D² of two samples of one distribution would
+    not tend to 0).
+    """
+    d, m, _ = _pair_distances(v, w)
+    return 2 * float(d[:m, m:].mean()) - _off_diagonal_mean(d[:m, :m]) - _off_diagonal_mean(d[m:, m:])
+
+
+# --------------------------------------------------------------------------- same-manifold split (§4.5)
+
+
+def _check_classes(classes: object, num_classes: int = 10) -> tuple[int, ...]:
+    expected = f"expected classes as a non-empty sequence of distinct ints in [0, {num_classes})"
+    if isinstance(classes, str | bytes) or not isinstance(classes, Sequence) or len(classes) == 0:
+        raise ValueError(f"{expected}, got {classes!r}")
+    out = []
+    for c in classes:
+        if isinstance(c, bool) or not isinstance(c, int | np.integer) or not 0 <= int(c) < num_classes:
+            raise ValueError(f"{expected}, got {classes!r}")
+        out.append(int(c))
+    if len(set(out)) != len(out):
+        raise ValueError(f"{expected}, got duplicates in {classes!r}")
+    return tuple(out)
+
+
+class ClassSubset(train.Method):
+    """Plain cross-entropy on a subset of the classes, relabelled ``0 … len(classes) − 1``.
+
+    The CIFAR-80 / CIFAR-20 experiment of §4.5 on Fashion-MNIST: train on ``classes`` and keep
+    the remaining classes as a same-manifold OOD set. Images of other classes are dropped from
+    each batch. Registered as the training method ``"plain_subset"`` (hyper-parameter
+    ``classes``); build the model with ``num_classes=len(classes)``.
+    """
+
+    name = "plain_subset"
+
+    def __init__(self, classes: Sequence[int], num_classes: int = 10) -> None:
+        self.classes = _check_classes(classes, num_classes)
+        lookup = torch.full((num_classes,), -1, dtype=torch.long)
+        lookup[list(self.classes)] = torch.arange(len(self.classes))
+        self.lookup = lookup
+
+    def loss(self, model: nn.Module, batch: train.Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        """Cross-entropy on the batch's images of the kept classes (relabelled)."""
+        y = self.lookup.to(batch.y_in.device)[batch.y_in]
+        keep = y >= 0
+        if not bool(keep.any()):  # a batch of only held-out classes: no signal
+            zero = sum(p.sum() for p in model.parameters()) * 0.0
+            return zero, {"ce": 0.0}
+        ce = F.cross_entropy(model(batch.x_in[keep]), y[keep])
+        return ce, {"ce": ce.item()}
+
+
+train.register("plain_subset", ClassSubset)
+
+
+def class_split(num_held_out: int = 2, seed: int = 0, num_classes: int = 10) -> tuple[list[int], list[int]]:
+    """A seeded random split of the class indices into ``(kept, held_out)``, both sorted.
+
+    §4.5 splits CIFAR-100 at random into 80 and 20 classes; ``num_held_out=2`` is the 8/2
+    Fashion-MNIST analogue.
+    """
+    check_positive_int(num_held_out, "num_held_out")
+    check_positive_int(num_classes, "num_classes")
+    if num_held_out >= num_classes:
+        raise ValueError(f"expected num_held_out < num_classes = {num_classes}, got {num_held_out}")
+    perm = torch.randperm(num_classes, generator=torch.Generator().manual_seed(int(seed))).tolist()
+    return sorted(perm[num_held_out:]), sorted(perm[:num_held_out])
+
+
+def subset(x: torch.Tensor, y: torch.Tensor, classes: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The images of ``classes`` and their labels relabelled ``0 … len(classes) − 1``."""
+    cls = _check_classes(classes)
+    if not isinstance(y, torch.Tensor) or y.ndim != 1 or len(y) != len(x):
+        raise ValueError(f"expected y as a 1-D label tensor of length {len(x)}, got {describe(y)}")
+    lookup = torch.full((10,), -1, dtype=torch.long)
+    lookup[list(cls)] = torch.arange(len(cls))
+    keep = torch.isin(y, torch.tensor(cls))
+    return x[keep], lookup[y[keep]]
+
+
+def load_subset_model(profile: Profile, classes: Sequence[int], **kwargs: object) -> zoo.Entry:
+    """The zoo model trained on ``classes`` only (method ``"plain_subset"``), trained if needed.
+
+    Its record caches ``test_error_kept_classes``, the error on the test images of the kept
+    classes (the zoo's generic ``test_error`` compares against all 10 labels and is not meaningful
+    for this model).
+    """
+    cls = _check_classes(classes)
+    entry = zoo.load_or_train("plain_subset", profile=profile, num_classes=len(cls), classes=list(cls),
+                              **kwargs)
+
+    def error() -> float:
+        from . import data
+
+        _, _, x_test, y_test = data.in_distribution(profile)
+        xs, ys = subset(x_test, y_test, cls)
+        return float((_logits(entry.model, xs).argmax(1) != ys).float().mean())
+
+    entry.cached("test_error_kept_classes", error)
+    return entry
+
+
+# --------------------------------------------------------------------------- a whole study (§4.4, App. H)
+
+IN = "(in-distribution)"  # key of the in-distribution images in a Study's scorer
+
+
+@dataclass
+class Study:
+    """ODIN tuned on held-out images and evaluated on the rest, for one model (§4.4, App. H).
+
+    Built by :func:`run_study`. The tuning grids hold ``S(x̃; T)`` for every (T, ε) on the tuning
+    images; ``scorer`` computes scores of the evaluation images on demand (keys: :data:`IN` and
+    the OOD set names) and never sees a tuning image.
+    """
+
+    model: nn.Module
+    temperatures: np.ndarray
+    epsilons: np.ndarray
+    tune_in: torch.Tensor  # (nT, nE, n_tune_in)
+    tune_out: dict[str, torch.Tensor]  # per set (nT, nE, n_tune)
+    searches: dict[str, Search]
+    scorer: ODINScorer
+    stand_in: dict[str, str | None]
+    splits: dict[str, tuple[torch.Tensor, torch.Tensor]]  # per set (incl. IN): (tune, eval) indices
+
+    @property
+    def sets(self) -> list[str]:
+        """The OOD set names, in the order given."""
+        return list(self.tune_out)
+
+    def chosen(self, name: str) -> tuple[float, float]:
+        """The (T, ε) tuned on the set ``name``."""
+        s = self.searches[name]
+        return s.temperature, s.eps
+
+    def evaluate(self, test: str, temperature: float, eps: float) -> dict[str, float]:
+        """:func:`oodlib.metrics.ood_metrics` of the evaluation split of ``test`` at (T, ε)."""
+        return metrics.ood_metrics(self.scorer(IN, temperature, eps), self.scorer(test, temperature, eps))
+
+    def table(self) -> pd.DataFrame:
+        """Table 2 analogue: baseline (T = 1, ε = 0) and ODIN (tuned on the same set), evaluation split.
+
+        Long format: ``ood_set, stand_in_for, detector, T, eps, metric, value`` (fractions).
+        """
+        rows = []
+        for name in self.sets:
+            for det, (t, e) in (("baseline", (1.0, 0.0)), ("ODIN", self.chosen(name))):
+                for metric, value in self.evaluate(name, t, e).items():
+                    rows.append({"ood_set": name, "stand_in_for": self.stand_in.get(name), "detector": det,
+                                 "T": t, "eps": e, "metric": metric, "value": value})
+        return pd.DataFrame(rows)
+
+    def transfer(self, metric: str = "FPR95") -> pd.DataFrame:
+        """Table 10 analogue: ``metric`` on each test set (rows) with (T, ε) tuned on each set (columns)."""
+        out = pd.DataFrame(index=self.sets, columns=self.sets, dtype=float)
+        for tuned in self.sets:
+            t, e = self.chosen(tuned)
+            for test in self.sets:
+                out.loc[test, tuned] = self.evaluate(test, t, e)[metric]
+        out.index.name, out.columns.name = "test set", "tuned on"
+        return out
+
+    def tuning_size_curve(
+        self, name: str, x: torch.Tensor, sizes: Sequence[int], repeats: int, seed: int = 0,
+        tpr: float = 0.95,
+    ) -> pd.DataFrame:
+        """Fig. 15 analogue: FPR at ``tpr`` TPR versus the size of the OOD tuning set.
+
+        ``x`` holds all images of the OOD set ``name``; it is split afresh into a tuning pool of
+        ``max(sizes)`` images and test images. For each size, ``repeats`` random tuning sets are
+        drawn from the pool, (T, ε) is searched with the in-distribution tuning images, and, as in
+        App. H, the threshold δ is fixed at ``tpr`` TPR on the in-distribution tuning images; the
+        FPR is measured on the test images. Rows: ``size, repeat, T, eps, FPR95``.
+        """
+        sizes = [check_positive_int(s, "each of sizes") for s in sizes]
+        check_positive_int(repeats, "repeats")
+        check_images(x, "x")
+        pool, test = split_tuning(len(x), max(sizes), seed)
+        grid = odin_grid(self.model, x[pool], self.temperatures, self.epsilons,
+                         batch_size=self.scorer.batch_size, desc=f"Fig. 15 grid ({name})")
+        test_scorer = ODINScorer(self.model, {"test": x[test]}, clip=self.scorer.clip,
+                                 batch_size=self.scorer.batch_size)
+        gen = torch.Generator().manual_seed(int(seed))
+        rows = []
+        for size in sizes:
+            for r in range(repeats):
+                pick = torch.randperm(len(pool), generator=gen)[:size]
+                s = search(self.tune_in, grid[:, :, pick], self.temperatures, self.epsilons, tpr=tpr)
+                i = int(np.flatnonzero(self.temperatures == s.temperature)[0])
+                j = int(np.flatnonzero(self.epsilons == s.eps)[0])
+                delta = metrics._tpr_threshold(self.tune_in[i, j].double().numpy(), tpr)
+                fpr = float((test_scorer("test", s.temperature, s.eps).double().numpy() >= delta).mean())
+                rows.append({"size": size, "repeat": r, "T": s.temperature, "eps": s.eps, "FPR95": fpr})
+        return pd.DataFrame(rows)
+
+
+def run_study(
+    model: nn.Module,
+    x_in: torch.Tensor,
+    ood: Mapping[str, torch.Tensor] | Mapping[str, object],
+    profile: Profile,
+    *,
+    tag: str = "",
+    clip: bool = False,
+    batch_size: int = 128,
+) -> Study:
+    """Split, grid-search and set up evaluation of ODIN for ``model`` (§4.4).
+
+    ``x_in`` are the in-distribution test images; ``ood`` maps names to images or to
+    :class:`oodlib.data.OODSet` objects. Sizes come from ``profile``: ``odin_tune_in``
+    in-distribution and ``odin_tune_size`` OOD images per set are held out for tuning over
+    ``odin_temperatures`` × :func:`epsilon_grid` (``odin_num_eps``, ``odin_max_eps``); the splits
+    are seeded from ``profile.seed``, the set name and ``tag``. Cost: ``len(T) · (3 + len(ε))``
+    forward-pass equivalents per tuning image (see :func:`odin_grid`).
+    """
+    from .data import derive_seed
+
+    temps = np.asarray(profile.odin_temperatures, dtype=np.float64)
+    eps = epsilon_grid(profile.odin_num_eps, profile.odin_max_eps)
+    images = {k: getattr(v, "x", v) for k, v in ood.items()}
+    stand_in = {k: getattr(v, "stand_in_for", None) for k, v in ood.items()}
+    check_images(x_in, "x_in")
+    splits = {IN: split_tuning(len(x_in), profile.odin_tune_in, derive_seed(profile.seed, f"odin {tag} in"))}
+    for k, x in images.items():
+        check_images(x, f"ood[{k!r}]")
+        splits[k] = split_tuning(len(x), profile.odin_tune_size, derive_seed(profile.seed, f"odin {tag} {k}"))
+    tune_in = odin_grid(model, x_in[splits[IN][0]], temps, eps, clip=clip, batch_size=batch_size,
+                        desc="grid: in-distribution")
+    tune_out, searches = {}, {}
+    for k, x in images.items():
+        tune_out[k] = odin_grid(model, x[splits[k][0]], temps, eps, clip=clip, batch_size=batch_size,
+                                desc=f"grid: {k}")
+        searches[k] = search(tune_in, tune_out[k], temps, eps)
+    evals = {IN: x_in[splits[IN][1]], **{k: x[splits[k][1]] for k, x in images.items()}}
+    scorer = ODINScorer(model, evals, clip=clip, batch_size=batch_size)
+    return Study(model, temps, eps, tune_in, tune_out, searches, scorer, stand_in, splits)
+
+
+# --------------------------------------------------------------------------- tables and sweeps
+
+TABLE2_METRICS = ("FPR95", "DetErr", "AUROC", "AUPR_in", "AUPR_out")
+
+
+def baseline_vs_odin(table: pd.DataFrame, metrics_: Sequence[str] = TABLE2_METRICS) -> pd.DataFrame:
+    """Table 2's layout: one row per OOD set, ``"baseline / ODIN"`` in percent per metric, and (T, ε).
+
+    ``table`` is :meth:`Study.table`'s long table. Stand-ins are labelled as such.
+    """
+    from .evaluate import label
+
+    need = {"ood_set", "stand_in_for", "detector", "T", "eps", "metric", "value"}
+    if not isinstance(table, pd.DataFrame) or not need <= set(table.columns):
+        raise ValueError(f"expected the long table of Study.table() with columns {sorted(need)}, "
+                         f"got {describe(table)}")
+    rows = []
+    for name, part in table.groupby("ood_set", sort=False):
+        base = part[part.detector == "baseline"].set_index("metric").value
+        odin_ = part[part.detector == "ODIN"]
+        row = {"OOD set": label(name, part.stand_in_for.iloc[0])}
+        for m in metrics_:
+            row[m] = f"{100 * base[m]:.1f} / {100 * odin_.set_index('metric').value[m]:.1f}"
+        row["T"] = odin_["T"].iloc[0]
+        row["eps"] = odin_["eps"].iloc[0]
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("OOD set")
+
+
+def temperature_sweep(
+    logits_in: torch.Tensor, logits_out: Mapping[str, torch.Tensor], temperatures: Sequence[float],
+    tpr: float = 0.95,
+) -> pd.DataFrame:
+    """Detection without input preprocessing (ε = 0) as a function of T (Fig. 3a–b, App. E).
+
+    Rows ``ood_set, T, FPR95, DetErr, AUROC``. Scores are ranked through :func:`prop1_statistic`,
+    an increasing function of ``S(x; T)`` computed without cancellation, so T may be as large as
+    1e12 (in float32, ``S`` itself rounds to ``1/N`` long before). ``T = inf`` rows use the limit
+    score ``U1`` (Proposition 1).
+    """
+    temps = [float(t) for t in temperatures]
+    for t in temps:
+        if not (t == math.inf or (math.isfinite(t) and t > 0)):
+            raise ValueError(f"expected temperatures > 0 (math.inf allowed), got {temperatures!r}")
+    rows = []
+    for t in temps:
+        a = u1_u2(logits_in)[0] if t == math.inf else prop1_statistic(logits_in, t)
+        for name, z in logits_out.items():
+            b = u1_u2(z)[0] if t == math.inf else prop1_statistic(z, t)
+            rows.append({"ood_set": name, "T": t, "FPR95": metrics.fpr_at_tpr(a, b, tpr),
+                         "DetErr": metrics.detection_error(a, b), "AUROC": metrics.auroc(a, b)})
+    return pd.DataFrame(rows)

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from oodlib import cli, data
+
+
+def test_unknown_method_exits_2_with_choices(capsys):
+    assert cli.main(["train", "magic"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown training method 'magic'" in err and "plain" in err
+
+
+def test_unknown_profile_exits_2(capsys):
+    assert cli.main(["train", "plain", "--profile", "huge"]) == 2
+    assert "unknown profile" in capsys.readouterr().err
+
+
+def test_bad_hparam_and_export_suffix(capsys, zoo_cache, tmp_path):
+    assert cli.main(["train", "plain", "--hparam", "novalue"]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
+    assert cli.main(["export", str(tmp_path / "x.txt")]) == 2
+
+
+def test_list_empty(zoo_cache, capsys):
+    assert cli.main(["list"]) == 0
+    assert "empty" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not data.DEBIAN_FMNIST.exists(), reason="needs Debian's dataset-fashion-mnist")
+def test_train_list_export_roundtrip(zoo_cache, tiny_profile, monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(cli.__dict__, "_profile", lambda name: tiny_profile)
+    assert cli.main(["train", "plain"]) == 0
+    assert "test error" in capsys.readouterr().out
+    assert cli.main(["list"]) == 0
+    assert "plain" in capsys.readouterr().out
+    assert cli.main(["export", str(tmp_path / "zoo.csv")]) == 0
+    assert (tmp_path / "zoo.csv").read_text().startswith("method,")
+
+
+def test_module_entry_point_help():
+    out = subprocess.run([sys.executable, "-m", "oodlib", "--help"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "train" in out.stdout and "export" in out.stdout

@@ -1,0 +1,196 @@
+"""Tests for oodlib.mining (ATOM / NTOM, Algorithm 1, four-threat evaluation) and oodlib.mahalanobis."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from oodlib import mahalanobis, mining, models, scores, train, zoo
+
+K = 10
+
+
+@pytest.fixture(scope="module")
+def k1_model() -> nn.Module:
+    return models.build("small_cnn", num_classes=K + 1, seed=0, width=4).eval()
+
+
+def _images(n: int, seed: int = 0) -> torch.Tensor:
+    return torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
+
+
+# --------------------------------------------------------------------------- the (K+1) detector
+
+
+def test_scores_and_classification(k1_model):
+    x = _images(20)
+    p_ood = mining.ood_probability(k1_model, x)
+    with torch.no_grad():
+        z = k1_model(x)
+    assert torch.allclose(p_ood, torch.softmax(z, 1)[:, -1], atol=1e-6)
+    assert torch.allclose(mining.ood_score(k1_model, x), 1 - p_ood)
+    assert torch.equal(mining.classify(k1_model, x), z[:, :K].argmax(1))
+    obj = mining.atom_objective(z)
+    assert torch.allclose(obj, -torch.log(p_ood), atol=1e-5)
+
+
+def test_threshold_keeps_95_percent():
+    s = np.random.default_rng(0).random(1000)
+    gamma = mining.threshold(s, 0.95)
+    assert np.mean(mining.detect(s, gamma) == 1) >= 0.95
+    assert np.mean(s > gamma) < 0.95 + 1e-9
+
+
+def test_select_slice_is_the_documented_slice():
+    rng = np.random.default_rng(1)
+    ood_prob = rng.random(400)
+    for q in (0.0, 0.125, 0.25, 0.5, 0.75):
+        keep = mining.select_slice(ood_prob, q, 100)
+        order = np.argsort(ood_prob)
+        start = int(round(q * 400))
+        assert np.array_equal(keep, order[start : start + 100])
+        assert np.all(np.diff(ood_prob[keep]) >= 0)  # hardest (lowest OOD score) first
+        # everything skipped is harder, everything left out above is easier
+        assert np.sum(ood_prob < ood_prob[keep].min()) == start
+    with pytest.raises(ValueError, match=r"1 - n/N"):
+        mining.select_slice(ood_prob, 0.8, 100)
+    with pytest.raises(ValueError, match="n_keep"):
+        mining.select_slice(ood_prob, 0.0, 500)
+
+
+def test_mine_and_epoch_pool(k1_model):
+    pool = _images(300, seed=2)
+    gen = torch.Generator().manual_seed(0)
+    m = mining.mine(k1_model, pool, 200, 50, 0.25, gen)
+    assert len(m.candidates) == 200 and len(m.kept) == 50 and len(set(m.kept.tolist())) == 50
+    scores_all = mining.ood_probability(k1_model, pool)
+    assert torch.allclose(m.candidate_scores, scores_all[m.candidates])
+    kept_scores = scores_all[m.kept]
+    assert int((m.candidate_scores < kept_scores.min()).sum()) == 50  # q·N = 50 harder ones skipped
+
+    method = mining.NTOM(n_candidates=200, n_keep=50, q=0.0, holdout=100)
+    out = method.epoch_pool(k1_model, pool, 0, torch.Generator().manual_seed(1))
+    assert out.shape == (50, 1, 28, 28)
+    assert int(method.rounds[0].kept.max()) < 200  # the held-out last 100 images are never used
+    rand = mining.NTOM(n_candidates=200, n_keep=50, sampling="random", holdout=100)
+    assert rand.epoch_pool(k1_model, pool, 0, torch.Generator()).shape == (50, 1, 28, 28)
+    idx = rand.rounds[0]
+    assert len(set(idx.tolist())) == 50 and int(idx.max()) < 200
+
+
+def test_losses_and_atom_perturbs_half(k1_model):
+    x_in, y_in = _images(8, 3), torch.randint(0, K, (8,))
+    x_out = _images(6, 4)
+    gen = torch.Generator().manual_seed(0)
+    batch = train.Batch(x_in, y_in, x_out, 0, 1, gen)
+    model = models.build("small_cnn", num_classes=K + 1, seed=1, width=4).train()
+    ntom = mining.NTOM(lam=1.0, n_candidates=10, n_keep=5)
+    loss, logs = ntom.loss(model, batch)
+    loss.backward()
+    z = model(torch.cat([x_in, x_out]))
+    ce = nn.functional.cross_entropy
+    manual = ce(z[:8], y_in) + ce(z[8:], torch.full((6,), K))
+    assert loss.item() == pytest.approx(manual.item(), rel=1e-5)
+    assert set(logs) >= {"ce", "out", "ood_prob_out"}
+
+    atom = mining.ATOM(n_candidates=10, n_keep=5, eps=8 / 255, steps=3, step_size=2 / 255)
+    adv = atom.out_batch(model, batch)
+    assert model.training
+    assert torch.equal(adv[3:], x_out[3:])
+    assert (adv[:3] - x_out[:3]).abs().max() <= 8 / 255 + 1e-6
+    with torch.no_grad():
+        gain = mining.atom_objective(model(adv[:3])) - mining.atom_objective(model(x_out[:3]))
+    assert bool((gain >= -1e-6).all())
+
+
+def test_hyper_parameter_validation():
+    with pytest.raises(ValueError, match="q"):
+        mining.NTOM(n_candidates=100, n_keep=50, q=0.75)
+    with pytest.raises(ValueError, match="n_keep"):
+        mining.NTOM(n_candidates=10, n_keep=50)
+    with pytest.raises(ValueError, match="sampling"):
+        mining.NTOM(sampling="greedy")
+    with pytest.raises(ValueError, match="unknown hyper-parameter"):
+        train.make_method("atom", temperature=2)
+    with pytest.raises(ValueError, match="K\\+1"):
+        mining.atom_objective(torch.zeros(3, 1))
+
+
+def test_zoo_builds_a_k_plus_1_head_and_trains(zoo_cache, tiny_profile):
+    hp = dict(n_candidates=128, n_keep=32, q=0.125, holdout=64, out_ratio=0.5)
+    entry = zoo.load_or_train("ntom", profile=tiny_profile, **hp)
+    assert entry.record["config"]["hparams"]["num_classes"] == 11
+    assert entry.model[-1].out_features == 11
+    assert 0.0 <= entry.record["test_error"] <= 1.0
+    assert "ood_prob_out" in entry.record["history"]
+    again = zoo.load_or_train("ntom", profile=tiny_profile, **hp)
+    assert again.path == entry.path
+    atom = zoo.load_or_train("atom", profile=tiny_profile, steps=1, **hp)
+    assert atom.record["config"]["hparams"]["eps"] == pytest.approx(8 / 255)
+
+
+def test_score_trajectory_records_every_epoch():
+    x, y = _images(64, 5), torch.randint(0, K, (64,))
+    pool, probe = _images(80, 6), _images(30, 7)
+    model = models.build("small_cnn", num_classes=K + 1, seed=0, width=4)
+    snaps = mining.score_trajectory(mining.NTOM(n_candidates=40, n_keep=20, sampling="random"), model, x, y,
+                                    pool, probe, epochs=2, batch_size=32)
+    assert len(snaps) == 3 and all(s.shape == (30,) for s in snaps)
+    assert not np.allclose(snaps[0], snaps[-1])
+
+
+def test_evaluate_threats(k1_model):
+    x_in = _images(40, 8)
+    ood = {"a": _images(12, 9), "b": _images(10, 10) * 0.5}
+    det = mining.Detector("k1", k1_model, lambda z: mining.ood_score(k1_model, z), mining.atom_objective)
+    attack = mining.AttackSettings(eps=8 / 255, steps=3, step_size=2 / 255)
+    nat = mining.threat_images(det, ood["a"], "natural")
+    lin = mining.threat_images(det, ood["a"], "linf", attack=attack)
+    assert (lin - nat).abs().max() <= 8 / 255 + 1e-6
+    assert bool((det.score(lin) >= det.score(nat) - 1e-6).all())  # PGD keeps the best iterate
+    table = mining.evaluate_threats([det], x_in, ood, attack_size=5, attack=attack, desc=None)
+    assert set(table.threat) == set(mining.THREATS) and set(table.metric) == {"FPR95", "AUROC"}
+    summary = mining.summarise(table)
+    assert summary.shape == (1, 8)
+
+
+# --------------------------------------------------------------------------- Mahalanobis (Lee et al. 2018)
+
+
+def test_mahalanobis_matches_the_formula():
+    model = models.build("small_cnn", num_classes=K, seed=0, width=4).eval()
+    x, y = _images(200, 11), torch.arange(200) % K
+    head = mahalanobis.fit(model, x, y)
+    feats = mahalanobis.penultimate(model, x).double()
+    means = torch.stack([feats[y == c].mean(0) for c in range(K)])
+    cov = (feats - means[y]).T @ (feats - means[y]) / len(x)
+    assert torch.allclose(head.means.double(), means, atol=1e-5)
+    xt = _images(7, 12)
+    ft = mahalanobis.penultimate(model, xt).double()
+    prec = head.precision.double()
+    d = torch.stack([((ft - means[c]) @ prec * (ft - means[c])).sum(1) for c in range(K)], 1)
+    s = mahalanobis.mahalanobis(model, xt, head=head)
+    assert torch.allclose(s.double(), -d.min(1).values, rtol=1e-3, atol=1e-3)
+    assert torch.allclose(prec @ (cov + 1e-6 * cov.diagonal().mean() * torch.eye(len(cov), dtype=cov.dtype)),
+                          torch.eye(len(cov), dtype=cov.dtype), atol=1e-3)
+    assert scores.get("mahalanobis") is mahalanobis.mahalanobis
+    assert torch.allclose(scores.get("mahalanobis")(head, xt), s)
+
+
+def test_mahalanobis_preprocessing_and_attack_raise_the_score():
+    model = models.build("small_cnn", num_classes=K, seed=0, width=4).eval()
+    x, y = _images(100, 13), torch.arange(100) % K
+    head = mahalanobis.fit(model, x, y)
+    xt = _images(8, 14)
+    plain = mahalanobis.mahalanobis(head, xt)
+    assert bool((mahalanobis.mahalanobis(head, xt, eps=0.002) >= plain - 1e-4).all())
+    det = mining.Detector("maha", head, lambda z: mahalanobis.mahalanobis(head, z),
+                          mahalanobis.max_score_objective)
+    adv = mining.threat_images(det, xt, "linf", attack=mining.AttackSettings(steps=5, step_size=2 / 255))
+    assert float(det.score(adv).mean()) > float(plain.mean())
+    with pytest.raises(ValueError, match="MahalanobisHead"):
+        mahalanobis.mahalanobis(model, xt)
+    with pytest.raises(ValueError, match="Sequential"):
+        mahalanobis.penultimate(nn.Linear(3, 2), xt)
