@@ -22,12 +22,18 @@ networks that provably know when they don't know* (ICLR 2020).
   projection onto ellipsoid ∩ ``[0, 1]^d`` (:func:`project_ball_box`).
 * Small helpers for the 2-D toy of Figure 1 (:func:`fit_toy`, :func:`confidence_grid`).
 
-Two choices differ from the paper's text and are documented where they apply:
-the mixture weights are learned (softmax-normalised, started at EM's weights;
-eq. 4 writes ``1/K``, Theorem 3.1 allows any ``α_k > 0``), and the Gaussian
-normaliser uses ``det(C)^{1/2}`` (eq. 4 prints ``det(C)^{d/2}`` but calls the
-density "properly normalized"; the factor is shared by both mixtures, so it
-cancels in ``p̂(y|x)`` and in every bound).
+Choices that differ from, or go beyond, the paper's text (documented where they apply):
+
+* the mixture weights are learned (softmax-normalised, started at EM's weights;
+  eq. 4 writes ``1/K``, Theorem 3.1 allows any ``α_k > 0``);
+* the Gaussian normaliser uses ``det(C)^{1/2}`` (eq. 4 prints ``det(C)^{d/2}`` but
+  calls the density "properly normalized"; the factor is shared by both mixtures,
+  so it cancels in ``p̂(y|x)`` and in every bound);
+* EM adds ``1e-3 ×`` the mean coordinate variance to every variance, so a
+  component fitted to one outlier image cannot collapse;
+* every attack iterate is kept inside ellipsoid ∩ box (the paper projects once,
+  at the end), and CCU itself can be attacked on ``log(p̂ - 1/M)``
+  (:func:`ccu_log_excess`), whose gradient does not vanish in floating point.
 """
 
 from __future__ import annotations
@@ -942,7 +948,6 @@ def fit_toy(
     if method.out_source == "aux" and x_out is None:
         raise ValueError(f"method {method.name!r} trains on an out-distribution: pass x_out")
     gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
     method.init_from_data(model, x, x_out)
     opt = torch.optim.Adam(method.param_groups(model, lr, weight_decay))
     bs = len(x) if batch_size is None else check_positive_int(batch_size, "batch_size")

@@ -328,12 +328,15 @@ zoo.register_defaults("atom", lambda p: profile_defaults(p, "atom"))
 
 
 def ablation_profile(profile: Profile) -> Profile:
-    """The profile the q-ablation models train with: ``atom_ablation_train_size`` / ``_epochs``.
+    """The profile the q-ablation models train with: ``atom_ablation_{train_size,epochs,candidates,keep}``.
 
-    In ``ci`` a reduced training set and more, shorter epochs (more mining rounds for the
-    same cost); in ``full`` the main training setting (Table 2 uses the main models).
+    In ``ci`` a reduced training set, and N, n scaled down with it; in ``full`` the main
+    training setting (Table 2 ablates the main models).
     """
-    return profile.replace(train_size=profile.atom_ablation_train_size, epochs=profile.atom_ablation_epochs)
+    return profile.replace(
+        train_size=profile.atom_ablation_train_size, epochs=profile.atom_ablation_epochs,
+        atom_candidates=profile.atom_ablation_candidates, atom_keep=profile.atom_ablation_keep,
+    )
 
 
 # ------------------------------------------------------------------------ OOD-score trajectory (Fig. 2 / 5)
@@ -426,13 +429,15 @@ def threat_images(
     stack: corruptions.CorruptedStack | None = None,
     attack: AttackSettings | None = None,
     generator: torch.Generator | None = None,
+    worst: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The OOD inputs of one threat model (§5.1) built from clean OOD images ``x``.
 
     ``natural``: ``x``. ``corruption``: per image, the corrupted version (from ``stack``,
     see :func:`oodlib.corruptions.corrupt_all`) with the highest score (black box).
     ``linf``: PGD on the detector's objective in the ε-ball around ``x``. ``compositional``:
-    the worst corruption, then PGD around it.
+    the worst corruption, then PGD around it. ``worst`` may pass the detector's worst
+    corruptions of ``x`` if already computed (then ``stack`` is not needed).
     """
     check_choice(threat, THREATS, "threat")
     check_images(x)
@@ -440,9 +445,13 @@ def threat_images(
     if threat == "natural":
         return x
     if threat in ("corruption", "compositional"):
-        if stack is None or stack.images.shape[1:] != x.shape:
-            raise ValueError("expected stack = oodlib.corruptions.corrupt_all(x) for the corruption threats")
-        x = stack.worst(detector.score).images
+        if worst is None:
+            if stack is None or stack.images.shape[1:] != x.shape:
+                raise ValueError("expected stack = oodlib.corruptions.corrupt_all(x) for corruption threats")
+            worst = stack.worst(detector.score).images
+        elif worst.shape != x.shape:
+            raise ValueError(f"expected worst of shape {tuple(x.shape)}, got {describe(worst)}")
+        x = worst
         if threat == "corruption":
             return x
     return attacks.pgd(detector.model, x, detector.objective, eps=attack.eps, steps=attack.steps,
@@ -484,13 +493,19 @@ def evaluate_threats(
     gen = torch.Generator().manual_seed(seed)
     jobs = [(d, t) for d in detectors for t in threats]
     s_in_of: dict[int, torch.Tensor] = {}
+    worst_of: dict[tuple[int, str], torch.Tensor] = {}  # shared by the corruption and compositional threats
     for det, threat in progress(jobs, desc=desc, disable=desc is None):
         if id(det) not in s_in_of:
             s_in_of[id(det)] = det.score(x_in)
         s_in = s_in_of[id(det)]
         s_out = {}
         for k, v in (ood.items() if threat == "natural" else subsets.items()):
-            imgs = threat_images(det, v, threat, stacks.get(k), attack, gen)
+            worst = None
+            if threat in ("corruption", "compositional"):
+                if (id(det), k) not in worst_of:
+                    worst_of[(id(det), k)] = stacks[k].worst(det.score).images
+                worst = worst_of[(id(det), k)]
+            imgs = threat_images(det, v, threat, stacks.get(k), attack, gen, worst=worst)
             s_out[k] = det.score(imgs)
         rows += [r for r in evaluate.ood_rows(det.name, s_in, s_out, threat=threat, stand_in=stand_in)
                  if r["metric"] in ("FPR95", "AUROC")]

@@ -107,8 +107,10 @@ class Profile:
     atom_attack_size: int = 50  # OOD images per set under the corruption / L-inf / compositional threats
     atom_ablation_train_size: int = 5000  # q-ablation models (Table 2): training images (ci: reduced)
     atom_ablation_epochs: int = 3  # q-ablation models: epochs (ci: 3 mining rounds)
-    atom_hist_train_size: int = 5000  # Figure 2/5 run without mining: training images
-    atom_hist_epochs: int = 6  # Figure 2/5 run: epochs (one OOD-score histogram per epoch)
+    atom_ablation_candidates: int = 12000  # q-ablation models: N (ci: scaled down with the training set)
+    atom_ablation_keep: int = 3000  # q-ablation models: n = N / 4
+    atom_hist_train_size: int = 3000  # Figure 2/5 run without mining: training images
+    atom_hist_epochs: int = 5  # Figure 2/5 run: epochs (one OOD-score histogram per epoch)
     atom_sim_trials: int = 10  # Gaussian model: Monte-Carlo training sets per sample size
     # --- chapter 07 (benchmark) ---
 
@@ -216,6 +218,8 @@ FULL = Profile(
     atom_attack_size=1000,  # the paper attacks whole test sets; 1000 per set here
     atom_ablation_train_size=60000,  # Table 2: same training as the main models
     atom_ablation_epochs=100,  # App. B.1: 100 epochs
+    atom_ablation_candidates=48000,  # as atom_candidates
+    atom_ablation_keep=12000,  # as atom_keep
     atom_hist_train_size=60000,  # Figure 5: the full training set,
     atom_hist_epochs=100,  # 100 epochs (histograms every epoch; the paper shows every 10th)
     atom_sim_trials=100,  # not in the paper (its bounds are analytic)

@@ -303,4 +303,12 @@ def test_toy_ccu_is_uniform_far_away_and_plain_is_not():
     _, _, c_plain, _ = gmm.confidence_grid(plain, 1000.0, 20)
     _, _, c_ccu, _ = gmm.confidence_grid(ccu, 1000.0, 20)
     assert c_ccu[0, 0] == pytest.approx(0.5, abs=1e-9) and c_plain[0, 0] > 0.99
+    # Corollary 3.1 in R^2 (no box): the attack never beats the bound, and reaches it only near the data
+    x0 = torch.tensor([[3.0, 2.0]]).repeat(6, 1)
+    radius = torch.linspace(0.5, 6, 6, dtype=torch.float64)
+    adv = gmm.attack_in_ball(ccu, ccu.metric, x0, radius, gmm.ccu_log_excess, steps=40, restarts=2, box=False,
+                             generator=torch.Generator().manual_seed(0), show_progress=False)
+    assert (adv.distance <= radius).all()
+    assert (adv.confidence <= gmm.corollary_bound(ccu, x0, radius) + 1e-12).all()
+    assert float(adv.confidence[-1]) > 0.9  # a ball of radius 6 reaches the data
     assert (_conf(ccu, x).argmax(0) >= 0).all() and float((ccu(x).argmax(1) == y).float().mean()) > 0.95

@@ -211,7 +211,8 @@ def test_good_trains_and_lowers_its_bound():
     method = train.make_method("good", quantile=1.0, eps=0.05, kappa=1.0, ramp_end=0.2)
     hist = train.fit(net, x, y, method, epochs=3, batch_size=64, x_out=x_out)
     after = ibp.certified_confidence(net, x_out, 0.05).mean()
-    assert {"ce", "cub_eps", "cub0", "eps", "kappa"} <= set(hist.logs)
+    assert {"ce", "cub_eps", "eps", "kappa", "loss"} <= set(hist.logs)
+    assert all(len(v) == 3 for v in hist.logs.values())  # every step logs the same keys
     assert after < before
 
 
@@ -259,3 +260,25 @@ def test_apgd_helpers():
     assert torch.all((u - x).abs() <= 0.1 + 1e-7) and torch.all((u >= 0) & (u <= 1))
     with pytest.raises(ValueError, match="starts"):
         apgd.max_confidence_attack(_mlp(0), torch.rand(2, 1, 8, 8), 0.1, starts=("nowhere",))
+
+
+def test_good_table_orders_auc_aauc_gauc():
+    from oodlib.data import OODSet
+
+    torch.manual_seed(0)
+    nets = {"a": models.build("mlp", seed=1), "b": models.build("small_cnn", seed=2)}
+    x_in, y_in = torch.rand(40, 1, 28, 28), torch.randint(10, (40,))
+    sets = {"noise": OODSet("noise", torch.rand(12, 1, 28, 28), None, "uniform"),
+            "dark": OODSet("dark", 0.2 * torch.rand(12, 1, 28, 28), "something", "dim noise")}
+    table, conf = ibp.good_table(nets, x_in, y_in, sets, eps=0.05, n_attack=8, steps=5, restarts=1)
+    assert set(table.metric) == {"accuracy", "AUC", "AAUC", "GAUC"}
+    assert len(table) == 2 * (1 + 2 * 3)
+    v = table.set_index(["model", "ood_set", "metric"]).value
+    for m in nets:
+        for s in sets:
+            assert v[(m, s, "GAUC")] <= v[(m, s, "AAUC")] <= v[(m, s, "AUC")]
+            c = conf[m][s]
+            assert len(c["clean"]) == 8
+            assert torch.all(c["clean"] <= c["attacked"]) and torch.all(c["attacked"] <= c["certified"] + TOL)
+    with pytest.raises(ValueError, match="n_attack"):
+        ibp.good_table(nets, x_in, y_in, sets, eps=0.05, n_attack=0, steps=5)
