@@ -34,7 +34,7 @@ from .runtime import default_device, seed_everything
 __version__ = "0.1.0"
 
 __all__ = [
-    "attacks", "losses", "theory", "data", "evaluate", "metrics", "models", "odin", "plots", "profiles",
-    "runtime", "scores",
+    "apgd", "attacks", "corruptions", "data", "evaluate", "gmm", "ibp", "losses", "mahalanobis",
+    "metrics", "mining", "models", "odin", "plots", "profiles", "runtime", "scores", "theory",
     "train", "zoo", "default_device", "seed_everything",
 ]

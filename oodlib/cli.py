@@ -79,7 +79,8 @@ def cmd_export(args: argparse.Namespace) -> None:
 
     rows = []
     for row in zoo.list_cache():
-        rows.append({k: v for k, v in row.items() if k != "hparams"} | {"hparams": json.dumps(row["hparams"])})
+        flat = {k: v for k, v in row.items() if k != "hparams"}
+        rows.append(flat | {"hparams": json.dumps(row["hparams"])})
     df = pd.DataFrame(rows)
     out = Path(args.out)
     if out.suffix == ".csv":

@@ -71,6 +71,7 @@ __all__ = [
     "propagate",
     "quantile_name",
     "ramp",
+    "supports",
     "worst_case_confidences",
 ]
 
@@ -123,6 +124,15 @@ def flatten_layers(model: nn.Module) -> list[nn.Module]:
     if not layers:
         raise ValueError("expected a model with at least one layer, got an empty nn.Sequential")
     return layers
+
+
+def supports(model: nn.Module) -> bool:
+    """Whether IBP here can bound ``model``: an ``nn.Sequential`` of supported layers ending in Linear."""
+    try:
+        layers = flatten_layers(model)
+    except ValueError:
+        return False
+    return isinstance(layers[-1], nn.Linear)
 
 
 # --------------------------------------------------------------------------- eq. 3
@@ -500,21 +510,27 @@ def worst_case_confidences(
     steps: int,
     restarts: int = 1,
     seed: int = 0,
-    certify: bool = True,
+    certify: bool | None = None,
 ) -> dict[str, torch.Tensor]:
     """Per point: clean confidence <= attacked (lower bound on the worst case) <= certified (upper bound).
 
     ``attacked`` comes from :func:`oodlib.apgd.max_confidence_attack` (clean,
     low-contrast and ``restarts`` uniform starts, worst case per point, the clean
     point included); ``certified`` is eq. 6 on the ball ∩ [0, 1]^d
-    (:func:`certified_confidence`). Returns CPU tensors ``clean``, ``attacked``
-    and (if ``certify``) ``certified``.
+    (:func:`certified_confidence`). ``certify=None`` certifies with IBP when
+    :func:`supports` the model and otherwise uses the trivial bound 1 (e.g. CCU,
+    whose Gaussian mixtures IBP here cannot pass); ``False`` skips the bound.
+    Returns CPU tensors ``clean``, ``attacked`` and ``certified``.
     """
     from .apgd import max_confidence_attack
 
     gen = torch.Generator().manual_seed(seed)
     res = max_confidence_attack(model, x, eps, steps=steps, restarts=restarts, generator=gen)
-    out = {"clean": res.clean, "attacked": res.confidence}
+    out = {"clean": res.clean.float(), "attacked": res.confidence.float()}
+    if certify is None:
+        certify = supports(model)
+        if not certify:
+            out["certified"] = torch.ones(len(x))
     if certify:
         out["certified"] = certified_confidence(model, x, eps)
     return out
@@ -553,16 +569,20 @@ def good_table(
     or bare modules. Each OOD set contributes its first ``n_attack`` images, the
     same images for all three AUCs; the in-distribution side is the clean
     confidence on ``x_in``. Returns the long DataFrame
-    ``(model, ood_set, stand_in_for, metric, value)`` (accuracy as
-    ``ood_set='(in-distribution)'``) and the per-point confidences
+    ``(model, ood_set, stand_in_for, metric, value, certificate)`` (accuracy as
+    ``ood_set='(in-distribution)'``; ``certificate`` is ``"IBP"`` or ``"trivial"``
+    (bound 1) for models IBP cannot pass, see :func:`worst_case_confidences`) and the
+    per-point confidences
     ``conf[model][set] = {clean, attacked, certified}``.
     """
     import pandas as pd
 
-    from .runtime import accuracy
-    from .scores import msp
+    from .runtime import predict_proba
 
     check_positive_int(n_attack, "n_attack")
+    check_images(x_in, "x_in")
+    if not isinstance(y_in, torch.Tensor) or y_in.shape != (len(x_in),):
+        raise ValueError(f"expected y_in as a tensor of {len(x_in)} labels, got {describe(y_in)}")
     rows: list[dict] = []
     confs: dict[str, dict[str, dict[str, torch.Tensor]]] = {}
     for name, obj in progress(models_.items(), desc="Table 1", leave=False):
@@ -571,9 +591,12 @@ def good_table(
             raise ValueError(
                 f"expected models_ values as zoo entries or nn.Modules, got {type(obj).__name__}"
             )
-        s_in = msp(model, x_in)
+        conf_in, pred = predict_proba(model, x_in).max(dim=1)  # the MSP score and the prediction
+        s_in = conf_in
+        cert = "IBP" if supports(model) else "trivial"
         rows.append({"model": name, "ood_set": "(in-distribution)", "stand_in_for": None,
-                     "metric": "accuracy", "value": accuracy(model, x_in, y_in)})
+                     "metric": "accuracy", "value": float((pred == y_in.cpu()).float().mean()),
+                     "certificate": cert})
         confs[name] = {}
         for set_name, s in ood_sets.items():
             x = s.x[:n_attack]
@@ -588,5 +611,5 @@ def good_table(
             confs[name][set_name] = conf
             for metric, value in auc_triplet(s_in, conf).items():
                 rows.append({"model": name, "ood_set": set_name, "stand_in_for": s.stand_in_for,
-                             "metric": metric, "value": value})
+                             "metric": metric, "value": value, "certificate": cert})
     return pd.DataFrame(rows), confs

@@ -49,6 +49,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -61,6 +62,9 @@ from .profiles import Profile
 from .runtime import logits as _logits
 from .runtime import progress
 from .validation import check_choice, check_images, check_positive_int, check_scores, describe
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 SAMPLING = ("mine", "random")
 THREATS = ("natural", "corruption", "linf", "compositional")
@@ -584,30 +588,37 @@ def load_if_cached(method: str, profile: Profile, **hparams: object) -> zoo.Entr
     return zoo.load_or_train(method, profile=profile, **hparams)
 
 
-def plot_selection(candidate_scores: object, images: torch.Tensor, q: float, n_keep: int, show: int = 16,
-                   ax_hist=None):  # noqa: ANN001, ANN201 - matplotlib axes / figure
+def plot_selection(
+    candidate_scores: object, images: torch.Tensor, q: float, n_keep: int, show: int = 16
+) -> Figure:
     """Histogram of the candidates' OOD scores with the slice Algorithm 1 keeps at ``q`` shaded,
-    and a grid of ``show`` kept images (evenly spread over the slice, hardest first)."""
+    and ``show`` kept images (evenly spread over the slice, hardest first) with their scores.
+    Returns the matplotlib Figure."""
     import matplotlib.pyplot as plt
 
     s = check_scores(candidate_scores, "candidate_scores")
     check_images(images, "images")
     if len(images) != len(s):
         raise ValueError(f"expected one image per candidate score ({len(s)}), got {len(images)}")
+    check_positive_int(show, "show")
     keep = select_slice(s, q, n_keep)
-    fig = plt.figure(figsize=(10, 3.2))
-    gs = fig.add_gridspec(2, 2 + show // 2, width_ratios=[3, 0.3] + [0.6] * (show // 2))
-    ax = fig.add_subplot(gs[:, 0])
+    cols = math.ceil(show / 2)
+    fig = plt.figure(figsize=(11, 3.4), layout="constrained")
+    left, right = fig.subfigures(1, 2, width_ratios=[1, 1.35])
+    ax = left.subplots()
     bins = np.linspace(0, 1, 41)
     ax.hist(s, bins=bins, color="0.7", label=f"N = {len(s)} candidates")
-    ax.hist(s[keep], bins=bins, color="C3", alpha=0.8, label=f"kept n = {n_keep}")
+    ax.hist(s[keep], bins=bins, color="tab:red", alpha=0.8, label=f"kept: n = {n_keep}")
     ax.set_yscale("log")
-    ax.set(xlabel="OOD score F(x)_{K+1}", ylabel="count", title=f"q = {q:.3f}: skip the {q:.1%} hardest")
-    ax.legend(fontsize="small")
+    ax.set(xlabel="OOD score $F(x)_{K+1}$", ylabel="candidates",
+           title=f"q = {q:.3f}: skip the {round(q * len(s))} hardest")
+    ax.legend(fontsize="small", loc="upper left")
     pick = keep[np.linspace(0, len(keep) - 1, show).round().astype(int)]
-    for i, j in enumerate(pick):
-        a = fig.add_subplot(gs[i // (show // 2), 2 + i % (show // 2)])
-        a.imshow(images[j, 0].numpy(), cmap="gray", vmin=0, vmax=1)
-        a.set_title(f"{s[j]:.2f}", fontsize=7)
+    axes = right.subplots(2, cols)
+    for a in axes.flat:
         a.axis("off")
+    for a, j in zip(axes.flat, pick, strict=False):
+        a.imshow(images[j, 0].numpy(), cmap="gray", vmin=0, vmax=1)
+        a.set_title(f"{s[j]:.3f}", fontsize=7)
+    right.suptitle("kept outliers, hardest to easiest (OOD score)", fontsize="small")
     return fig

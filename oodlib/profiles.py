@@ -86,7 +86,7 @@ class Profile:
     good_kappa: float = 0.3  # weight kappa of the CUB loss, eq. 9/10
     good_ramp: tuple[float, float] = (0.0, 0.5)  # fractions of training over which eps, kappa ramp up
     good_quantiles: tuple[int, ...] = (0, 50, 100)  # Q of the GOOD_Q models trained (q = Q/100)
-    good_attack_steps: int = 25  # APGD steps per start for the AAUC
+    good_attack_steps: int = 20  # APGD steps per start for the AAUC (3 starts: ~65 gradients per point)
     good_attack_restarts: int = 1  # extra uniform random starts per point
     good_eval_size: int = 100  # OOD images per set for AUC / AAUC / GAUC (all three on the same images)
     good_radii: tuple[float, ...] = (0.0, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2)  # GAUC vs radius
@@ -105,10 +105,10 @@ class Profile:
     atom_eval_step_size: float = 1 / 255  # step
     atom_eval_restarts: int = 1  # and restarts
     atom_attack_size: int = 50  # OOD images per set under the corruption / L-inf / compositional threats
-    atom_ablation_train_size: int = 5000  # q-ablation models (Table 2): training images (ci: reduced)
+    atom_ablation_train_size: int = 4000  # q-ablation models (Table 2): training images (ci: reduced)
     atom_ablation_epochs: int = 3  # q-ablation models: epochs (ci: 3 mining rounds)
-    atom_ablation_candidates: int = 12000  # q-ablation models: N (ci: scaled down with the training set)
-    atom_ablation_keep: int = 3000  # q-ablation models: n = N / 4
+    atom_ablation_candidates: int = 8000  # q-ablation models: N (ci: scaled down with the training set)
+    atom_ablation_keep: int = 2000  # q-ablation models: n = N / 4
     atom_hist_train_size: int = 3000  # Figure 2/5 run without mining: training images
     atom_hist_epochs: int = 5  # Figure 2/5 run: epochs (one OOD-score histogram per epoch)
     atom_sim_trials: int = 10  # Gaussian model: Monte-Carlo training sets per sample size

@@ -205,7 +205,9 @@ def fit_points(
     """
     check_positive_int(steps, "steps")
     if x.ndim != 2 or len(x) != len(y) or len(x) == 0:
-        raise ValueError(f"expected points x (N, d) and labels y (N,), got {tuple(x.shape)} and {tuple(y.shape)}")
+        raise ValueError(
+            f"expected points x (N, d) and labels y (N,), got {tuple(x.shape)} and {tuple(y.shape)}"
+        )
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr,
                            weight_decay=weight_decay)
     model.train()

@@ -42,5 +42,6 @@ def test_train_list_export_roundtrip(zoo_cache, tiny_profile, monkeypatch, tmp_p
 
 
 def test_module_entry_point_help():
-    out = subprocess.run([sys.executable, "-m", "oodlib", "--help"], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-m", "oodlib", "--help"], capture_output=True, text=True,
+                         timeout=120)
     assert out.returncode == 0 and "train" in out.stdout and "export" in out.stdout

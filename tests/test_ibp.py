@@ -282,3 +282,21 @@ def test_good_table_orders_auc_aauc_gauc():
             assert torch.all(c["clean"] <= c["attacked"]) and torch.all(c["attacked"] <= c["certified"] + TOL)
     with pytest.raises(ValueError, match="n_attack"):
         ibp.good_table(nets, x_in, y_in, sets, eps=0.05, n_attack=0, steps=5)
+
+
+def test_unsupported_models_get_the_trivial_bound():
+    class Wrapped(nn.Module):  # not an nn.Sequential, like CCU's wrapper around a classifier
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = _mlp(0)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.net(x)
+
+    x = torch.rand(4, 1, 8, 8)
+    assert ibp.supports(_mlp(0)) and not ibp.supports(Wrapped())
+    assert not ibp.supports(nn.Sequential(nn.Flatten(), nn.Linear(64, 3), nn.ReLU()))
+    c = ibp.worst_case_confidences(Wrapped(), x, 0.1, steps=3)
+    assert torch.equal(c["certified"], torch.ones(4)) and torch.all(c["attacked"] >= c["clean"])
+    c = ibp.worst_case_confidences(_mlp(0), x, 0.1, steps=3)
+    assert torch.all(c["certified"] < 1)
