@@ -238,6 +238,15 @@ def interval_bounds(
     The model's last layer must be ``nn.Linear`` (the paper's assumption that
     ``f(x) = W_L z_{L-1}(x) + b_L``). Differentiable in the parameters.
     """
+    last, lo, hi = _penultimate_box(model, x, eps, domain)
+    logit_lo, logit_hi = propagate(last, lo, hi)
+    return Bounds(lo, hi, _elide(last, lo, hi), logit_lo, logit_hi)
+
+
+def _penultimate_box(
+    model: nn.Module, x: torch.Tensor, eps: float, domain: tuple[float, float] | None
+) -> tuple[nn.Linear, torch.Tensor, torch.Tensor]:
+    """The last layer and the IBP box of its input (eq. 3 through all other layers)."""
     layers = flatten_layers(model)
     last = layers[-1]
     if not isinstance(last, nn.Linear):
@@ -245,21 +254,14 @@ def interval_bounds(
     lo, hi = input_box(x, eps, domain)
     for layer in layers[:-1]:
         lo, hi = propagate(layer, lo, hi)
-    logit_lo, logit_hi = propagate(last, lo, hi)
-    return Bounds(lo, hi, _elide(last, lo, hi), logit_lo, logit_hi)
+    return last, lo, hi
 
 
 def logit_diff_upper(
     model: nn.Module, x: torch.Tensor, eps: float, domain: tuple[float, float] | None = (0.0, 1.0)
 ) -> torch.Tensor:
     """Upper bounds ``(N, K, K)`` on all ``f_k(u) - f_l(u)`` over the ball ∩ domain (eq. 5)."""
-    layers = flatten_layers(model)
-    last = layers[-1]
-    if not isinstance(last, nn.Linear):
-        raise ValueError(f"expected the last layer to be nn.Linear (eq. 5), got {type(last).__name__}")
-    lo, hi = input_box(x, eps, domain)
-    for layer in layers[:-1]:
-        lo, hi = propagate(layer, lo, hi)
+    last, lo, hi = _penultimate_box(model, x, eps, domain)
     return _elide(last, lo, hi)
 
 
