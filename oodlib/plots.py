@@ -18,8 +18,15 @@ from .validation import check_images, check_scores
 
 
 def set_style() -> None:
-    """The book's plotting style (seaborn whitegrid, readable font sizes)."""
+    """The book's plotting style (seaborn whitegrid, readable font sizes) and table display.
+
+    Also lets pandas show whole cells, so claims-check evidence is not cut to ``...``.
+    """
+    import pandas as pd
     import seaborn as sns
+
+    pd.set_option("display.max_colwidth", 200)
+    pd.set_option("display.width", 200)
 
     sns.set_theme(style="whitegrid", context="notebook", palette="colorblind")
     plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 100, "axes.titlesize": "medium"})
