@@ -12,7 +12,7 @@ FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 TEST_CACHE := $(CURDIR)/_build/test-cache
 BOOK_ENV := OODLIB_PROFILE=$${OODLIB_PROFILE:-ci} OODLIB_PROGRESS=text OODLIB_WIDGETS=off
 
-.PHONY: install data test unit book book-noexec lab bench lint clean
+.PHONY: install data test unit book book-noexec lab bench bench-eval lint clean
 
 install: $(STAMP) data
 
@@ -36,7 +36,7 @@ test: install
 	rm -rf $(TEST_CACHE)
 	OODLIB_CACHE=$(TEST_CACHE) OODLIB_PROFILE=ci OODLIB_PROGRESS=off OODLIB_WIDGETS=off \
 	  $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider \
-	  --durations=15
+	  --site --durations=20
 
 unit: install
 	OODLIB_PROGRESS=off $(PY) -m pytest tests -q
@@ -51,6 +51,11 @@ lab: install
 
 bench: install
 	$(PY) benchmarks/bench_models.py
+	$(PY) benchmarks/bench_ibp.py
+
+# chapter 07's evaluation cost per model (uses the zoo; trains what is missing)
+bench-eval: install
+	$(PY) benchmarks/bench_eval.py
 
 lint: install
 	$(VENV)/bin/ruff check oodlib tests benchmarks

@@ -4,14 +4,17 @@ Import it as ``import oodlib as ol``. One module per idea:
 ``profiles`` (ci/full sizes), ``data`` (Fashion-MNIST, offline OOD sets,
 auxiliary pool), ``models``, ``train`` (one loop, method plug-ins), ``zoo``
 (train-or-load cache), ``scores`` (higher = in-distribution), ``metrics``,
-``evaluate`` (tidy result tables) and ``plots``.
+``detectors`` (score + attack objective + certificate), ``evaluate`` (tidy
+result tables, the threat models) and ``plots``.
 """
 
 from . import (
     apgd,  # chapter 05: APGD confidence attack for the adversarial AUC
     attacks,
+    benchmark,  # chapter 07: every method under every threat model
     corruptions,  # chapter 06: the 15 common corruptions x 5 severities
     data,
+    detectors,  # chapters 06-07: every method as a detector under attack (score, objective, certificate)
     evaluate,
     gmm,  # chapter 04: CCU (registers the training plug-in ccu)
     ibp,  # chapter 05: interval bounds, GOOD (registers the training plug-in good)
@@ -34,7 +37,7 @@ from .runtime import default_device, seed_everything
 __version__ = "0.1.0"
 
 __all__ = [
-    "apgd", "attacks", "corruptions", "data", "evaluate", "gmm", "ibp", "losses", "mahalanobis",
-    "metrics", "mining", "models", "odin", "plots", "profiles", "runtime", "scores", "theory",
+    "apgd", "attacks", "benchmark", "corruptions", "data", "detectors", "evaluate", "gmm", "ibp", "losses",
+    "mahalanobis", "metrics", "mining", "models", "odin", "plots", "profiles", "runtime", "scores", "theory",
     "train", "zoo", "default_device", "seed_everything",
 ]

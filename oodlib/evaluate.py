@@ -2,19 +2,45 @@
 
 Tables are long-format pandas DataFrames (one row per model × OOD set ×
 threat model × metric), so chapter tables and the benchmark of chapter 07
-come from the same code and agree.
+come from the same code and agree:
+
+* :func:`ood_rows` turns a detector's in-distribution and OOD scores into rows —
+  every metric in every chapter passes through it;
+* :func:`threat_table` puts a list of :class:`oodlib.detectors.Detector` under the
+  threat models of :data:`THREATS` (natural, corruption, L∞, compositional — Chen
+  et al. 2021 §5.1 — and certified: a guaranteed upper bound on the score in the
+  L∞ ball, GOOD eq. 6 / CCU Corollary 3.1). Chapter 06's Tables 1–2 and chapter
+  07's benchmark are both calls to it;
+* :func:`cached_table` stores a finished table in the zoo, keyed by the models'
+  hashes and the settings, so re-running a chapter does not re-run its attacks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import torch
 
-from . import metrics
-from .data import OODSet
+from . import attacks, corruptions, metrics
+from .data import OODSet, derive_seed
+from .profiles import Profile
+from .runtime import progress
+from .validation import check_choice, check_images, check_positive_int, describe
+
+if TYPE_CHECKING:
+    from .detectors import Detector
+
+ATOM_THREATS = ("natural", "corruption", "linf", "compositional")  # Chen et al. 2021, §5.1
+THREATS = (*ATOM_THREATS, "certified")
+AUC_NAMES = {"natural": "AUC", "corruption": "AUC", "linf": "AAUC", "compositional": "AAUC",
+             "certified": "GAUC"}  # what GOOD calls the conservative AUROC under each threat
 
 
 def ood_rows(
@@ -104,3 +130,202 @@ def paper_vs_ours(rows: list[tuple[str, str, float | None, float]]) -> pd.DataFr
     df["paper"] = df["paper"].map(fmt)
     df["ours"] = df["ours"].map(fmt)
     return df
+
+
+# --------------------------------------------------------------------------- threat models (ch. 06, 07)
+
+
+@dataclass(frozen=True)
+class AttackSettings:
+    """ℓ∞ radius and PGD budget of the L∞, compositional and certified threats.
+
+    Defaults are ATOM's App. B.4 (ε = 8/255, 40 steps of 1/255, random start, 1 restart);
+    :meth:`from_profile` gives chapters 06 and 07's settings, :meth:`weak` a cheap attack at
+    the same radius (to show how weak attacks overestimate robustness).
+    """
+
+    eps: float = 8 / 255
+    steps: int = 40
+    step_size: float = 1 / 255
+    restarts: int = 1
+
+    def __post_init__(self) -> None:
+        if isinstance(self.eps, bool) or not isinstance(self.eps, int | float) or not 0 < self.eps <= 1:
+            raise ValueError(f"expected eps in (0, 1], got {self.eps!r}")
+        check_positive_int(self.steps, "steps")
+        check_positive_int(self.restarts, "restarts")
+        if not isinstance(self.step_size, int | float) or not self.step_size > 0:
+            raise ValueError(f"expected step_size > 0, got {self.step_size!r}")
+
+    @classmethod
+    def from_profile(cls, profile: Profile) -> AttackSettings:
+        """Chapter 06 (ATOM's evaluation attack)."""
+        return cls(profile.atom_eval_eps, profile.atom_eval_steps, profile.atom_eval_step_size,
+                   profile.atom_eval_restarts)
+
+    def weak(self, steps: int) -> AttackSettings:
+        """The same radius with a weak budget: ``steps`` PGD steps of ε/2, one start (chapter 07)."""
+        return AttackSettings(self.eps, steps, self.eps / 2, 1)
+
+
+def threat_images(
+    detector: Detector,
+    x: torch.Tensor,
+    threat: str,
+    stack: corruptions.CorruptedStack | None = None,
+    attack: AttackSettings | None = None,
+    generator: torch.Generator | None = None,
+    worst: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The OOD inputs of one attack threat model (Chen et al. 2021, §5.1) built from clean OOD images ``x``.
+
+    ``natural``: ``x``. ``corruption``: per image, the corrupted version (from ``stack``,
+    see :func:`oodlib.corruptions.corrupt_all`) with the highest score (black box).
+    ``linf``: PGD on the detector's objective in the ε-ball around ``x``. ``compositional``:
+    the worst corruption, then PGD around it. ``worst`` may pass the detector's worst
+    corruptions of ``x`` if already computed (then ``stack`` is not needed). The
+    ``certified`` threat has no images (it is a bound): see :func:`threat_table`.
+    """
+    check_choice(threat, ATOM_THREATS, "threat")
+    check_images(x)
+    attack = attack or AttackSettings()
+    if threat == "natural":
+        return x
+    if threat in ("corruption", "compositional"):
+        if worst is None:
+            if stack is None or stack.images.shape[1:] != x.shape:
+                raise ValueError("expected stack = oodlib.corruptions.corrupt_all(x) for corruption threats")
+            worst = stack.worst(detector.score).images
+        elif worst.shape != x.shape:
+            raise ValueError(f"expected worst of shape {tuple(x.shape)}, got {describe(worst)}")
+        x = worst
+        if threat == "corruption":
+            return x
+    return attacks.pgd(detector.model, x, detector.objective, eps=attack.eps, steps=attack.steps,
+                       step_size=attack.step_size, restarts=attack.restarts, random_start=True,
+                       generator=generator).cpu()
+
+
+def threat_table(
+    detectors: Sequence[Detector],
+    x_in: torch.Tensor,
+    ood: Mapping[str, torch.Tensor],
+    threats: Sequence[str] = ATOM_THREATS,
+    attack_size: int = 100,
+    attack: AttackSettings | None = None,
+    stand_in: Mapping[str, str | None] | None = None,
+    seed: int = 0,
+    stacks: Mapping[str, corruptions.CorruptedStack] | None = None,
+    desc: str | None = "threats",
+    metrics_: Sequence[str] = ("FPR95", "AUROC"),
+) -> pd.DataFrame:
+    """Each detector under each threat model: the long table of :func:`ood_rows`.
+
+    In-distribution scores are clean (``x_in``); natural OOD uses every image of each set,
+    the other threats its first ``attack_size`` images (corruption stacks are computed once
+    and shared by all detectors unless given). ``certified`` scores each OOD image by the
+    detector's certificate — an upper bound on its score anywhere in the ℓ∞ ball of radius
+    ``attack.eps`` — and is skipped for detectors without one. ``metrics_`` picks keys of
+    :func:`oodlib.metrics.ood_metrics` (``FPR95`` = FPR at 95 % TPR = the paper's FPR at 5 %
+    FNR; ``AUROC_cons`` = GOOD's conservative AUC, see :data:`AUC_NAMES`).
+
+    Each (detector, threat, set) draws its PGD random starts from its own seed (derived from
+    ``seed`` and the three names), so a detector's rows are the same whichever other
+    detectors share the table: chapter 06's Table 1 and chapter 07's benchmark agree.
+    The table's ``attrs["seconds"]`` holds each detector's evaluation wall time.
+    """
+    for t in threats:
+        check_choice(t, THREATS, "threat")
+    check_positive_int(attack_size, "attack_size")
+    known = set(metrics.ood_metrics([1.0, 0.0], [0.5]))
+    for m in metrics_:
+        check_choice(m, sorted(known), "metric")
+    attack = attack or AttackSettings()
+    subsets = {k: v[:attack_size] for k, v in ood.items()}
+    stacks = dict(stacks or {})
+    if any(t in ("corruption", "compositional") for t in threats):
+        for k, v in subsets.items():
+            if k not in stacks:
+                stacks[k] = corruptions.corrupt_all(v, seed=seed)
+    rows: list[dict] = []
+    seconds: dict[str, float] = {}
+    jobs = [(d, t) for d in detectors for t in threats if t != "certified" or d.certify is not None]
+    s_in_of: dict[int, torch.Tensor] = {}
+    worst_of: dict[tuple[int, str], torch.Tensor] = {}  # shared by the corruption and compositional threats
+    for det, threat in progress(jobs, desc=desc, disable=desc is None):
+        t0 = time.perf_counter()
+        if id(det) not in s_in_of:
+            s_in_of[id(det)] = det.score(x_in)
+        s_in = s_in_of[id(det)]
+        s_out = {}
+        for k, v in (ood.items() if threat == "natural" else subsets.items()):
+            if threat == "certified":
+                s_out[k] = det.certify(v, attack.eps)
+                continue
+            worst = None
+            if threat in ("corruption", "compositional"):
+                if (id(det), k) not in worst_of:
+                    worst_of[(id(det), k)] = stacks[k].worst(det.score).images
+                worst = worst_of[(id(det), k)]
+            # one random stream per (detector, threat, set): a row does not depend on the other rows
+            gen = torch.Generator().manual_seed(derive_seed(seed, f"{det.name}|{threat}|{k}"))
+            imgs = threat_images(det, v, threat, stacks.get(k), attack, gen, worst=worst)
+            s_out[k] = det.score(imgs)
+        rows += [r for r in ood_rows(det.name, s_in, s_out, threat=threat, stand_in=stand_in)
+                 if r["metric"] in metrics_]
+        seconds[det.name] = seconds.get(det.name, 0.0) + time.perf_counter() - t0
+    table = pd.DataFrame(rows)
+    table.attrs["seconds"] = seconds
+    return table
+
+
+def summarise(table: pd.DataFrame, percent: bool = True) -> pd.DataFrame:
+    """Chen et al.'s Table 1 layout: one row per model, (threat, metric) columns, mean over OOD sets."""
+    t = table.groupby(["model", "threat", "metric"], sort=False)["value"].mean().unstack(["threat", "metric"])
+    order = [(th, m) for th in THREATS for m in ("FPR95", "AUROC", "AUROC_cons") if (th, m) in t.columns]
+    t = t[order] * (100 if percent else 1)
+    return t.reindex(list(dict.fromkeys(table.model)))
+
+
+def cached_table(name: str, key: Mapping[str, object], compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    """``compute()`` once per ``key``: the table is stored as CSV beside the zoo's checkpoints.
+
+    ``key`` must name everything the numbers depend on (the models' zoo hashes, sizes,
+    attack settings, seeds); it is hashed into the file name and stored in a JSON sidecar.
+    ``attrs["seconds"]`` (evaluation wall times) survives the round trip.
+    """
+    from .zoo import cache_dir
+
+    if not name.replace("_", "").replace("-", "").isalnum():
+        raise ValueError(f"expected a table name of letters, digits, '-' or '_', got {name!r}")
+    blob = json.dumps(key, sort_keys=True, default=str)
+    digest = hashlib.sha256(blob.encode()).hexdigest()[:12]
+    folder = cache_dir() / "tables"
+    folder.mkdir(parents=True, exist_ok=True)
+    csv, meta = folder / f"{name}-{digest}.csv", folder / f"{name}-{digest}.json"
+    def read() -> pd.DataFrame:
+        info = json.loads(meta.read_text())
+        if info.get("key") != json.loads(blob):
+            raise KeyError("key mismatch")
+        table = pd.read_csv(csv, keep_default_na=False, na_values=[""]).astype(object)
+        table["value"] = table["value"].astype(float)
+        table = table.where(table.notna(), None)
+        table.attrs["seconds"] = info.get("seconds", {})
+        return table
+
+    if csv.exists() and meta.exists():
+        try:
+            return read()
+        except (json.JSONDecodeError, pd.errors.ParserError, KeyError):
+            pass  # recompute below
+    table = compute()
+    table.to_csv(csv.with_suffix(".csv.tmp"), index=False)
+    csv.with_suffix(".csv.tmp").replace(csv)
+    info = {"key": json.loads(blob), "seconds": table.attrs.get("seconds", {})}
+    meta.write_text(json.dumps(info, indent=1))
+    return read()  # the same table (dtypes included) whether it was computed now or cached
+
+
+def attack_key(attack: AttackSettings) -> dict[str, object]:
+    """The attack settings as a plain dict (for :func:`cached_table` keys)."""
+    return asdict(attack)

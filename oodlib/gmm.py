@@ -549,6 +549,31 @@ def corollary_bound(model: CCU, x0: torch.Tensor, radius: torch.Tensor | float) 
 
 
 @torch.no_grad()
+def linf_ball_radius(metric: Metric, eps: float) -> float:
+    """A radius ``R`` with ``B_∞(x0, eps) ⊆ {x : d(x, x0) <= R}`` for every ``x0`` (eq. 12 metric).
+
+    ``d(x0 + δ, x0)² = δᵀ C⁻¹ δ <= eps² · min(Σ_jk |C⁻¹_jk|, d · λ_max(C⁻¹))`` for
+    ``‖δ‖_∞ <= eps`` (the first from ``|δ_j δ_k| <= eps²``, the second from ``‖δ‖₂² <= d eps²``).
+    Both are sound; the smaller is returned.
+    """
+    if isinstance(eps, bool) or not isinstance(eps, int | float) or not eps >= 0:
+        raise ValueError(f"expected eps as a number >= 0, got {eps!r}")
+    inv = (metric.eigvecs / metric.eigvals) @ metric.eigvecs.T  # C⁻¹ = U diag(1/λ) Uᵀ
+    entrywise = float(inv.abs().sum())
+    spectral = metric.dim / float(metric.eigvals.min())
+    return float(eps) * math.sqrt(min(entrywise, spectral))
+
+
+@torch.no_grad()
+def linf_certified_confidence(model: CCU, x0: torch.Tensor, eps: float) -> torch.Tensor:
+    """Upper bound ``(N,)`` on CCU's confidence over each ``B_∞(x0, eps)``: Corollary 3.1 at
+    :func:`linf_ball_radius` (the ℓ∞ ball lies inside that metric ball, so the bound is sound)."""
+    model = _check_ccu(model)
+    check_images(x0, "x0")
+    return corollary_bound(model, x0, linf_ball_radius(model.metric, eps))
+
+
+@torch.no_grad()
 def certified_radius(model: CCU, x0: torch.Tensor, nu: float = NU, iters: int = 200,
                      rtol: float = 1e-12) -> torch.Tensor:
     """The largest ``R`` with Corollary 3.1's bound ``<= nu/M`` (App. D), by bracketed bisection.

@@ -38,17 +38,19 @@ to the in-batch; paper 128/64 = 2), ``n_candidates`` (N), ``n_keep`` (n), ``q``,
 
 Evaluation (§5.1, App. B.4)
 ---------------------------
-:class:`Detector` bundles a detector's score and the white-box objective that raises it;
-:func:`threat_images` builds the four kinds of OOD input (natural, corruption = worst of
-the 75 common corruptions by the detector's own score, L∞ = PGD, compositional =
-corruption then PGD) and :func:`evaluate_threats` tabulates FPR at 95 % TPR and AUROC.
+The four threat models (natural, corruption = worst of the 75 common corruptions by the
+detector's own score, L∞ = PGD, compositional = corruption then PGD) are built by
+:func:`oodlib.evaluate.threat_images` and tabulated by :func:`oodlib.evaluate.threat_table`
+for :class:`oodlib.detectors.Detector` objects (:func:`oodlib.detectors.k1_detector` for
+NTOM/ATOM), shared with chapter 07. Here: :func:`validation_table` and :func:`validated_q`
+choose q on the held-out validation split (App. B.7).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -57,7 +59,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import attacks, corruptions, evaluate, metrics, train, zoo
+from . import attacks, data, train, zoo
 from .profiles import Profile
 from .runtime import logits as _logits
 from .runtime import progress
@@ -67,7 +69,6 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 SAMPLING = ("mine", "random")
-THREATS = ("natural", "corruption", "linf", "compositional")
 
 # --------------------------------------------------------------------------- the (K+1) detector (eq. 5-6)
 
@@ -385,180 +386,51 @@ def score_trajectory(
     return wrapped.snapshots
 
 
-# --------------------------------------------------------------------------- evaluation under four threats
+# --------------------------------------------------------------------------- evaluation, q choice, helpers
+# The four threat models and the detectors live in oodlib.evaluate / oodlib.detectors
+# (chapter 07 uses them for every method); this section keeps what is ATOM's own.
 
 
-def log_max_confidence_at(temperature: float = 1.0) -> attacks.Objective:
-    """``max_k log softmax_k(z / T)``: the white-box objective for MSP (T = 1) and ODIN's scaled score."""
-    t = _check_pos(temperature, "temperature")
-    return lambda z, y=None: torch.log_softmax(z / t, dim=1).max(dim=1).values
+def ablation_models(profile: Profile) -> dict[str, zoo.Entry]:
+    """Table 2's models: ATOM with random sampling and with each q of ``profile.atom_q_grid``
+    (reduced training in ``ci``, see :func:`ablation_profile`), trained or loaded from the zoo."""
+    abl = ablation_profile(profile)
+    out = {"ATOM (rand. sample)": zoo.load_or_train("atom", profile=abl, sampling="random")}
+    for q in progress(profile.atom_q_grid, desc="ablation models"):
+        out[f"ATOM (q={q})"] = zoo.load_or_train("atom", profile=abl, q=q)
+    return out
 
 
-@dataclass
-class Detector:
-    """A detector under attack: the module PGD differentiates, the score, and the objective.
+def validation_table(profile: Profile, models_: Mapping[str, zoo.Entry] | None = None) -> pd.DataFrame:
+    """The four threats on the validation split (App. B.7) for the ablation models, cached in the zoo.
 
-    ``score(images) -> Tensor[N]`` (higher = in-distribution) decides; ``objective(model(u))``
-    is what the white-box attack raises (App. B.4: eq. 115 for softmax detectors, 116 for
-    Mahalanobis, 118 for (K+1)-way models). ``note`` is shown in tables.
+    In-distribution: the last 1 000 test images (never evaluated on in Tables 1–2); OOD: the
+    first 1 000 held-out pool images (never trained on); ``2 · atom_attack_size`` of them attacked.
     """
+    from .detectors import k1_detector
+    from .evaluate import AttackSettings, attack_key, cached_table, threat_table
 
-    name: str
-    model: nn.Module
-    score: Callable[[torch.Tensor], torch.Tensor]
-    objective: attacks.Objective
-    note: str = ""
-    extra: dict[str, object] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class AttackSettings:
-    """ℓ∞ PGD of the L∞ and compositional threats (App. B.4: ε = 8/255, 40 steps of 1/255, random start)."""
-
-    eps: float = 8 / 255
-    steps: int = 40
-    step_size: float = 1 / 255
-    restarts: int = 1
-
-    @classmethod
-    def from_profile(cls, profile: Profile) -> AttackSettings:
-        return cls(profile.atom_eval_eps, profile.atom_eval_steps, profile.atom_eval_step_size,
-                   profile.atom_eval_restarts)
+    models_ = models_ if models_ is not None else ablation_models(profile)
+    x_val_in = data.in_distribution(profile)[2][-1000:]
+    pool_val = validation_split(data.aux_pool_for(profile), profile.atom_holdout)[1][:1000]
+    attack = AttackSettings.from_profile(profile)
+    size = 2 * profile.atom_attack_size
+    key = {"models": {n: e.record["hash"] for n, e in models_.items()}, "attack": attack_key(attack),
+           "size": size, "seed": profile.seed, "profile": profile.name, "n_in": len(x_val_in)}
+    return cached_table("atom-validation", key, lambda: threat_table(
+        [k1_detector(n, e.model) for n, e in models_.items()], x_val_in, {"aux validation": pool_val},
+        attack_size=size, attack=attack, seed=profile.seed, desc="validation"))
 
 
-def threat_images(
-    detector: Detector,
-    x: torch.Tensor,
-    threat: str,
-    stack: corruptions.CorruptedStack | None = None,
-    attack: AttackSettings | None = None,
-    generator: torch.Generator | None = None,
-    worst: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """The OOD inputs of one threat model (§5.1) built from clean OOD images ``x``.
-
-    ``natural``: ``x``. ``corruption``: per image, the corrupted version (from ``stack``,
-    see :func:`oodlib.corruptions.corrupt_all`) with the highest score (black box).
-    ``linf``: PGD on the detector's objective in the ε-ball around ``x``. ``compositional``:
-    the worst corruption, then PGD around it. ``worst`` may pass the detector's worst
-    corruptions of ``x`` if already computed (then ``stack`` is not needed).
-    """
-    check_choice(threat, THREATS, "threat")
-    check_images(x)
-    attack = attack or AttackSettings()
-    if threat == "natural":
-        return x
-    if threat in ("corruption", "compositional"):
-        if worst is None:
-            if stack is None or stack.images.shape[1:] != x.shape:
-                raise ValueError("expected stack = oodlib.corruptions.corrupt_all(x) for corruption threats")
-            worst = stack.worst(detector.score).images
-        elif worst.shape != x.shape:
-            raise ValueError(f"expected worst of shape {tuple(x.shape)}, got {describe(worst)}")
-        x = worst
-        if threat == "corruption":
-            return x
-    return attacks.pgd(detector.model, x, detector.objective, eps=attack.eps, steps=attack.steps,
-                       step_size=attack.step_size, restarts=attack.restarts, random_start=True,
-                       generator=generator).cpu()
+def q_candidates(models_: Mapping[str, zoo.Entry]) -> dict[str, float]:
+    """Model name -> q for the mining models among ``models_`` (random sampling has none)."""
+    return {n: e.record["config"]["hparams"]["q"] for n, e in models_.items() if "rand" not in n}
 
 
-def evaluate_threats(
-    detectors: Sequence[Detector],
-    x_in: torch.Tensor,
-    ood: Mapping[str, torch.Tensor],
-    threats: Sequence[str] = THREATS,
-    attack_size: int = 100,
-    attack: AttackSettings | None = None,
-    stand_in: Mapping[str, str | None] | None = None,
-    seed: int = 0,
-    stacks: Mapping[str, corruptions.CorruptedStack] | None = None,
-    desc: str | None = "threats",
-) -> pd.DataFrame:
-    """FPR at 95 % TPR (= the paper's FPR at 5 % FNR) and AUROC of each detector under each threat.
-
-    In-distribution scores are clean (``x_in``); natural OOD uses every image of each set,
-    the other threats its first ``attack_size`` images (corruption stacks are computed once
-    and shared by all detectors unless given). Returns the long table of
-    :func:`oodlib.evaluate.ood_rows` (columns model, ood_set, stand_in_for, threat, metric,
-    value), restricted to ``FPR95`` and ``AUROC``.
-    """
-    for t in threats:
-        check_choice(t, THREATS, "threat")
-    check_positive_int(attack_size, "attack_size")
-    attack = attack or AttackSettings()
-    subsets = {k: v[:attack_size] for k, v in ood.items()}
-    stacks = dict(stacks or {})
-    if any(t in ("corruption", "compositional") for t in threats):
-        for k, v in subsets.items():
-            if k not in stacks:
-                stacks[k] = corruptions.corrupt_all(v, seed=seed)
-    rows: list[dict] = []
-    gen = torch.Generator().manual_seed(seed)
-    jobs = [(d, t) for d in detectors for t in threats]
-    s_in_of: dict[int, torch.Tensor] = {}
-    worst_of: dict[tuple[int, str], torch.Tensor] = {}  # shared by the corruption and compositional threats
-    for det, threat in progress(jobs, desc=desc, disable=desc is None):
-        if id(det) not in s_in_of:
-            s_in_of[id(det)] = det.score(x_in)
-        s_in = s_in_of[id(det)]
-        s_out = {}
-        for k, v in (ood.items() if threat == "natural" else subsets.items()):
-            worst = None
-            if threat in ("corruption", "compositional"):
-                if (id(det), k) not in worst_of:
-                    worst_of[(id(det), k)] = stacks[k].worst(det.score).images
-                worst = worst_of[(id(det), k)]
-            imgs = threat_images(det, v, threat, stacks.get(k), attack, gen, worst=worst)
-            s_out[k] = det.score(imgs)
-        rows += [r for r in evaluate.ood_rows(det.name, s_in, s_out, threat=threat, stand_in=stand_in)
-                 if r["metric"] in ("FPR95", "AUROC")]
-    return pd.DataFrame(rows)
-
-
-def summarise(table: pd.DataFrame, percent: bool = True) -> pd.DataFrame:
-    """Table 1's layout: one row per model, (threat, metric) columns, averaged over the OOD sets."""
-    t = table.groupby(["model", "threat", "metric"], sort=False)["value"].mean().unstack(["threat", "metric"])
-    order = [(th, m) for th in THREATS for m in ("FPR95", "AUROC") if (th, m) in t.columns]
-    t = t[order] * (100 if percent else 1)
-    return t.reindex(list(dict.fromkeys(table.model)))
-
-
-def fpr_auroc(s_in: object, s_out: object) -> tuple[float, float]:
-    """``(FPR at 95 % TPR, AUROC)`` — the two numbers of Tables 1 and 2."""
-    return metrics.fpr_at_tpr(s_in, s_out, 0.95), metrics.auroc(s_in, s_out)
-
-
-# --------------------------------------------------------------------------- detectors, q choice, helpers
-
-
-def msp_detector(name: str, model: nn.Module, note: str = "") -> Detector:
-    """Max-softmax score; attacked with ``max_k log softmax_k`` (the score itself; cf. eq. 115)."""
-    from .scores import msp
-
-    return Detector(name, model, lambda z: msp(model, z), log_max_confidence_at(1.0), note)
-
-
-def odin_detector(name: str, model: nn.Module, temperature: float, eps: float, note: str = "") -> Detector:
-    """ODIN's score ``S(x̃; T)``; attacked white-box through ``log S(u; T)`` (the preprocessing
-    step is part of the score, not of the attack objective, as in App. B.4)."""
-    from .odin import odin
-
-    return Detector(name, model, lambda z: odin(model, z, temperature=temperature, eps=eps),
-                    log_max_confidence_at(temperature), note, {"temperature": temperature, "eps": eps})
-
-
-def mahalanobis_detector(name: str, head: nn.Module, eps: float = 0.0, note: str = "") -> Detector:
-    """Single-layer Mahalanobis score; attacked through ``M(u)`` itself (eq. 116 without the regression)."""
-    from .mahalanobis import mahalanobis, max_score_objective
-
-    return Detector(name, head, lambda z: mahalanobis(head, z, eps=eps), max_score_objective, note,
-                    {"eps": eps})
-
-
-def k1_detector(name: str, model: nn.Module, note: str = "") -> Detector:
-    """A (K+1)-way model scored by ``1 − F(x)_{K+1}``; attacked through ``−log F(u)_{K+1}`` (eq. 118)."""
-    return Detector(name, model, lambda z: ood_score(model, z), atom_objective, note)
+def validated_q(profile: Profile) -> float:
+    """The q chosen on the validation split (App. B.7): what chapter 06 picks and chapter 07 reuses."""
+    models_ = ablation_models(profile)
+    return choose_q(validation_table(profile, models_), q_candidates(models_))[0]
 
 
 def choose_q(validation: pd.DataFrame, candidates: Mapping[str, float]) -> tuple[float, pd.Series]:

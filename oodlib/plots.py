@@ -7,11 +7,15 @@ Every function returns the matplotlib ``Figure`` it drew on.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from . import metrics
 from .validation import check_images, check_scores
@@ -27,6 +31,7 @@ def set_style() -> None:
 
     pd.set_option("display.max_colwidth", 200)
     pd.set_option("display.width", 200)
+    pd.set_option("display.max_columns", 60)
 
     sns.set_theme(style="whitegrid", context="notebook", palette="colorblind")
     plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 100, "axes.titlesize": "medium"})
@@ -217,4 +222,52 @@ def linear_regions_map(
               interpolation="nearest")
     ax.set_title(title or f"{ids.max() + 1} linear regions visible", fontsize="small")
     ax.grid(False)
+    return ax.figure
+
+
+def heatmap(
+    table: pd.DataFrame,
+    title: str = "",
+    fmt: str = ".1f",
+    cmap: str = "viridis",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    ax: plt.Axes | None = None,
+    cbar_label: str = "",
+    wrap: int = 16,
+) -> Figure:
+    """A rows × columns heat-map with the value written in each cell (NaN cells shown as "—").
+
+    Used for the benchmark of chapter 07 (detector × threat model). Column labels may be
+    tuples (joined with a line break); lines longer than ``wrap`` characters are wrapped.
+    """
+    import textwrap
+
+    import pandas as pd
+
+    if not isinstance(table, pd.DataFrame) or table.empty:
+        raise ValueError("expected a non-empty pandas DataFrame")
+    vals = table.to_numpy(dtype=float)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(1.1 * vals.shape[1] + 2.5, 0.42 * vals.shape[0] + 1.2))
+    masked = np.ma.masked_invalid(vals)
+    im = ax.imshow(masked, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+    for (i, j), v in np.ndenumerate(vals):
+        if np.isnan(v):
+            ax.text(j, i, "—", ha="center", va="center", color="grey", fontsize="small")
+            continue
+        r, g, b, _ = im.cmap(im.norm(v))
+        dark = 0.299 * r + 0.587 * g + 0.114 * b < 0.5  # perceived brightness of the cell
+        ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize="small",
+                color="white" if dark else "black")
+    ax.set_xticks(range(vals.shape[1]))
+    labels = ["\n".join(map(str, c)) if isinstance(c, tuple) else str(c) for c in table.columns]
+    ax.set_xticklabels(["\n".join(textwrap.fill(line, wrap) for line in lab.split("\n")) for lab in labels],
+                       fontsize="small")
+    ax.set_yticks(range(vals.shape[0]))
+    ax.set_yticklabels([str(r) for r in table.index], fontsize="small")
+    ax.grid(False)
+    ax.set_title(title)
+    cb = ax.figure.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
+    cb.set_label(cbar_label)
     return ax.figure

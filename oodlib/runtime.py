@@ -27,7 +27,10 @@ def default_device(device: str | torch.device | None = None) -> torch.device:
     """``device`` if given, else ``$OODLIB_DEVICE``, else CUDA when present, else CPU."""
     if device is None:
         device = os.environ.get("OODLIB_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"expected a device such as 'cpu' or 'cuda', got {device!r}") from err
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {str(dev)!r} requested but CUDA is not available; use 'cpu'")
     return dev

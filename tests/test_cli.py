@@ -37,7 +37,7 @@ def test_train_list_export_roundtrip(zoo_cache, tiny_profile, monkeypatch, tmp_p
     assert "test error" in capsys.readouterr().out
     assert cli.main(["list"]) == 0
     assert "plain" in capsys.readouterr().out
-    assert cli.main(["export", str(tmp_path / "zoo.csv")]) == 0
+    assert cli.main(["export", str(tmp_path / "zoo.csv"), "--zoo"]) == 0
     assert (tmp_path / "zoo.csv").read_text().startswith("method,")
 
 
@@ -45,3 +45,28 @@ def test_module_entry_point_help():
     out = subprocess.run([sys.executable, "-m", "oodlib", "--help"], capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0 and "train" in out.stdout and "export" in out.stdout
+
+
+def test_bad_device_is_a_clear_error(capsys):
+    assert cli.main(["train", "plain", "--device", "gpu9000"]) == 2
+    assert "device" in capsys.readouterr().err
+
+
+def test_export_writes_the_benchmark_summary(monkeypatch, tmp_path, capsys):
+    import pandas as pd
+
+    cols = pd.MultiIndex.from_tuples([("natural", "AUROC"), ("linf", "FPR95"), ("test error", "")])
+    summ = pd.DataFrame([[90.0, 50.0, 12.0], [80.0, 99.0, 11.0]], index=["MSP", "ATOM"], columns=cols)
+
+    def fake(profile, device):  # noqa: ANN001, ANN202 - the real one trains the whole zoo
+        out = summ.copy()
+        out.columns = [" ".join(p for p in c if p) for c in out.columns]
+        return out
+
+    monkeypatch.setitem(cli.__dict__, "_benchmark_table", fake)
+    assert cli.main(["export", str(tmp_path / "b.md")]) == 0
+    text = (tmp_path / "b.md").read_text()
+    assert "natural AUROC" in text and "ATOM" in text and "90.00" in text
+    assert cli.main(["export", str(tmp_path / "b.csv")]) == 0
+    assert pd.read_csv(tmp_path / "b.csv", index_col=0).loc["MSP", "linf FPR95"] == 50.0
+    assert "wrote 2 rows" in capsys.readouterr().out

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from oodlib import mahalanobis, mining, models, scores, train, zoo
+from oodlib import detectors, evaluate, mahalanobis, mining, models, scores, train, zoo
 
 K = 10
 
@@ -141,19 +141,22 @@ def test_score_trajectory_records_every_epoch():
     assert not np.allclose(snaps[0], snaps[-1])
 
 
-def test_evaluate_threats(k1_model):
+def test_threat_table_on_a_k1_model(k1_model):
     x_in = _images(40, 8)
     ood = {"a": _images(12, 9), "b": _images(10, 10) * 0.5}
-    det = mining.Detector("k1", k1_model, lambda z: mining.ood_score(k1_model, z), mining.atom_objective)
-    attack = mining.AttackSettings(eps=8 / 255, steps=3, step_size=2 / 255)
-    nat = mining.threat_images(det, ood["a"], "natural")
-    lin = mining.threat_images(det, ood["a"], "linf", attack=attack)
+    det = detectors.k1_detector("k1", k1_model)
+    attack = evaluate.AttackSettings(eps=8 / 255, steps=3, step_size=2 / 255)
+    nat = evaluate.threat_images(det, ood["a"], "natural")
+    lin = evaluate.threat_images(det, ood["a"], "linf", attack=attack)
     assert (lin - nat).abs().max() <= 8 / 255 + 1e-6
     assert bool((det.score(lin) >= det.score(nat) - 1e-6).all())  # PGD keeps the best iterate
-    table = mining.evaluate_threats([det], x_in, ood, attack_size=5, attack=attack, desc=None)
-    assert set(table.threat) == set(mining.THREATS) and set(table.metric) == {"FPR95", "AUROC"}
-    summary = mining.summarise(table)
+    table = evaluate.threat_table([det], x_in, ood, attack_size=5, attack=attack, desc=None)
+    assert set(table.threat) == set(evaluate.ATOM_THREATS) and set(table.metric) == {"FPR95", "AUROC"}
+    summary = evaluate.summarise(table)
     assert summary.shape == (1, 8)
+    # no certificate: the certified threat is skipped, not filled with a made-up bound
+    only = evaluate.threat_table([det], x_in, ood, threats=("certified",), attack_size=5, desc=None)
+    assert only.empty
 
 
 # --------------------------------------------------------------------------- Mahalanobis (Lee et al. 2018)
@@ -186,9 +189,8 @@ def test_mahalanobis_preprocessing_and_attack_raise_the_score():
     xt = _images(8, 14)
     plain = mahalanobis.mahalanobis(head, xt)
     assert bool((mahalanobis.mahalanobis(head, xt, eps=0.002) >= plain - 1e-4).all())
-    det = mining.Detector("maha", head, lambda z: mahalanobis.mahalanobis(head, z),
-                          mahalanobis.max_score_objective)
-    adv = mining.threat_images(det, xt, "linf", attack=mining.AttackSettings(steps=5, step_size=2 / 255))
+    det = detectors.mahalanobis_detector("maha", head)
+    adv = evaluate.threat_images(det, xt, "linf", attack=evaluate.AttackSettings(steps=5, step_size=2 / 255))
     assert float(det.score(adv).mean()) > float(plain.mean())
     with pytest.raises(ValueError, match="MahalanobisHead"):
         mahalanobis.mahalanobis(model, xt)

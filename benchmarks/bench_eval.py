@@ -1,0 +1,71 @@
+"""Speed benchmark: what chapter 07's full evaluation costs, per model and per threat.
+
+The benchmark puts every detector under six threat models (natural, corruption,
+L∞ with a weak and a full attack, compositional, certified). This script times
+:func:`oodlib.evaluate.threat_table` for one detector and one threat at a time,
+with the profile's sizes (``atom_attack_size`` attacked images per OOD set,
+chapter 06's attack), so you can see where the time goes and what a `full` run
+will cost. The corruption stacks are built once (timed separately) and shared,
+as in the benchmark.
+
+Models come from the zoo (``$OODLIB_CACHE``): run the chapters or
+``python -m oodlib export benchmark.md`` first; a missing model is trained,
+which takes minutes. Run ``python benchmarks/bench_eval.py [--only ATOM,CCU]
+[--out results.csv]``. A benchmark, not a test: it asserts nothing about speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import pandas as pd
+
+from oodlib import benchmark, corruptions, evaluate, profiles
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--only", default="", help="comma-separated detector names (default: all)")
+    p.add_argument("--out", default="", help="also write the table as .csv")
+    args = p.parse_args()
+    profile = profiles.current()
+    entries = benchmark.zoo_entries(profile)
+    s = benchmark.setup(profile)
+    dets = benchmark.make_detectors(entries, s, profile)
+    if args.only:
+        keep = set(args.only.split(","))
+        dets = [d for d in dets if d.name in keep]
+    attack = evaluate.AttackSettings.from_profile(profile)
+    weak = attack.weak(profile.bench_weak_steps)
+    ood = {k: v.x for k, v in s.ood.items()}
+    t0 = time.perf_counter()
+    n = profile.atom_attack_size
+    stacks = {k: corruptions.corrupt_all(v[:n], seed=profile.seed) for k, v in ood.items()}
+    t_stacks = time.perf_counter() - t0
+    print(f"profile {profile.name}: {len(ood)} OOD sets, {profile.atom_attack_size} attacked images per set, "
+          f"{len(s.x_eval_in)} in-distribution images; corruption stacks built once in {t_stacks:.1f} s")
+    rows = []
+    for det in dets:
+        n_params = sum(p.numel() for p in det.model.parameters())
+        row: dict[str, object] = {"detector": det.name, "params": n_params}
+        threats = [(t, attack) for t in evaluate.THREATS if t != "certified" or det.certify is not None]
+        threats.append(("linf (weak)", weak))
+        for threat, att in threats:
+            t0 = time.perf_counter()
+            evaluate.threat_table([det], s.x_eval_in, ood, threats=(threat.split(" ")[0],),
+                                  attack_size=profile.atom_attack_size, attack=att, seed=profile.seed,
+                                  stacks=stacks, desc=None, metrics_=benchmark.METRICS)
+            row[threat] = time.perf_counter() - t0
+        row["total (s)"] = sum(v for k, v in row.items() if k not in ("detector", "params"))
+        rows.append(row)
+        print(f"{det.name:12s} {row['total (s)']:7.1f} s", flush=True)
+    df = pd.DataFrame(rows).set_index("detector")
+    print(df.round(2).to_string())
+    print(f"all detectors: {df['total (s)'].sum():.0f} s (+ {t_stacks:.0f} s corruption stacks)")
+    if args.out:
+        df.to_csv(args.out)
+
+
+if __name__ == "__main__":
+    main()
