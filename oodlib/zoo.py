@@ -219,7 +219,8 @@ def classification_error(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num
 
 
 def list_cache() -> list[dict[str, Any]]:
-    """One row per cached model: method, dataset, profile, arch, hash, wall time, test error."""
+    """One row per cached model: method, dataset, profile, arch, hash, wall time, test error and
+    the mean clean-MSP AUROC over the OOD sets once ``python -m oodlib evaluate`` has run."""
     rows = []
     for rec_path in sorted(cache_dir().glob("*.json")):
         try:
@@ -227,9 +228,13 @@ def list_cache() -> list[dict[str, Any]]:
             cfg = rec["config"]
         except (json.JSONDecodeError, KeyError):
             continue
+        clean = (rec.get("eval") or {}).get("clean_msp") or {}
+        aurocs = [v["AUROC"] for v in clean.values() if isinstance(v, dict) and "AUROC" in v]
         rows.append({
             "method": cfg["method"], "dataset": cfg["dataset"], "profile": cfg["profile"],
             "arch": cfg["arch"], "hash": rec.get("hash"), "wall_time_s": rec.get("wall_time_s"),
-            "test_error": rec.get("test_error"), "hparams": cfg.get("hparams"),
+            "test_error": rec.get("test_error"),
+            "mean_auroc_msp": sum(aurocs) / len(aurocs) if aurocs else None,  # from `evaluate`
+            "hparams": cfg.get("hparams"),
         })
     return rows

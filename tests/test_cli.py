@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from oodlib import cli, data
+from oodlib import cli, data, zoo
 
 
 def test_unknown_method_exits_2_with_choices(capsys):
@@ -37,6 +37,10 @@ def test_train_list_export_roundtrip(zoo_cache, tiny_profile, monkeypatch, tmp_p
     assert "test error" in capsys.readouterr().out
     assert cli.main(["list"]) == 0
     assert "plain" in capsys.readouterr().out
+    assert cli.main(["evaluate", "plain"]) == 0
+    assert "AUROC" in capsys.readouterr().out
+    (row,) = zoo.list_cache()
+    assert 0.0 <= row["mean_auroc_msp"] <= 1.0  # `list` shows the evaluation once it ran
     assert cli.main(["export", str(tmp_path / "zoo.csv"), "--zoo"]) == 0
     assert (tmp_path / "zoo.csv").read_text().startswith("method,")
 

@@ -65,6 +65,10 @@ def test_chapter_page_has_its_figures_and_no_errors(site, chapter):
         assert mark not in html, f"{chapter}: the page shows an error ({mark!r})"
     executed = site / "jupyter_execute" / f"{chapter}.ipynb"
     assert executed.exists(), f"{chapter} was not executed"
+    nb = json.loads(executed.read_text())
+    errors = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])
+              if o.get("output_type") == "error"]
+    assert not errors, f"{chapter}: {errors[0].get('ename')}: {errors[0].get('evalue')}"
     n_png = _png_outputs(executed)
     imgs = re.findall(r'<img[^>]+src="(\.\./_images/[^"]+\.png)"', html)
     assert n_png >= 1, f"{chapter} produced no figure"
