@@ -31,6 +31,8 @@ from . import data, detectors, evaluate, ibp, mahalanobis, mining, zoo
 from .profiles import Profile
 
 METRICS = ("FPR95", "AUROC", "AUROC_cons")
+VERSION = 2  # enters the cache key: bump when the evaluation code changes numbers
+SUBSET = "natural (attacked images)"  # the natural threat on the images the attacks start from
 ORDER = ("natural", "corruption", "linf (weak)", "linf", "linf (strong)", "compositional", "certified")
 
 
@@ -57,15 +59,34 @@ def setup(profile: Profile) -> Setup:
     return Setup(x_train, y_train, x_test[:n_eval], x_test[-1000:], ood, pool_val[:1000])
 
 
+def _configs(profile: Profile) -> list[tuple[str, str, Profile, dict[str, object]]]:
+    """(name, method, profile, hyper-parameters) of every model the benchmark needs, except
+    NTOM/ATOM (their q is chosen on the validation split); the q-ablation models come first."""
+    abl = mining.ablation_profile(profile)
+    out: list[tuple[str, str, Profile, dict[str, object]]] = [("ATOM (rand. sample)", "atom", abl,
+                                                               {"sampling": "random"})]
+    out += [(f"ATOM (q={q})", "atom", abl, {"q": q}) for q in profile.atom_q_grid]
+    out += [(name, method, profile, {}) for name, method in
+            [("plain", "plain"), ("CEDA", "ceda"), ("OE", "oe"), ("ACET", "acet"), ("CCU", "ccu")]]
+    out += [(ibp.quantile_name(q / 100), "good", profile, {"arch": profile.ibp_model, "quantile": q / 100})
+            for q in profile.bench_good_quantiles]
+    return out
+
+
+def missing(profile: Profile) -> list[str]:
+    """Names of the models :func:`zoo_entries` would have to train (not in the zoo yet)."""
+    out = []
+    for name, method, prof, hp in _configs(profile):
+        if not zoo.checkpoint_path(method, "fashion_mnist", prof, **hp).exists():
+            out.append(name)
+    return out
+
+
 def zoo_entries(profile: Profile) -> dict[str, zoo.Entry]:
     """Method name -> zoo entry, the configurations the chapters train (so nothing new is trained
     when chapters 02-06 ran first); NTOM and ATOM use :func:`oodlib.mining.validated_q`."""
-    out = {name: zoo.load_or_train(method, profile=profile)
-           for name, method in [("plain", "plain"), ("CEDA", "ceda"), ("OE", "oe"), ("ACET", "acet"),
-                                ("CCU", "ccu")]}
-    for q in profile.bench_good_quantiles:
-        out[ibp.quantile_name(q / 100)] = zoo.load_or_train("good", profile=profile, arch=profile.ibp_model,
-                                                            quantile=q / 100)
+    out = {name: zoo.load_or_train(method, profile=prof, **hp)
+           for name, method, prof, hp in _configs(profile) if prof is profile}
     q_star = mining.validated_q(profile)
     out["NTOM"] = zoo.load_or_train("ntom", profile=profile, q=q_star)
     out["ATOM"] = zoo.load_or_train("atom", profile=profile, q=q_star)
@@ -113,7 +134,8 @@ def run(
     Threats: :data:`oodlib.evaluate.THREATS` with chapter 06's attack
     (:meth:`AttackSettings.from_profile`, ``profile.atom_attack_size`` images per set),
     ``"linf (weak)"``: the same ball under ``profile.bench_weak_steps`` PGD steps of ε/2, and
-    ``"linf (strong)"``: ``bench_strong_steps`` steps with ``bench_strong_restarts`` restarts.
+    ``"linf (strong)"``: ``bench_strong_steps`` steps with ``bench_strong_restarts`` restarts,
+    and :data:`SUBSET`: the clean images those attacks start from (not in :data:`ORDER`).
     ``attrs["seconds"]`` holds each detector's evaluation wall time (all three runs).
     """
     attack = evaluate.AttackSettings.from_profile(profile)
@@ -122,9 +144,10 @@ def run(
                                      profile.bench_strong_restarts)
     ood_x = {k: v.x for k, v in s.ood.items()}
     stand_in = {k: v.stand_in_for for k, v in s.ood.items()}
-    base = {"detectors": {d.name: [entry_of(d, entries).record["hash"], d.note, d.extra] for d in dets},
+    base = {"detectors": {d.name: [entry_of(d, entries).weights_hash, d.note, d.extra] for d in dets},
             "sets": {k: len(v) for k, v in ood_x.items()}, "n_in": len(s.x_eval_in), "seed": profile.seed,
-            "size": profile.atom_attack_size, "profile": profile.name, "metrics": list(METRICS)}
+            "size": profile.atom_attack_size, "profile": profile.name, "metrics": list(METRICS),
+            "version": VERSION}
 
     def table(threats: tuple[str, ...], att: evaluate.AttackSettings, label: str | None = None
               ) -> pd.DataFrame:
@@ -141,6 +164,11 @@ def run(
 
     parts = [table(evaluate.THREATS, attack), table(("linf",), weak, "linf (weak)"),
              table(("linf",), strong, "linf (strong)")]
+    # the clean images the attacks start from: the like-for-like baseline of AAUC and GAUC
+    subset = {k: v[: profile.atom_attack_size] for k, v in ood_x.items()}
+    parts.append(evaluate.cached_table("benchmark", base | {"subset": True}, lambda: evaluate.threat_table(
+        dets, s.x_eval_in, subset, threats=("natural",), attack_size=profile.atom_attack_size,
+        stand_in=stand_in, seed=profile.seed, desc=None, metrics_=METRICS).assign(threat=SUBSET)))
     out = pd.concat(parts, ignore_index=True)
     out.attrs["seconds"] = {d.name: sum(p.attrs["seconds"].get(d.name, 0.0) for p in parts) for d in dets}
     out.attrs["attacks"] = {"linf": attack, "linf (weak)": weak, "linf (strong)": strong}

@@ -14,7 +14,10 @@ models (chapters 06 and 07):
   contains the ℓ∞ ball (:func:`oodlib.gmm.linf_certified_confidence`).
 
 The tuning helpers choose ODIN's and Mahalanobis' input-noise magnitude on a
-validation OOD set (ATOM App. B.3), so every chapter tunes them the same way.
+validation OOD set, so every chapter tunes them the same way. For ODIN this is ATOM
+App. B.3; for Mahalanobis, App. B.3 (after Lee et al. 2018) tunes on FGSM-perturbed
+in-distribution images instead — we use the same auxiliary validation split as for
+ODIN, a simplification.
 """
 
 from __future__ import annotations
@@ -75,13 +78,33 @@ def good_detector(name: str, model: nn.Module, note: str = "") -> Detector:
     return msp_detector(name, model, note, certify=lambda x, eps: certified_confidence(model, x, eps))
 
 
+class _CCUExcess(nn.Module):
+    """``x -> log(max_y p̂(y|x) − 1/M)`` as a one-column output, for PGD (see :func:`ccu_detector`)."""
+
+    def __init__(self, ccu: nn.Module) -> None:
+        super().__init__()
+        self.ccu = ccu
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from .gmm import ccu_log_excess
+
+        return ccu_log_excess(self.ccu, x)[:, None]
+
+
 def ccu_detector(name: str, model: nn.Module, note: str = "") -> Detector:
-    """CCU's confidence ``max_y p̂(y|x)``, certified by Corollary 3.1 on a ball containing the ℓ∞ ball."""
+    """CCU's confidence ``max_y p̂(y|x)``, certified by Corollary 3.1 on a ball containing the ℓ∞ ball.
+
+    Attacked through :func:`oodlib.gmm.ccu_log_excess` (same maximiser as the confidence), not
+    ``log max p̂``: the latter's gradient rounds to zero where ``p̂`` is within float precision of
+    uniform — far from the data, exactly where CCU is built to be unconfident (chapter 04).
+    """
     from .gmm import CCU, linf_certified_confidence
+    from .scores import msp
 
     if not isinstance(model, CCU):
         raise ValueError(f"expected a CCU model for {name!r}, got {type(model).__name__}")
-    return msp_detector(name, model, note, certify=lambda x, eps: linf_certified_confidence(model, x, eps))
+    return Detector(name, _CCUExcess(model), lambda z: msp(model, z), lambda z, y=None: z[:, 0], note,
+                    certify=lambda x, eps: linf_certified_confidence(model, x, eps))
 
 
 def odin_detector(name: str, model: nn.Module, temperature: float, eps: float, note: str = "") -> Detector:

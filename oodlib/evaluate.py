@@ -154,8 +154,9 @@ class AttackSettings:
             raise ValueError(f"expected eps in (0, 1], got {self.eps!r}")
         check_positive_int(self.steps, "steps")
         check_positive_int(self.restarts, "restarts")
-        if not isinstance(self.step_size, int | float) or not self.step_size > 0:
-            raise ValueError(f"expected step_size > 0, got {self.step_size!r}")
+        if (isinstance(self.step_size, bool) or not isinstance(self.step_size, int | float)
+                or not 0 < self.step_size <= 1):
+            raise ValueError(f"expected step_size in (0, 1], got {self.step_size!r}")
 
     @classmethod
     def from_profile(cls, profile: Profile) -> AttackSettings:
@@ -234,9 +235,21 @@ def threat_table(
     detectors share the table: chapter 06's Table 1 and chapter 07's benchmark agree.
     The table's ``attrs["seconds"]`` holds each detector's evaluation wall time.
     """
+    from .detectors import Detector
+
     for t in threats:
         check_choice(t, THREATS, "threat")
     check_positive_int(attack_size, "attack_size")
+    if not detectors or not all(isinstance(d, Detector) for d in detectors):
+        raise ValueError("expected a non-empty list of oodlib.detectors.Detector")
+    names = [d.name for d in detectors]
+    if len(set(names)) != len(names):
+        raise ValueError(f"expected unique detector names (they label the rows), got {names}")
+    check_images(x_in, "x_in")
+    if not ood:
+        raise ValueError("expected at least one OOD set")
+    for k, v in ood.items():
+        check_images(v, f"ood[{k!r}]")
     known = set(metrics.ood_metrics([1.0, 0.0], [0.5]))
     for m in metrics_:
         check_choice(m, sorted(known), "metric")
@@ -290,15 +303,19 @@ def summarise(table: pd.DataFrame, percent: bool = True) -> pd.DataFrame:
 def cached_table(name: str, key: Mapping[str, object], compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
     """``compute()`` once per ``key``: the table is stored as CSV beside the zoo's checkpoints.
 
-    ``key`` must name everything the numbers depend on (the models' zoo hashes, sizes,
-    attack settings, seeds); it is hashed into the file name and stored in a JSON sidecar.
+    ``key`` must name everything the numbers depend on (the models' weights — e.g.
+    :attr:`oodlib.zoo.Entry.weights_hash` — sizes, attack settings, seeds); it must be plain
+    JSON (no tensors), is hashed into the file name and stored in a JSON sidecar.
     ``attrs["seconds"]`` (evaluation wall times) survives the round trip.
     """
     from .zoo import cache_dir
 
     if not name.replace("_", "").replace("-", "").isalnum():
         raise ValueError(f"expected a table name of letters, digits, '-' or '_', got {name!r}")
-    blob = json.dumps(key, sort_keys=True, default=str)
+    try:
+        blob = json.dumps(key, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"expected a plain-JSON key (str, numbers, lists, dicts; no NaN): {err}") from err
     digest = hashlib.sha256(blob.encode()).hexdigest()[:12]
     folder = cache_dir() / "tables"
     folder.mkdir(parents=True, exist_ok=True)
@@ -307,7 +324,7 @@ def cached_table(name: str, key: Mapping[str, object], compute: Callable[[], pd.
         info = json.loads(meta.read_text())
         if info.get("key") != json.loads(blob):
             raise KeyError("key mismatch")
-        table = pd.read_csv(csv, keep_default_na=False, na_values=[""]).astype(object)
+        table = pd.read_csv(csv, dtype=str, keep_default_na=False, na_values=[""]).astype(object)
         table["value"] = table["value"].astype(float)
         table = table.where(table.notna(), None)
         table.attrs["seconds"] = info.get("seconds", {})
@@ -319,6 +336,8 @@ def cached_table(name: str, key: Mapping[str, object], compute: Callable[[], pd.
         except (json.JSONDecodeError, pd.errors.ParserError, KeyError):
             pass  # recompute below
     table = compute()
+    if table.empty or "value" not in table.columns:
+        return table  # nothing worth caching
     table.to_csv(csv.with_suffix(".csv.tmp"), index=False)
     csv.with_suffix(".csv.tmp").replace(csv)
     info = {"key": json.loads(blob), "seconds": table.attrs.get("seconds", {})}

@@ -59,7 +59,8 @@ LOG_2PI = math.log(2 * math.pi)
 __all__ = [
     "CCU", "CCUMethod", "GMM", "Metric", "BallAttack", "Theorem31", "NU",
     "augment_crops", "ccu_loss", "log_confidence", "ccu_log_excess",
-    "log_b", "corollary_bound", "certified_radius", "theorem31", "nearest_distance",
+    "log_b", "corollary_bound", "linf_ball_radius", "linf_certified_confidence", "certified_radius",
+    "theorem31", "nearest_distance",
     "sample_in_ball", "project_ellipsoid", "project_ball_box", "attack_in_ball",
     "fit_toy", "confidence_grid",
 ]
@@ -554,10 +555,13 @@ def linf_ball_radius(metric: Metric, eps: float) -> float:
 
     ``d(x0 + δ, x0)² = δᵀ C⁻¹ δ <= eps² · min(Σ_jk |C⁻¹_jk|, d · λ_max(C⁻¹))`` for
     ``‖δ‖_∞ <= eps`` (the first from ``|δ_j δ_k| <= eps²``, the second from ``‖δ‖₂² <= d eps²``).
-    Both are sound; the smaller is returned.
+    Both are sound upper bounds (the exact maximum is a box-constrained quadratic program);
+    the smaller is returned, so the ball may be larger than needed, never smaller.
     """
-    if isinstance(eps, bool) or not isinstance(eps, int | float) or not eps >= 0:
-        raise ValueError(f"expected eps as a number >= 0, got {eps!r}")
+    if not isinstance(metric, Metric):
+        raise ValueError(f"expected an oodlib.gmm.Metric, got {type(metric).__name__}")
+    if isinstance(eps, bool) or not isinstance(eps, int | float | np.floating) or not 0 <= eps < math.inf:
+        raise ValueError(f"expected eps as a finite number >= 0, got {eps!r}")
     inv = (metric.eigvecs / metric.eigvals) @ metric.eigvecs.T  # C⁻¹ = U diag(1/λ) Uᵀ
     entrywise = float(inv.abs().sum())
     spectral = metric.dim / float(metric.eigvals.min())

@@ -415,8 +415,8 @@ def validation_table(profile: Profile, models_: Mapping[str, zoo.Entry] | None =
     pool_val = validation_split(data.aux_pool_for(profile), profile.atom_holdout)[1][:1000]
     attack = AttackSettings.from_profile(profile)
     size = 2 * profile.atom_attack_size
-    key = {"models": {n: e.record["hash"] for n, e in models_.items()}, "attack": attack_key(attack),
-           "size": size, "seed": profile.seed, "profile": profile.name, "n_in": len(x_val_in)}
+    key = {"models": {n: e.weights_hash for n, e in models_.items()}, "attack": attack_key(attack),
+           "size": size, "seed": profile.seed, "profile": profile.name, "n_in": len(x_val_in), "version": 2}
     return cached_table("atom-validation", key, lambda: threat_table(
         [k1_detector(n, e.model) for n, e in models_.items()], x_val_in, {"aux validation": pool_val},
         attack_size=size, attack=attack, seed=profile.seed, desc="validation"))
@@ -453,9 +453,7 @@ def load_if_cached(method: str, profile: Profile, **hparams: object) -> zoo.Entr
 
     Lets a chapter include an expensive baseline (CCU, GOOD) only when it costs nothing.
     """
-    config = zoo.make_config(method, "fashion_mnist", profile, **hparams)
-    ckpt = zoo.cache_dir() / f"{method}-fashion_mnist-{profile.name}-{zoo.config_hash(config)}.pt"
-    if not ckpt.exists():
+    if not zoo.checkpoint_path(method, "fashion_mnist", profile, **hparams).exists():
         return None
     return zoo.load_or_train(method, profile=profile, **hparams)
 

@@ -102,6 +102,12 @@ class Entry:
     def name(self) -> str:
         return self.record["config"]["method"]
 
+    @property
+    def weights_hash(self) -> str:
+        """SHA-256 (12 hex digits) of the checkpoint file: changes when the model is retrained,
+        even with the same config (e.g. non-deterministic GPU training). Keys cached tables."""
+        return hashlib.sha256(self.path.read_bytes()).hexdigest()[:12]
+
     def save_record(self) -> None:
         """Write the JSON record next to the checkpoint."""
         tmp = self.path.with_suffix(".json.tmp")
@@ -146,6 +152,13 @@ def _training_data(dataset: str, profile: Profile, method: train.Method):
     return x, y, x_test, y_test, x_out
 
 
+def checkpoint_path(method: str, dataset: str, profile: Profile, arch: str | None = None,
+                    **hparams: Any) -> Path:
+    """Where the checkpoint of this configuration lives (it may not exist yet)."""
+    key = config_hash(make_config(method, dataset, profile, arch, **hparams))
+    return cache_dir() / f"{method}-{dataset}-{profile.name}-{key}.pt"
+
+
 def load_or_train(
     method: str = "plain",
     dataset: str = "fashion_mnist",
@@ -164,8 +177,8 @@ def load_or_train(
     profile = profile or profiles.current()
     config = make_config(method, dataset, profile, arch, **hparams)
     key = config_hash(config)
-    stem = f"{method}-{dataset}-{profile.name}-{key}"
-    ckpt = cache_dir() / f"{stem}.pt"
+    ckpt = checkpoint_path(method, dataset, profile, arch, **hparams)
+    stem = ckpt.stem
     record_path = ckpt.with_suffix(".json")
     num_classes = int(config["hparams"].get("num_classes", 10))
     method_hp = {k: v for k, v in config["hparams"].items() if k != "num_classes"}

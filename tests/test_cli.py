@@ -62,7 +62,7 @@ def test_export_writes_the_benchmark_summary(monkeypatch, tmp_path, capsys):
     cols = pd.MultiIndex.from_tuples([("natural", "AUROC"), ("linf", "FPR95"), ("test error", "")])
     summ = pd.DataFrame([[90.0, 50.0, 12.0], [80.0, 99.0, 11.0]], index=["MSP", "ATOM"], columns=cols)
 
-    def fake(profile, device):  # noqa: ANN001, ANN202 - the real one trains the whole zoo
+    def fake(profile, device, train=False):  # noqa: ANN001, ANN202 - the real one needs the whole zoo
         out = summ.copy()
         out.columns = [" ".join(p for p in c if p) for c in out.columns]
         return out
@@ -74,3 +74,9 @@ def test_export_writes_the_benchmark_summary(monkeypatch, tmp_path, capsys):
     assert cli.main(["export", str(tmp_path / "b.csv")]) == 0
     assert pd.read_csv(tmp_path / "b.csv", index_col=0).loc["MSP", "linf FPR95"] == 50.0
     assert "wrote 2 rows" in capsys.readouterr().out
+
+
+def test_export_without_models_names_them_and_exits_2(zoo_cache, capsys):
+    assert cli.main(["export", "b.md"]) == 2
+    err = capsys.readouterr().err
+    assert "lacks" in err and "GOOD_100" in err and "--train" in err

@@ -10,7 +10,7 @@ import torch
 from test_gmm import _random_ccu
 from torch import nn
 
-from oodlib import detectors, evaluate, gmm, metrics, models, scores
+from oodlib import data, detectors, evaluate, gmm, metrics, models, scores
 
 
 def _images(n: int, seed: int = 0) -> torch.Tensor:
@@ -179,3 +179,44 @@ def test_benchmark_summary_and_ranks():
     assert pd.isna(r.loc["MSP", "certified"]) and r.loc["GOOD_100", "certified"] == 1
     with pytest.raises(ValueError, match="metric"):
         benchmark.ranks(summ, metric="F1")
+
+
+def test_threat_table_and_cached_table_validate_their_inputs(cnn, zoo_cache):
+    det = detectors.msp_detector("m", cnn)
+    with pytest.raises(ValueError, match="unique detector names"):
+        evaluate.threat_table([det, det], _images(4), {"a": _images(4)}, desc=None)
+    with pytest.raises(ValueError, match="Detector"):
+        evaluate.threat_table([cnn], _images(4), {"a": _images(4)}, desc=None)
+    with pytest.raises(ValueError, match="OOD set"):
+        evaluate.threat_table([det], _images(4), {}, desc=None)
+    with pytest.raises(ValueError, match="plain-JSON"):
+        evaluate.cached_table("t", {"x": torch.zeros(2)}, pd.DataFrame)
+    with pytest.raises(ValueError, match="step_size"):
+        evaluate.AttackSettings(step_size=float("inf"))
+
+
+def test_ccu_detector_attacks_the_excess_and_scores_the_confidence():
+    model = _random_ccu(3)
+    det = detectors.ccu_detector("ccu", model)
+    x = torch.rand(6, 1, 2, 2, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        excess = det.objective(det.model(x))
+    assert torch.allclose(excess, gmm.ccu_log_excess(model, x))
+    conf = torch.softmax(model(x).double(), 1).max(1).values
+    assert torch.allclose(det.score(x).double(), conf, atol=1e-6)
+    # same order: the excess is a monotone transform of the confidence
+    assert torch.equal(torch.argsort(excess), torch.argsort(conf))
+
+
+@pytest.mark.skipif(not data.DEBIAN_FMNIST.exists(), reason="needs Debian's dataset-fashion-mnist")
+def test_benchmark_lists_missing_models_and_weights_hash_tracks_the_file(zoo_cache, tiny_profile):
+    from oodlib import benchmark, zoo
+
+    todo = benchmark.missing(tiny_profile)
+    assert "plain" in todo and "GOOD_100" in todo and "ATOM (q=0.0)" in todo
+    entry = zoo.load_or_train("plain", profile=tiny_profile)
+    assert "plain" not in benchmark.missing(tiny_profile)
+    h = entry.weights_hash
+    assert len(h) == 12 and h == entry.weights_hash
+    entry.path.write_bytes(entry.path.read_bytes() + b"x")
+    assert entry.weights_hash != h
