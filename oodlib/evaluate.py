@@ -233,7 +233,9 @@ def threat_table(
     Each (detector, threat, set) draws its PGD random starts from its own seed (derived from
     ``seed`` and the three names), so a detector's rows are the same whichever other
     detectors share the table: chapter 06's Table 1 and chapter 07's benchmark agree.
-    The table's ``attrs["seconds"]`` holds each detector's evaluation wall time.
+    The table's ``attrs["seconds"]`` holds each detector's evaluation wall time and
+    ``attrs["scores"]`` every score behind it (float64 arrays keyed ``"detector|in"`` and
+    ``"detector|threat|set"``) — what :mod:`oodlib.claims` bootstraps.
     """
     from .detectors import Detector
 
@@ -262,6 +264,7 @@ def threat_table(
                 stacks[k] = corruptions.corrupt_all(v, seed=seed)
     rows: list[dict] = []
     seconds: dict[str, float] = {}
+    scores = Scores()
     jobs = [(d, t) for d in detectors for t in threats if t != "certified" or d.certify is not None]
     s_in_of: dict[int, torch.Tensor] = {}
     worst_of: dict[tuple[int, str], torch.Tensor] = {}  # shared by the corruption and compositional threats
@@ -286,10 +289,57 @@ def threat_table(
             s_out[k] = det.score(imgs)
         rows += [r for r in ood_rows(det.name, s_in, s_out, threat=threat, stand_in=stand_in)
                  if r["metric"] in metrics_]
+        scores[f"{det.name}|in"] = _as_array(s_in)
+        scores.update({f"{det.name}|{threat}|{k}": _as_array(v) for k, v in s_out.items()})
         seconds[det.name] = seconds.get(det.name, 0.0) + time.perf_counter() - t0
     table = pd.DataFrame(rows)
     table.attrs["seconds"] = seconds
+    table.attrs["scores"] = scores
     return table
+
+
+class Scores(dict):
+    """The scores behind a table (name -> float64 array), kept in ``DataFrame.attrs["scores"]``.
+
+    Compares by identity: pandas compares ``attrs`` when it combines frames, and a dict of
+    arrays cannot be compared with ``==``.
+    """
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __ne__(self, other: object) -> bool:
+        return self is not other
+
+    __hash__ = object.__hash__
+
+
+def _as_array(v: torch.Tensor | np.ndarray) -> np.ndarray:
+    if isinstance(v, torch.Tensor):
+        return v.detach().double().cpu().numpy()
+    return np.asarray(v, dtype=np.float64)
+
+
+def scores_of(
+    table: pd.DataFrame, detector: str, threat: str | None = None
+) -> np.ndarray | dict[str, np.ndarray]:
+    """The scores behind a :func:`threat_table`: a detector's in-distribution scores (``threat=None``)
+    or ``{set: OOD scores}`` under one threat."""
+    scores = table.attrs.get("scores")
+    if not scores:
+        raise ValueError("expected a table from threat_table (or cached_table) with attrs['scores'], "
+                         "got none")
+    if threat is None:
+        key = f"{detector}|in"
+        if key not in scores:
+            known = sorted({k.split("|")[0] for k in scores})
+            raise ValueError(f"unknown detector {detector!r}; the table has {known}")
+        return scores[key]
+    prefix = f"{detector}|{threat}|"
+    out = {k[len(prefix):]: v for k, v in scores.items() if k.startswith(prefix)}
+    if not out:
+        raise ValueError(f"no scores for detector {detector!r} under threat {threat!r} in this table")
+    return out
 
 
 def summarise(table: pd.DataFrame, percent: bool = True) -> pd.DataFrame:
@@ -320,6 +370,7 @@ def cached_table(name: str, key: Mapping[str, object], compute: Callable[[], pd.
     folder = cache_dir() / "tables"
     folder.mkdir(parents=True, exist_ok=True)
     csv, meta = folder / f"{name}-{digest}.csv", folder / f"{name}-{digest}.json"
+    npz = folder / f"{name}-{digest}.npz"  # the scores behind the table (attrs["scores"]), for the claims
     def read() -> pd.DataFrame:
         info = json.loads(meta.read_text())
         if info.get("key") != json.loads(blob):
@@ -328,19 +379,28 @@ def cached_table(name: str, key: Mapping[str, object], compute: Callable[[], pd.
         table["value"] = table["value"].astype(float)
         table = table.where(table.notna(), None)
         table.attrs["seconds"] = info.get("seconds", {})
+        names = info.get("scores", [])
+        if names:
+            with np.load(npz, allow_pickle=False) as arrays:
+                table.attrs["scores"] = Scores({k: arrays[f"a{i}"] for i, k in enumerate(names)})
         return table
 
     if csv.exists() and meta.exists():
         try:
             return read()
-        except (json.JSONDecodeError, pd.errors.ParserError, KeyError):
+        except (json.JSONDecodeError, pd.errors.ParserError, KeyError, OSError, ValueError):
             pass  # recompute below
     table = compute()
     if table.empty or "value" not in table.columns:
         return table  # nothing worth caching
     table.to_csv(csv.with_suffix(".csv.tmp"), index=False)
     csv.with_suffix(".csv.tmp").replace(csv)
-    info = {"key": json.loads(blob), "seconds": table.attrs.get("seconds", {})}
+    scores = table.attrs.get("scores", {})
+    if scores:
+        with open(npz.with_suffix(".npz.tmp"), "wb") as f:
+            np.savez_compressed(f, **{f"a{i}": v for i, v in enumerate(scores.values())})
+        npz.with_suffix(".npz.tmp").replace(npz)
+    info = {"key": json.loads(blob), "seconds": table.attrs.get("seconds", {}), "scores": list(scores)}
     meta.write_text(json.dumps(info, indent=1))
     return read()  # the same table (dtypes included) whether it was computed now or cached
 

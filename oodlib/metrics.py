@@ -188,15 +188,23 @@ def aupr_out(s_in: object, s_out: object) -> float:
 # --------------------------------------------------------------------------- thresholded metrics
 
 
-def _tpr_threshold(s_in: np.ndarray, tpr: float) -> float:
-    """Largest t such that the fraction of ``s_in`` with score >= t is at least ``tpr``."""
-    n = s_in.size
-    # smallest k with k / n >= tpr, compared in float exactly as a brute force would
+def tpr_rank(n: int, tpr: float) -> int:
+    """The smallest k with ``k / n >= tpr`` (compared in float exactly as a brute force would).
+
+    The 95 %-TPR threshold is the k-th largest of ``n`` in-distribution scores.
+    """
     k = max(1, min(n, math.ceil(tpr * n)))
     while k > 1 and (k - 1) / n >= tpr:
         k -= 1
     while k < n and k / n < tpr:
         k += 1
+    return k
+
+
+def _tpr_threshold(s_in: np.ndarray, tpr: float) -> float:
+    """Largest t such that the fraction of ``s_in`` with score >= t is at least ``tpr``."""
+    n = s_in.size
+    k = tpr_rank(n, tpr)
     # the k-th largest in-score: at least k in-scores are >= it, and any larger t accepts < k
     return float(np.partition(s_in, n - k)[n - k])
 

@@ -49,7 +49,7 @@ choose q on the held-out validation split (App. B.7).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -401,6 +401,26 @@ def ablation_models(profile: Profile) -> dict[str, zoo.Entry]:
     return out
 
 
+def ablation_seed_models(
+    profile: Profile, seeds: Sequence[int], qs: Sequence[float]
+) -> dict[int, dict[str, zoo.Entry]]:
+    """Table 2's random-sampling model and the model for each q in ``qs``, once per training seed.
+
+    The spread of a Table 2 comparison over training seeds is what decides a claim about training
+    (mining vs random sampling): one run is too noisy in ``ci``. ``seed == profile.seed`` gives
+    :func:`ablation_models`' own entries (the zoo hash includes the seed).
+    """
+    out: dict[int, dict[str, zoo.Entry]] = {}
+    for seed in progress(list(seeds), desc="ablation seeds"):
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"expected seeds as non-negative integers, got {seed!r}")
+        abl = ablation_profile(profile).replace(seed=seed)
+        models_ = {"ATOM (rand. sample)": zoo.load_or_train("atom", profile=abl, sampling="random")}
+        models_.update({f"ATOM (q={q})": zoo.load_or_train("atom", profile=abl, q=q) for q in qs})
+        out[seed] = models_
+    return out
+
+
 def validation_table(profile: Profile, models_: Mapping[str, zoo.Entry] | None = None) -> pd.DataFrame:
     """The four threats on the validation split (App. B.7) for the ablation models, cached in the zoo.
 
@@ -446,16 +466,6 @@ def choose_q(validation: pd.DataFrame, candidates: Mapping[str, float]) -> tuple
         raise ValueError(f"expected validation rows for the models {sorted(candidates)}, "
                          f"got {sorted(per_model.index)}")
     return float(ranked[0][1]), per_model.reindex(list(candidates))
-
-
-def load_if_cached(method: str, profile: Profile, **hparams: object) -> zoo.Entry | None:
-    """The zoo entry for this configuration if it is already trained (by an earlier chapter), else ``None``.
-
-    Lets a chapter include an expensive baseline (CCU, GOOD) only when it costs nothing.
-    """
-    if not zoo.checkpoint_path(method, "fashion_mnist", profile, **hparams).exists():
-        return None
-    return zoo.load_or_train(method, profile=profile, **hparams)
 
 
 def plot_selection(

@@ -424,6 +424,92 @@ def search(
     return Search(temps, eps, fpr, auc, float(temps[i]), float(eps[j]))
 
 
+def fpr_grid(grid_in: np.ndarray, grid_out: np.ndarray, tpr: float = 0.95) -> np.ndarray:
+    """FPR at ``tpr`` TPR for every setting of score grids ``(..., N_in)`` and ``(..., N_out)`` at once.
+
+    The same threshold as :func:`oodlib.metrics.fpr_at_tpr` (the k-th largest in-distribution
+    score, k = ceil(tpr · N_in)), vectorised over the leading axes — the bootstrap below re-runs
+    the whole (T, ε) search hundreds of times.
+    """
+    n = grid_in.shape[-1]
+    k = metrics.tpr_rank(n, tpr)
+    thr = np.partition(grid_in, n - k, axis=-1)[..., n - k]
+    return (grid_out >= thr[..., None]).mean(axis=-1)
+
+
+def _choose(grid_in: np.ndarray, grid_out: np.ndarray) -> tuple[int, int]:
+    """The (T, ε) index :func:`search` picks: least FPR, then highest AUROC, smaller T, smaller ε."""
+    fpr = fpr_grid(grid_in, grid_out)
+    cand = np.argwhere(fpr == fpr.min())
+    if len(cand) == 1:
+        return int(cand[0, 0]), int(cand[0, 1])
+    auc = np.array([metrics.auroc(grid_in[i, j], grid_out[i, j]) for i, j in cand])
+    best = np.lexsort((cand[:, 1], cand[:, 0], -auc))[0]
+    return int(cand[best, 0]), int(cand[best, 1])
+
+
+def transfer_gap_interval(study: Study, n_boot: int = 200, seed: int = 0, level: float = 0.95):  # noqa: ANN201
+    """Bootstrap interval of the largest transfer gap of App. H, tuning included.
+
+    The gap is ``max_{i,j} |FPR_j(θ_i) − FPR_j(θ_j)|``: the FPR95 on test set j's evaluation split
+    with the (T, ε) tuned on set i, minus that with j's own. Each replicate resamples the tuning
+    images (so the search may pick other parameters — the noise that makes a single run's gap
+    flip between machines) and the evaluation images, and re-runs the search. Returns an
+    :class:`oodlib.claims.Estimate`.
+    """
+    from .claims import Estimate
+
+    sets = study.sets
+    ev = {k: study.scorer.grid(k, study.temperatures, study.epsilons).double().numpy() for k in [IN, *sets]}
+    tune = {IN: study.tune_in.double().numpy(), **{k: v.double().numpy() for k, v in study.tune_out.items()}}
+
+    def gap(tn: Mapping[str, np.ndarray], evl: Mapping[str, np.ndarray]) -> float:
+        chosen = {k: _choose(tn[IN], tn[k]) for k in sets}
+        fpr = {k: fpr_grid(evl[IN], evl[k]) for k in sets}
+        return max(abs(fpr[j][chosen[i]] - fpr[j][chosen[j]]) for i in sets for j in sets)
+
+    value = gap(tune, ev)
+    rng = np.random.default_rng(seed)
+
+    def resample(d: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {k: v[..., rng.integers(0, v.shape[-1], v.shape[-1])] for k, v in d.items()}
+
+    reps = np.array([gap(resample(tune), resample(ev))
+                     for _ in progress(range(n_boot), desc="transfer bootstrap")])
+    lo, hi = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2])
+    return Estimate(value, float(min(lo, value)), float(max(hi, value)), level,
+                    f"bootstrap over tuning and evaluation images ({n_boot}×)")
+
+
+def tuning_margin_interval(study: Study, name: str, n_boot: int = 200, seed: int = 0, level: float = 0.95):  # noqa: ANN201
+    """Bootstrap interval of ``min FPR(T > 1) − min FPR(T = 1)`` on set ``name``'s tuning images.
+
+    Positive: the search prefers T = 1 (as the paper's Tables 5, 7, 9 report for CIFAR-20).
+    Returns an :class:`oodlib.claims.Estimate`.
+    """
+    from .claims import Estimate
+
+    one = study.temperatures == 1.0
+    if not one.any() or one.all():
+        raise ValueError(f"expected a temperature grid containing 1 and larger values, "
+                         f"got {study.temperatures}")
+    g_in, g_out = study.tune_in.double().numpy(), study.tune_out[name].double().numpy()
+
+    def margin(a: np.ndarray, b: np.ndarray) -> float:
+        f = fpr_grid(a, b)
+        return float(f[~one].min() - f[one].min())
+
+    rng = np.random.default_rng(seed)
+    def draw(g: np.ndarray) -> np.ndarray:
+        return g[..., rng.integers(0, g.shape[-1], g.shape[-1])]
+
+    reps = np.array([margin(draw(g_in), draw(g_out)) for _ in range(n_boot)])
+    value = margin(g_in, g_out)
+    lo, hi = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2])
+    return Estimate(value, float(min(lo, value)), float(max(hi, value)), level,
+                    f"bootstrap over tuning images ({n_boot}×)")
+
+
 # --------------------------------------------------------------------------- temperature analysis (§5.2)
 
 
@@ -706,6 +792,18 @@ class Study:
                     rows.append({"ood_set": name, "stand_in_for": self.stand_in.get(name), "detector": det,
                                  "T": t, "eps": e, "metric": metric, "value": value})
         return pd.DataFrame(rows)
+
+    def scores_at(self, settings: Mapping[str, tuple[float, float]]) -> tuple[dict, dict]:
+        """Evaluation-split scores, each OOD set at its own ``(T, ε)``: ``({set: s_in}, {set: s_out})``.
+
+        float64 numpy arrays, for the paired bootstraps of :mod:`oodlib.claims` (the
+        in-distribution images are the same for every set; their scores differ with the setting).
+        """
+        s_in, s_out = {}, {}
+        for name, (t, e) in settings.items():
+            s_in[name] = self.scorer(IN, t, e).double().numpy()
+            s_out[name] = self.scorer(name, t, e).double().numpy()
+        return s_in, s_out
 
     def transfer(self, metric: str = "FPR95") -> pd.DataFrame:
         """Table 10 analogue: ``metric`` on each test set (rows) with (T, ε) tuned on each set (columns)."""

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from .validation import check_choice
 
 ENV_VAR = "OODLIB_PROFILE"
+SEED_VAR = "OODLIB_SEED"
 
 
 @dataclass(frozen=True)
@@ -242,15 +243,32 @@ PROFILES: dict[str, Profile] = {"ci": CI, "full": FULL}
 def get(name: str) -> Profile:
     """The profile called ``name`` (``'ci'`` or ``'full'``)."""
     check_choice(name, list(PROFILES), "profile")
-    return PROFILES[name]
+    return PROFILES[name].replace(seed=seed_from_env())
+
+
+def seed_from_env() -> int:
+    """The seed named by ``$OODLIB_SEED`` (default 0): a non-negative integer."""
+    raw = os.environ.get(SEED_VAR, "0").strip() or "0"
+    try:
+        seed = int(raw)
+    except ValueError:
+        seed = -1
+    if seed < 0 or seed >= 2**31:
+        raise ValueError(f"expected ${SEED_VAR} as an integer in [0, 2**31), got {raw!r} "
+                         f"(e.g. export {SEED_VAR}=1)")
+    return seed
 
 
 def current() -> Profile:
-    """The profile named by ``$OODLIB_PROFILE`` (default ``ci``)."""
+    """The profile named by ``$OODLIB_PROFILE`` (default ``ci``), with the seed of ``$OODLIB_SEED``.
+
+    The seed enters every zoo hash (``zoo.HASHED_FIELDS``), so each seed trains its own models;
+    the chapters draw their data subsets, attack starts and bootstrap replicates from it too.
+    """
     name = os.environ.get(ENV_VAR, "ci").strip().lower() or "ci"
     if name not in PROFILES:
         raise ValueError(
             f"unknown profile {name!r} in ${ENV_VAR}; expected one of {sorted(PROFILES)} "
             f"(e.g. export {ENV_VAR}=ci)"
         )
-    return PROFILES[name]
+    return PROFILES[name].replace(seed=seed_from_env())

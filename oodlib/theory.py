@@ -407,19 +407,18 @@ def alpha_search(
                        threshold=threshold, alpha_max=float(alpha_max))
 
 
-def overconfident_fraction(
+def overconfident(
     model: nn.Module,
     x: torch.Tensor,
     alpha: float | torch.Tensor,
     threshold: float = 0.95,
     batch_size: int = 1000,
-) -> float:
-    """Fraction (in [0, 1]) of points whose prediction at ``clip(α x, 0, 1)`` has confidence > ``threshold``.
+) -> torch.Tensor:
+    """Per point: is the prediction at ``clip(α x, 0, 1)`` more confident than ``threshold``? ``(N,)`` bool.
 
-    Hein et al. 2019, Table 2 second row (reported there in %, multiply by 100):
-    the α-scaled inputs projected back to the image box. ``alpha`` is one
-    number or one per point (e.g. ``alpha_search(...).alpha``); an infinite α
-    uses the limit ``clip(α x) → 1[x > 0]``.
+    Hein et al. 2019, Table 2 second row: the α-scaled inputs projected back to the image
+    box. ``alpha`` is one number or one per point (e.g. ``alpha_search(...).alpha``); an
+    infinite α uses the limit ``clip(α x) → 1[x > 0]``.
     """
     _check_batch(x)
     threshold = _check_prob(threshold, "threshold")
@@ -441,7 +440,18 @@ def overconfident_fraction(
         c, _ = _conf_at(model, z, torch.ones(len(x), dtype=torch.float64), batch_size)
     finally:
         model.train(was_training)
-    return float((c > threshold).double().mean())
+    return c > threshold
+
+
+def overconfident_fraction(
+    model: nn.Module,
+    x: torch.Tensor,
+    alpha: float | torch.Tensor,
+    threshold: float = 0.95,
+    batch_size: int = 1000,
+) -> float:
+    """Fraction (in [0, 1]) of points of :func:`overconfident` (Table 2, second row, in % there)."""
+    return float(overconfident(model, x, alpha, threshold, batch_size).double().mean())
 
 
 # --------------------------------------------------------------------------- RBF networks (App. E)

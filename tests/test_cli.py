@@ -80,3 +80,23 @@ def test_export_without_models_names_them_and_exits_2(zoo_cache, capsys):
     assert cli.main(["export", "b.md"]) == 2
     err = capsys.readouterr().err
     assert "lacks" in err and "GOOD_100" in err and "--train" in err
+
+
+def test_export_claims_and_readme(tmp_path, monkeypatch, capsys):
+    from oodlib import claims
+
+    monkeypatch.setenv("OODLIB_CLAIMS", str(tmp_path / "claims"))
+    monkeypatch.setenv("OODLIB_SEED", "0")
+    monkeypatch.delenv("OODLIB_PROFILE", raising=False)
+    assert cli.main(["export", str(tmp_path / "c.md"), "--claims"]) == 2  # nothing recorded yet
+    assert "run the chapters" in capsys.readouterr().err
+    c = claims.Claim("x beats y", "Paper, Table 1", "AUROC x - y", claims.Estimate(0.1, 0.05, 0.2), 0.0)
+    claims.record("00_basics", [c], "ci", 0)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{cli.README_BEGIN}\nold table\n{cli.README_END}\nrest\n")
+    assert cli.main(["export", str(tmp_path / "c.md"), "--claims", "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert "x beats y" in text and "old table" not in text and text.endswith("rest\n")
+    assert "1 holds" in (tmp_path / "c.md").read_text()
+    readme.write_text("no markers")
+    assert cli.main(["export", str(tmp_path / "c.md"), "--claims", "--readme", str(readme)]) == 2

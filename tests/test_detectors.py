@@ -220,3 +220,23 @@ def test_benchmark_lists_missing_models_and_weights_hash_tracks_the_file(zoo_cac
     assert len(h) == 12 and h == entry.weights_hash
     entry.path.write_bytes(entry.path.read_bytes() + b"x")
     assert entry.weights_hash != h
+
+
+def test_threat_table_keeps_its_scores_through_the_cache(cnn, zoo_cache):
+    x_in, ood = _images(12, 8), {"a": _images(5, 9)}
+    det = detectors.msp_detector("m", cnn)
+
+    def compute() -> pd.DataFrame:
+        return evaluate.threat_table([det], x_in, ood, threats=("natural",), attack_size=5, desc=None)
+
+    fresh = compute()
+    cached = evaluate.cached_table("scores", {"k": 1}, compute)
+    again = evaluate.cached_table("scores", {"k": 1}, compute)
+    for t in (fresh, cached, again):
+        s_in, s_out = evaluate.scores_of(t, "m"), evaluate.scores_of(t, "m", "natural")
+        assert s_in.shape == (12,) and s_out["a"].shape == (5,)
+        v = t.set_index(["ood_set", "metric"]).value
+        assert v[("a", "AUROC")] == pytest.approx(metrics.auroc(s_in, s_out["a"]))
+    pd.concat([fresh, cached])  # attrs holding arrays must not break pandas
+    with pytest.raises(ValueError, match="unknown detector"):
+        evaluate.scores_of(fresh, "x")

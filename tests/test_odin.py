@@ -340,3 +340,21 @@ def test_load_subset_model_trains_on_kept_classes(zoo_cache, tiny_profile):
     assert 0.0 <= entry.record["eval"]["test_error_kept_classes"] <= 1.0
     again = odin.load_subset_model(tiny_profile, [0, 1, 2, 3, 4, 5, 6, 7])  # from the cache
     assert again.record["hash"] == entry.record["hash"]
+
+
+def test_fpr_grid_and_choice_match_the_search():
+    from oodlib import metrics as _metrics
+
+    rng = np.random.default_rng(0)
+    g_in = torch.tensor(rng.normal(1, 1, (3, 2, 50)))
+    g_out = torch.tensor(np.round(rng.normal(0, 1, (3, 2, 30)), 1))
+    f = odin.fpr_grid(g_in.numpy(), g_out.numpy())
+    for i in range(3):
+        for j in range(2):
+            assert f[i, j] == _metrics.fpr_at_tpr(g_in[i, j], g_out[i, j])
+    s = odin.search(g_in, g_out, [1.0, 10.0, 100.0], [0.0, 0.001])
+    i, j = odin._choose(g_in.numpy(), g_out.numpy())
+    assert (s.temperature, s.eps) == ([1.0, 10.0, 100.0][i], [0.0, 0.001][j])
+    # ties in FPR: every setting equal -> the search's tie-break (AUROC, then smaller T, then smaller eps)
+    same_in, same_out = g_in[:1, :1].expand(3, 2, 50).clone(), g_out[:1, :1].expand(3, 2, 30).clone()
+    assert odin._choose(same_in.numpy(), same_out.numpy()) == (0, 0)

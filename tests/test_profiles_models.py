@@ -8,9 +8,9 @@ from oodlib import models, profiles, runtime
 
 def test_profiles_current_default(monkeypatch):
     monkeypatch.delenv("OODLIB_PROFILE", raising=False)
-    assert profiles.current() is profiles.CI
+    assert profiles.current() == profiles.CI
     monkeypatch.setenv("OODLIB_PROFILE", "full")
-    assert profiles.current() is profiles.FULL
+    assert profiles.current() == profiles.FULL
 
 
 def test_unknown_profile_names_choices(monkeypatch):
