@@ -41,8 +41,10 @@ test: install
 unit: install
 	OODLIB_PROGRESS=off $(PY) -m pytest tests -q
 
+# -W -n --keep-going: a failing cell or any build warning fails the build (the site test's flags),
+# after every chapter was tried, so the log names each failing chapter and cell
 book: install
-	$(BOOK_ENV) $(VENV)/bin/jupyter-book build . --toc book/_toc.yml --config _config.yml
+	$(BOOK_ENV) $(VENV)/bin/jupyter-book build . --toc book/_toc.yml --config _config.yml -W -n --keep-going
 	@echo "open _build/html/index.html"
 
 lab: install
