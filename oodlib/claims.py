@@ -62,7 +62,7 @@ __all__ = [
     "paired_mean_difference",
     "proportion_interval", "report", "seed_interval", "exact",
     "float_tolerance", "sorted_metric", "bootstrap_table", "decide", "check", "table", "record", "load",
-    "markdown",
+    "markdown", "verdict_table",
 ]
 
 
@@ -554,15 +554,24 @@ def load(profile_name: str = "ci", seed: int = 0, folder: Path | None = None) ->
     return out
 
 
-def markdown(profile_name: str = "ci", seed: int = 0, folder: Path | None = None) -> str:
-    """The verdict table of every recorded claim as Markdown (the README's "What reproduces")."""
+def verdict_table(profile_name: str = "ci", seed: int = 0, folder: Path | None = None) -> pd.DataFrame:
+    """Every recorded claim of every chapter, one row each: the book's verdict page and the README's table.
+
+    Columns: chapter, claim, paper, paper value, ours with its interval and threshold, verdict,
+    and what the chapter expects here. Raises ``FileNotFoundError`` naming the fix when nothing
+    was recorded for this profile and seed.
+    """
     rows = load(profile_name, seed, folder)
     if not rows:
         raise FileNotFoundError(f"no recorded claims for profile {profile_name!r}, seed {seed} in "
                                 f"{folder or claims_dir()}: run the chapters first (make test or make book)")
-    df = pd.DataFrame([{"chapter": ch, **{k: v for k, v in c.as_row().items()
-                                          if k in ("claim", "paper", "paper value", OURS,
-                                                   "verdict")}} for ch, c in rows])
+    keep = ("claim", "paper", "paper value", OURS, "verdict", "expected here")
+    return pd.DataFrame([{"chapter": ch, **{k: v for k, v in c.as_row().items() if k in keep}} for ch, c in rows])
+
+
+def markdown(profile_name: str = "ci", seed: int = 0, folder: Path | None = None) -> str:
+    """The verdict table of every recorded claim as Markdown (the README's "What reproduces")."""
+    df = verdict_table(profile_name, seed, folder).drop(columns="expected here")
     counts = df.verdict.value_counts()
     head = ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS)
     intro = f"{len(df)} claims ({head}); profile `{profile_name}`, seed {seed}."

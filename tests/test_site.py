@@ -76,3 +76,27 @@ def test_chapter_page_has_its_figures_and_no_errors(site, chapter):
     for src in imgs:
         assert (page.parent / src).resolve().exists(), f"{chapter}: missing image {src}"
     assert re.search(r"<h2>[^<]*claims check", html), f"{chapter}: no claims-check section on the page"
+
+
+def _pages(site: Path) -> list[Path]:
+    return [site / "html" / "book" / "intro.html", site / "html" / "book" / "notation.html",
+            *[site / "html" / f"{c}.html" for c in _chapters()]]
+
+
+def test_pages_load_nothing_from_the_network(site):
+    """The book reads offline: no script, stylesheet or image comes from another host, MathJax included."""
+    for page in _pages(site):
+        html = page.read_text(encoding="utf-8")
+        remote = re.findall(r'<(?:script|link|img)\b[^>]*(?:src|href)="((?:https?:)?//[^"]+)"', html)
+        assert not remote, f"{page.name} loads {remote[:3]} from the network"
+        for src in re.findall(r'<script\b[^>]*src="([^"]*mathjax[^"]*)"', html):
+            path = src.split("?")[0]
+            assert (page.parent / path).resolve().exists(), f"{page.name}: MathJax script {src} missing"
+
+
+def test_formulas_are_typeset_by_the_bundled_mathjax(site):
+    page = site / "html" / "book" / "notation.html"
+    html = page.read_text(encoding="utf-8")
+    assert re.search(r'<script\b[^>]*src="[^"]*_static/mathjax/tex-chtml\.js', html), "no local MathJax"
+    assert (site / "html" / "_static" / "mathjax" / "tex-chtml.js").exists()
+    assert 'class="math' in html  # formulas are marked up for MathJax
