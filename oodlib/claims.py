@@ -566,7 +566,8 @@ def verdict_table(profile_name: str = "ci", seed: int = 0, folder: Path | None =
         raise FileNotFoundError(f"no recorded claims for profile {profile_name!r}, seed {seed} in "
                                 f"{folder or claims_dir()}: run the chapters first (make test or make book)")
     keep = ("claim", "paper", "paper value", OURS, "verdict", "expected here")
-    return pd.DataFrame([{"chapter": ch, **{k: v for k, v in c.as_row().items() if k in keep}} for ch, c in rows])
+    return pd.DataFrame([{"chapter": ch, **{k: v for k, v in c.as_row().items() if k in keep}}
+                         for ch, c in rows])
 
 
 def markdown(profile_name: str = "ci", seed: int = 0, folder: Path | None = None) -> str:
