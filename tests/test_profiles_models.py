@@ -8,6 +8,7 @@ from oodlib import models, profiles, runtime
 
 def test_profiles_current_default(monkeypatch):
     monkeypatch.delenv("OODLIB_PROFILE", raising=False)
+    monkeypatch.delenv("OODLIB_SEED", raising=False)
     assert profiles.current() == profiles.CI
     monkeypatch.setenv("OODLIB_PROFILE", "full")
     assert profiles.current() == profiles.FULL
@@ -83,3 +84,13 @@ def test_accuracy_and_proba():
     assert 0.0 <= runtime.accuracy(m, x, y) <= 1.0
     with pytest.raises(ValueError):
         runtime.accuracy(m, x, y[:5])
+
+
+def test_seed_comes_from_the_environment(monkeypatch):
+    monkeypatch.delenv("OODLIB_PROFILE", raising=False)
+    monkeypatch.setenv("OODLIB_SEED", "2")
+    assert profiles.current().seed == 2 and profiles.get("full").seed == 2
+    for bad in ("-1", "x", "1.5"):
+        monkeypatch.setenv("OODLIB_SEED", bad)
+        with pytest.raises(ValueError, match="OODLIB_SEED"):
+            profiles.current()
