@@ -61,7 +61,8 @@ __all__ = [
     "difference_interval", "mean_difference_interval", "per_set_interval", "mean_interval",
     "paired_mean_difference",
     "proportion_interval", "report", "seed_interval", "exact",
-    "float_tolerance", "sorted_metric", "bootstrap_table", "decide", "check", "table", "record", "load",
+    "float_tolerance", "sorted_metric", "bootstrap_table", "decide", "contradicted", "check",
+    "table", "record", "load",
     "markdown", "verdict_table",
 ]
 
@@ -469,6 +470,15 @@ class Claim:
                 "paper value": self.paper_value, "measured": self.quantity, OURS: self.ours(),
                 "interval from": self.estimate.method, "verdict": self.verdict,
                 "expected here": self.expected or "—", "note": self.note}
+
+
+def contradicted(claims: Sequence[Claim]) -> list[str]:
+    """One line per claim whose verdict contradicts the chapter's expectation beyond its interval.
+
+    A chapter ends with ``assert not ol.claims.contradicted(claims)``; inconclusive verdicts never count.
+    """
+    return [f"- {c.statement}: expected '{c.expected}', evidence says '{c.verdict}' "
+            f"({c.quantity} = {c.ours()})" for c in claims if c.contradicted]
 
 
 def check(claims: Sequence[Claim]) -> None:

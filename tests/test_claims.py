@@ -90,6 +90,7 @@ def test_check_fails_only_on_contradictions():
     def claim(lo, hi, expected):
         return Claim("x > 0", "paper", "x", Estimate((lo + hi) / 2, lo, hi), 0.0, expected=expected)
 
+    assert claims.contradicted([claim(-1, 1, HOLDS)]) == []
     claims.check([claim(-1, 1, HOLDS), claim(-1, 1, FAILS), claim(1, 2, HOLDS), claim(-2, -1, FAILS),
                   claim(-2, -1, None)])
     with pytest.raises(AssertionError, match="expected 'holds'"):
@@ -202,3 +203,10 @@ def test_bootstrap_table_pairs_detectors_on_the_same_images():
     assert est.value == pytest.approx(ref) and est.lo < est.value < est.hi
     with pytest.raises(ValueError, match="paired"):
         claims.bootstrap_table(stat, s_in, {**s_out, ("a", "u", "x"): np.zeros(3)}, n_boot=50)
+
+
+def test_contradicted_lists_what_check_raises_for():
+    bad = Claim("x > 0", "paper", "x", Estimate(-1.5, -2, -1), 0.0)
+    ok = Claim("y > 0", "paper", "y", Estimate(0.0, -1, 1), 0.0)
+    lines = claims.contradicted([ok, bad])
+    assert len(lines) == 1 and lines[0].startswith("- x > 0")
