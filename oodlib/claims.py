@@ -58,7 +58,7 @@ LEVEL = 0.95
 
 __all__ = [
     "HOLDS", "FAILS", "INCONCLUSIVE", "Estimate", "Claim", "bootstrap", "metric_interval",
-    "difference_interval", "mean_difference_interval", "per_set_interval", "mean_interval",
+    "difference_interval", "per_set_interval", "mean_interval",
     "paired_mean_difference",
     "proportion_interval", "report", "seed_interval", "exact",
     "float_tolerance", "sorted_metric", "bootstrap_table", "decide", "contradicted", "check",
@@ -313,22 +313,6 @@ def per_set_interval(
         return float(REDUCERS[reduce](np.asarray(vals)))
 
     return bootstrap(stat, strata, **kw)
-
-
-def mean_difference_interval(
-    metric: str,
-    a_in: object, a_out: Mapping[str, object],
-    b_in: object | None = None, b_out: Mapping[str, object] | None = None,
-    **kw: object,
-) -> Estimate:
-    """Interval of the mean over OOD sets of ``metric`` for detector a, minus the same for b.
-
-    ``a_out`` maps a set (or a (threat, set) label) to OOD scores; every entry is scored
-    against the in-distribution scores ``a_in`` (shared: resampled once per replicate).
-    Without ``b`` it is the interval of a's mean alone. With ``b``, the keys must match and the
-    images must be the same (paired). See :func:`per_set_interval` for other reductions.
-    """
-    return per_set_interval(metric, a_in, a_out, b_in, b_out, reduce="mean", **kw)
 
 
 def mean_interval(x: object, **kw: object) -> Estimate:

@@ -481,35 +481,6 @@ def transfer_gap_interval(study: Study, n_boot: int = 200, seed: int = 0, level:
                     f"bootstrap over tuning and evaluation images ({n_boot}×)")
 
 
-def tuning_margin_interval(study: Study, name: str, n_boot: int = 200, seed: int = 0, level: float = 0.95):  # noqa: ANN201
-    """Bootstrap interval of ``min FPR(T > 1) − min FPR(T = 1)`` on set ``name``'s tuning images.
-
-    Positive: the search prefers T = 1 (as the paper's Tables 5, 7, 9 report for CIFAR-20).
-    Returns an :class:`oodlib.claims.Estimate`.
-    """
-    from .claims import Estimate
-
-    one = study.temperatures == 1.0
-    if not one.any() or one.all():
-        raise ValueError(f"expected a temperature grid containing 1 and larger values, "
-                         f"got {study.temperatures}")
-    g_in, g_out = study.tune_in.double().numpy(), study.tune_out[name].double().numpy()
-
-    def margin(a: np.ndarray, b: np.ndarray) -> float:
-        f = fpr_grid(a, b)
-        return float(f[~one].min() - f[one].min())
-
-    rng = np.random.default_rng(seed)
-    def draw(g: np.ndarray) -> np.ndarray:
-        return g[..., rng.integers(0, g.shape[-1], g.shape[-1])]
-
-    reps = np.array([margin(draw(g_in), draw(g_out)) for _ in range(n_boot)])
-    value = margin(g_in, g_out)
-    lo, hi = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2])
-    return Estimate(value, float(min(lo, value)), float(max(hi, value)), level,
-                    f"bootstrap over tuning images ({n_boot}×)")
-
-
 # --------------------------------------------------------------------------- temperature analysis (§5.2)
 
 

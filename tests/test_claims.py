@@ -45,16 +45,16 @@ def test_paired_difference_is_tighter_than_the_spread_of_either_detector():
     assert diff.value == pytest.approx(metrics.auroc(*a) - metrics.auroc(*b))
 
 
-def test_mean_difference_interval_pairs_sets_and_checks_keys():
+def test_per_set_interval_pairs_sets_and_checks_keys():
     rng = np.random.default_rng(3)
     s_in = rng.normal(1, 1, 300)
     outs = {"a": rng.normal(0, 1, 100), "b": rng.normal(-1, 1, 100)}
-    est = claims.mean_difference_interval("FPR95", s_in, outs, s_in, outs, n_boot=100)
+    est = claims.per_set_interval("FPR95", s_in, outs, s_in, outs, n_boot=100)
     assert est.value == 0 and est.lo == 0 and est.hi == 0  # identical detectors: every replicate is 0
-    single = claims.mean_difference_interval("AUROC", s_in, outs, n_boot=100)
+    single = claims.per_set_interval("AUROC", s_in, outs, n_boot=100)
     assert single.value == pytest.approx(np.mean([metrics.auroc(s_in, o) for o in outs.values()]))
     with pytest.raises(ValueError, match="same keys"):
-        claims.mean_difference_interval("AUROC", s_in, outs, s_in, {"a": outs["a"]})
+        claims.per_set_interval("AUROC", s_in, outs, s_in, {"a": outs["a"]})
 
 
 def test_bootstrap_validates_its_inputs():
