@@ -1,46 +1,80 @@
 """oodlib — the helper package behind oodbook.
 
-Import it as ``import oodlib as ol``. One module per idea:
-``profiles`` (ci/full sizes), ``data`` (Fashion-MNIST, offline OOD sets,
-auxiliary pool), ``models``, ``train`` (one loop, method plug-ins), ``zoo``
-(train-or-load cache), ``scores`` (higher = in-distribution), ``metrics``,
-``detectors`` (score + attack objective + certificate), ``evaluate`` (tidy
-result tables, the threat models), ``claims`` (verdicts with their
-uncertainty) and ``plots``.
+Import it as ``import oodlib as ol``; submodules load on first use (``ol.ccu``), so
+``import oodlib.metrics`` stays light. The layout is the book's table of contents.
+Imports only go down this list (``tests/test_layout.py`` fails on a cycle or an upward import):
+
+Base
+  ``validation``      input checks with one message style (``check_number``, ``check_images``, …)
+  ``runtime``         seeds, devices, eval mode, batched inference, input gradients, progress bars
+  ``profiles``        the ``ci`` / ``full`` sizes and budgets (one code path)
+Data, models and mechanisms
+  ``noise``           uniform, Gaussian and smooth noise (Hein et al. 2019 §5, App. F)
+  ``standins``        offline stand-ins for MNIST / letters / photos and the auxiliary pool
+  ``data``            Fashion-MNIST, the OOD-set registry, torchvision sets (``full``)
+  ``models``          the architectures
+  ``metrics``         AUROC (also conservative), AUPR, FPR at 95 % TPR, detection error, MMC
+  ``claims``          claims with bootstrap / seed intervals and a three-way verdict
+  ``attacks``         PGD on an objective of the logits (``objective(logits, y)``)
+  ``apgd``            APGD confidence attack (Croce & Hein 2020; GOOD's AAUC)
+  ``corruptions``     the 15 common corruptions × 5 severities (ATOM's threat model)
+  ``ibp``             interval bound propagation, GOOD eq. 3–8
+  ``gmm``             the metric (eq. 12) and Gaussian mixtures (eq. 4) of CCU
+  ``ball_attack``     the attack inside a metric ball (Meinke & Hein App. C.2)
+  ``toy``             2-D toy data, trainer and confidence grid (Figures 2 / 1)
+Training
+  ``train``           one training loop with method plug-ins (Hein et al. eq. 1 batches)
+Methods, one module per paper idea
+  ``relu_theory``     Hein et al. 2019: affine form, Thm 3.1 α-scaling, RBF bound (Thm E.1)
+  ``acet``            Hein et al. 2019: CEDA (eq. 1–2), ACET (eq. 3–4); Outlier Exposure
+  ``odin``            Liang et al. 2018: score (eq. 1–2), (T, ε) search (§4.4), the study
+  ``odin_analysis``   Liang et al. 2018: Taylor terms (eq. 3–4), Prop. 1, distances, 8/2 split
+  ``mahalanobis``     Lee et al. 2018's score (ATOM's baseline)
+  ``ccu``             Meinke & Hein 2020: CCU model (eq. 7), loss (eq. 6), Thm 3.1, Cor. 3.1
+  ``good``            Bitterwolf et al. 2020: GOOD / GOOD_Q (eq. 9–10), AUC / AAUC / GAUC
+  ``atom``            Chen et al. 2021: (K+1) score (eq. 5–6), Algorithm 1, NTOM / ATOM (eq. 4, 7)
+  ``gaussian_model``  Chen et al. 2021 §3: the Gaussian model that shows why mining matters
+The zoo, detectors and evaluation
+  ``zoo``             the plug-in registry and train-or-load cache
+  ``scores``          every score of the book, higher = in-distribution
+  ``detectors``       score + attack objective + certificate per method
+  ``evaluate``        tidy tables under every threat model
+  ``experiments``     chapter experiments that need the zoo (8/2 split by seed, ATOM's q ablation)
+Top
+  ``benchmark``       chapter 07: every method under every threat model
+  ``plots``           the figures
+  ``chapter``         ``ol.setup()``, the first cell of every chapter
+  ``cli``             ``python -m oodlib``
 """
 
-from . import (
-    apgd,  # chapter 05: APGD confidence attack for the adversarial AUC
-    attacks,
-    benchmark,  # chapter 07: every method under every threat model
-    claims,  # every chapter: claims with bootstrap / seed intervals and a three-way verdict
-    corruptions,  # chapter 06: the 15 common corruptions x 5 severities
-    data,
-    detectors,  # chapters 06-07: every method as a detector under attack (score, objective, certificate)
-    evaluate,
-    gmm,  # chapter 04: CCU (registers the training plug-in ccu)
-    ibp,  # chapter 05: interval bounds, GOOD (registers the training plug-in good)
-    losses,  # registers the training plug-ins ceda, acet, oe
-    mahalanobis,  # chapter 06: Mahalanobis detector (Lee et al. 2018)
-    metrics,
-    mining,  # chapter 06: ATOM (registers the training plug-ins ntom, atom)
-    models,
-    odin,  # registers the training plug-in plain_subset (same-manifold split)
-    plots,
-    profiles,
-    runtime,
-    scores,
-    theory,
-    train,
-    zoo,
-)
-from .runtime import default_device, seed_everything
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "apgd", "attacks", "benchmark", "claims", "corruptions", "data", "detectors", "evaluate", "gmm", "ibp",
-    "losses",
-    "mahalanobis", "metrics", "mining", "models", "odin", "plots", "profiles", "runtime", "scores", "theory",
-    "train", "zoo", "default_device", "seed_everything",
+    "acet", "apgd", "atom", "attacks", "ball_attack", "benchmark", "ccu", "claims", "cli", "corruptions",
+    "data", "detectors", "evaluate", "experiments", "gaussian_model", "gmm", "good", "ibp", "mahalanobis",
+    "metrics", "models", "noise", "odin", "odin_analysis", "plots", "profiles", "relu_theory", "runtime",
+    "scores", "chapter", "standins", "toy", "train", "validation", "zoo",
 ]
+
+
+# functions reachable as ``ol.<name>``: (module, attribute)
+_FUNCTIONS = {"setup": ("chapter", "setup"), "seed_everything": ("runtime", "seed_everything"),
+              "default_device": ("runtime", "default_device")}
+
+
+def __getattr__(name: str) -> object:
+    # PEP 562: ``ol.ccu`` imports oodlib.ccu on first use, so ``import oodlib`` costs nothing
+    if name in __all__:
+        return importlib.import_module(f"{__name__}.{name}")
+    if name in _FUNCTIONS:
+        module, attr = _FUNCTIONS[name]
+        return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+    raise AttributeError(f"module 'oodlib' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__, *_FUNCTIONS])

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .runtime import model_device
+from .runtime import eval_mode, model_device
 from .validation import check_choice, check_images, check_positive_int
 
 Objective = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
@@ -172,9 +172,7 @@ def pgd(
     yd = None if y is None else y.to(dev)
     lo = (x0 - eps).clamp(0.0, 1.0)
     hi = (x0 + eps).clamp(0.0, 1.0)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         best = x0.clone()
         best_val, _ = _evaluate(model, x0, objective, yd, with_grad=False)
         if eps == 0.0:
@@ -199,8 +197,6 @@ def pgd(
             val, _ = _evaluate(model, u, objective, yd, with_grad=False)
             consider(u, val)
         return best.to(x.device)
-    finally:
-        model.train(was_training)
 
 
 def adversarial_noise(

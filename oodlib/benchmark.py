@@ -22,13 +22,14 @@ numbers agree with theirs:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 
-from . import claims, data, detectors, evaluate, ibp, mahalanobis, mining, runtime, zoo
+from . import atom, claims, data, detectors, evaluate, experiments, good, mahalanobis, runtime, standins, zoo
 from .profiles import Profile
 
 METRICS = ("FPR95", "AUROC", "AUROC_cons")
@@ -55,7 +56,7 @@ def setup(profile: Profile) -> Setup:
     n_eval = min(5000, len(x_test) - 1000)
     if n_eval <= 0:
         raise ValueError(f"expected more than 1000 test images, the profile has {len(x_test)}")
-    pool_val = mining.validation_split(data.aux_pool_for(profile), profile.atom_holdout)[1]
+    pool_val = atom.validation_split(standins.aux_pool_for(profile), profile.atom_holdout)[1]
     ood = data.ood_sets(profile, in_train_x=x_train)
     return Setup(x_train, y_train, x_test[:n_eval], x_test[-1000:], ood, pool_val[:1000])
 
@@ -63,13 +64,13 @@ def setup(profile: Profile) -> Setup:
 def _configs(profile: Profile) -> list[tuple[str, str, Profile, dict[str, object]]]:
     """(name, method, profile, hyper-parameters) of every model the benchmark needs, except
     NTOM/ATOM (their q is chosen on the validation split); the q-ablation models come first."""
-    abl = mining.ablation_profile(profile)
+    abl = atom.ablation_profile(profile)
     out: list[tuple[str, str, Profile, dict[str, object]]] = [("ATOM (rand. sample)", "atom", abl,
                                                                {"sampling": "random"})]
     out += [(f"ATOM (q={q})", "atom", abl, {"q": q}) for q in profile.atom_q_grid]
     out += [(name, method, profile, {}) for name, method in
             [("plain", "plain"), ("CEDA", "ceda"), ("OE", "oe"), ("ACET", "acet"), ("CCU", "ccu")]]
-    out += [(ibp.quantile_name(q / 100), "good", profile, {"arch": profile.ibp_model, "quantile": q / 100})
+    out += [(good.quantile_name(q / 100), "good", profile, {"arch": profile.ibp_model, "quantile": q / 100})
             for q in profile.bench_good_quantiles]
     return out
 
@@ -85,10 +86,10 @@ def missing(profile: Profile) -> list[str]:
 
 def zoo_entries(profile: Profile) -> dict[str, zoo.Entry]:
     """Method name -> zoo entry, the configurations the chapters train (so nothing new is trained
-    when chapters 02-06 ran first); NTOM and ATOM use :func:`oodlib.mining.validated_q`."""
+    when chapters 02-06 ran first); NTOM and ATOM use :func:`oodlib.experiments.validated_q`."""
     out = {name: zoo.load_or_train(method, profile=prof, **hp)
            for name, method, prof, hp in _configs(profile) if prof is profile}
-    q_star = mining.validated_q(profile)
+    q_star = experiments.validated_q(profile)
     out["NTOM"] = zoo.load_or_train("ntom", profile=profile, q=q_star)
     out["ATOM"] = zoo.load_or_train("atom", profile=profile, q=q_star)
     return out
@@ -246,13 +247,14 @@ def claims_of(
     tol32 = claims.float_tolerance(torch.float32)  # scores and IBP bounds are float32 (CCU: float64)
     agree_tol = 0.01 if gpu else claims.float_tolerance(torch.float64)  # GPU kernels are not bit-reproducible
 
-    def boot(stat, dets_: list[str], threats: list[str]) -> claims.Estimate:  # noqa: ANN001 - (sin, sout) -> float
+    def boot(stat: Callable[[Mapping, Mapping], float], dets_: list[str], threats: list[str]
+             ) -> claims.Estimate:
         s_in = {d: sc[f"{d}|in"] for d in dets_}
         s_out = {(d, t, o): sc[f"{d}|{t}|{o}"]
                  for d in dets_ for t in threats for o in sets if f"{d}|{t}|{o}" in sc}
         return claims.bootstrap_table(stat, s_in, s_out, n_boot=N_BOOT, seed=profile.seed)
 
-    def auc(sin, sout, d, t, sets_=sets) -> float:  # noqa: ANN001 - mean conservative AUC over sets
+    def auc(sin: Mapping, sout: Mapping, d: str, t: str, sets_: list[str] = sets) -> float:  # mean over sets
         return float(np.mean([claims.sorted_metric("AUROC_cons", sin[d], sout[(d, t, o)]) for o in sets_]))
 
     att_threats = ("linf", "linf (weak)", "linf (strong)")
@@ -266,8 +268,10 @@ def claims_of(
                       names, ["linf", "linf (strong)"])
     weak_gap = boot(lambda i, o: float(np.median([auc(i, o, d, "linf (weak)") - auc(i, o, d, "linf")
                                                   for d in names])), names, ["linf", "linf (weak)"])
-    def drop(i, o, d):  # noqa: ANN001, ANN202 - AUC lost to the strong attack, same images
+
+    def drop(i: Mapping, o: Mapping, d: str) -> float:  # AUC lost to the strong attack, same images
         return auc(i, o, d, SUBSET) - auc(i, o, d, "linf (strong)")
+
     posthoc = [n for n in POSTHOC if n in names]
     lose = boot(lambda i, o: min(drop(i, o, d) for d in posthoc) - max(drop(i, o, d) for d in trained),
                 posthoc + trained, [SUBSET, "linf (strong)"])

@@ -45,6 +45,7 @@ import pandas as pd
 from scipy import stats
 
 from . import metrics
+from .runtime import cache_dir
 from .validation import check_scores
 
 HOLDS = "holds"
@@ -506,8 +507,6 @@ def claims_dir() -> Path:
     env = os.environ.get("OODLIB_CLAIMS", "").strip()
     if env:
         return Path(env).expanduser()
-    from .zoo import cache_dir
-
     return cache_dir() / "claims"
 
 

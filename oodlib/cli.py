@@ -24,6 +24,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import benchmark, claims, data, evaluate, profiles, zoo
+from .profiles import Profile
+from .runtime import cache_dir, default_device
+
 
 def _parse_hparams(items: list[str]) -> dict[str, object]:
     out: dict[str, object] = {}
@@ -38,15 +42,11 @@ def _parse_hparams(items: list[str]) -> dict[str, object]:
     return out
 
 
-def _profile(name: str | None):  # noqa: ANN202
-    from . import profiles
-
+def _profile(name: str | None) -> Profile:
     return profiles.current() if name is None else profiles.get(name)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from . import zoo
-
     entry = zoo.load_or_train(args.method, profile=_profile(args.profile), device=args.device,
                               retrain=args.retrain, **_parse_hparams(args.hparam))
     rec = entry.record
@@ -55,8 +55,6 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from . import data, evaluate, zoo
-
     profile = _profile(args.profile)
     entry = zoo.load_or_train(args.method, profile=profile, device=args.device, **_parse_hparams(args.hparam))
     _, _, x_test, _ = data.in_distribution(profile)
@@ -68,8 +66,6 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> None:
-    from . import zoo
-
     rows = zoo.list_cache()
     if not rows:
         print(f"the zoo at {zoo.cache_dir()} is empty")
@@ -87,12 +83,8 @@ def _write(df: pd.DataFrame, out: Path, index: bool) -> None:
         raise ValueError(f"expected an output file ending in .csv or .md, got {out.name!r}")
 
 
-def _benchmark_table(profile, device: str | None, train: bool = False) -> pd.DataFrame:  # noqa: ANN001
+def _benchmark_table(profile: Profile, device: str | None, train: bool = False) -> pd.DataFrame:
     """Chapter 07's summary (mean over OOD sets, percent); missing models are trained only if ``train``."""
-    from . import benchmark
-    from .runtime import default_device
-    from .zoo import cache_dir
-
     if device is not None:  # validated here; the zoo and the attacks read $OODLIB_DEVICE
         os.environ["OODLIB_DEVICE"] = str(default_device(device))
     todo = benchmark.missing(profile)
@@ -126,14 +118,10 @@ def update_readme(path: Path, table: str) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from . import zoo
-
     out = Path(args.out)
     if out.suffix not in (".csv", ".md"):
         raise ValueError(f"expected an output file ending in .csv or .md, got {out.name!r}")
     if args.claims:
-        from . import claims
-
         profile = _profile(args.profile)
         if out.suffix != ".md":
             raise ValueError(f"expected a .md file for --claims, got {out.name!r}")

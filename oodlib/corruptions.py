@@ -51,6 +51,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import Tensor
 
 from .runtime import progress
@@ -389,7 +390,6 @@ def pixelate(x: Tensor, severity: int, generator: torch.Generator) -> Tensor:
 
 def jpeg_compression(x: Tensor, severity: int, generator: torch.Generator) -> Tensor:
     """Encode and decode as JPEG with quality c (Pillow)."""
-    from PIL import Image
 
     q = SEVERITY["jpeg_compression"][severity - 1]
     arr = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()

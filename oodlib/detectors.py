@@ -11,7 +11,7 @@ models (chapters 06 and 07):
 * ``certify(x, eps)`` (optional) — a guaranteed upper bound on the score over the
   ℓ∞ ball ``B_∞(x, eps) ∩ [0, 1]^d``: GOOD's IBP bound (Bitterwolf et al. 2020,
   eq. 6) or CCU's Corollary 3.1 (Meinke & Hein 2020, eq. 11) on a metric ball that
-  contains the ℓ∞ ball (:func:`oodlib.gmm.linf_certified_confidence`).
+  contains the ℓ∞ ball (:func:`oodlib.ccu.linf_certified_confidence`).
 
 The tuning helpers choose ODIN's and Mahalanobis' input-noise magnitude on a
 validation OOD set, so every chapter tunes them the same way. For ODIN this is ATOM
@@ -30,7 +30,13 @@ import torch
 from torch import nn
 
 from . import attacks, metrics
+from .atom import atom_objective, ood_score
+from .ccu import CCU, ccu_log_excess, linf_certified_confidence
+from .ibp import certified_confidence, supports
+from .mahalanobis import mahalanobis, max_score_objective
+from .odin import Search, epsilon_grid, odin, odin_grid, search
 from .profiles import Profile
+from .scores import energy, msp
 
 Certificate = Callable[[torch.Tensor, float], torch.Tensor]
 
@@ -64,15 +70,11 @@ def log_max_confidence_at(temperature: float = 1.0) -> attacks.Objective:
 
 def msp_detector(name: str, model: nn.Module, note: str = "", certify: Certificate | None = None) -> Detector:
     """Max-softmax score; attacked with ``max_k log softmax_k`` (the score itself; cf. eq. 115)."""
-    from .scores import msp
-
     return Detector(name, model, lambda z: msp(model, z), log_max_confidence_at(1.0), note, certify=certify)
 
 
 def good_detector(name: str, model: nn.Module, note: str = "") -> Detector:
     """MSP of an IBP-trained model, certified by GOOD's eq. 6 (:func:`oodlib.ibp.certified_confidence`)."""
-    from .ibp import certified_confidence, supports
-
     if not supports(model):
         raise ValueError(f"expected a model IBP can pass (Linear/Conv2d/ReLU/Flatten/pool), got {name!r}")
     return msp_detector(name, model, note, certify=lambda x, eps: certified_confidence(model, x, eps))
@@ -86,21 +88,16 @@ class _CCUExcess(nn.Module):
         self.ccu = ccu
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from .gmm import ccu_log_excess
-
         return ccu_log_excess(self.ccu, x)[:, None]
 
 
 def ccu_detector(name: str, model: nn.Module, note: str = "") -> Detector:
     """CCU's confidence ``max_y p̂(y|x)``, certified by Corollary 3.1 on a ball containing the ℓ∞ ball.
 
-    Attacked through :func:`oodlib.gmm.ccu_log_excess` (same maximiser as the confidence), not
+    Attacked through :func:`oodlib.ccu.ccu_log_excess` (same maximiser as the confidence), not
     ``log max p̂``: the latter's gradient rounds to zero where ``p̂`` is within float precision of
     uniform — far from the data, exactly where CCU is built to be unconfident (chapter 04).
     """
-    from .gmm import CCU, linf_certified_confidence
-    from .scores import msp
-
     if not isinstance(model, CCU):
         raise ValueError(f"expected a CCU model for {name!r}, got {type(model).__name__}")
     return Detector(name, _CCUExcess(model), lambda z: msp(model, z), lambda z, y=None: z[:, 0], note,
@@ -110,16 +107,12 @@ def ccu_detector(name: str, model: nn.Module, note: str = "") -> Detector:
 def odin_detector(name: str, model: nn.Module, temperature: float, eps: float, note: str = "") -> Detector:
     """ODIN's score ``S(x̃; T)``; attacked white-box through ``log S(u; T)`` (the preprocessing
     step is part of the score, not of the attack objective, as in App. B.4)."""
-    from .odin import odin
-
     return Detector(name, model, lambda z: odin(model, z, temperature=temperature, eps=eps),
                     log_max_confidence_at(temperature), note, {"temperature": temperature, "eps": eps})
 
 
 def energy_detector(name: str, model: nn.Module, temperature: float = 1.0, note: str = "") -> Detector:
     """Energy score ``T · logsumexp(f(x)/T)`` (Liu et al. 2020); attacked through the score itself."""
-    from .scores import energy
-
     if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not temperature > 0:
         raise ValueError(f"expected temperature as a number > 0, got {temperature!r}")
     t = float(temperature)
@@ -129,16 +122,12 @@ def energy_detector(name: str, model: nn.Module, temperature: float = 1.0, note:
 
 def mahalanobis_detector(name: str, head: nn.Module, eps: float = 0.0, note: str = "") -> Detector:
     """Single-layer Mahalanobis score; attacked through ``M(u)`` itself (eq. 116 without the regression)."""
-    from .mahalanobis import mahalanobis, max_score_objective
-
     return Detector(name, head, lambda z: mahalanobis(head, z, eps=eps), max_score_objective, note,
                     {"eps": eps})
 
 
 def k1_detector(name: str, model: nn.Module, note: str = "") -> Detector:
     """A (K+1)-way model scored by ``1 − F(x)_{K+1}``; attacked through ``−log F(u)_{K+1}`` (eq. 118)."""
-    from .mining import atom_objective, ood_score
-
     return Detector(name, model, lambda z: ood_score(model, z), atom_objective, note)
 
 
@@ -148,23 +137,19 @@ MAHALANOBIS_EPS = (0.0, 0.0005, 0.001, 0.0014, 0.002, 0.005, 0.01)  # Lee et al.
 
 
 def tune_odin(model: nn.Module, x_in: torch.Tensor, x_out: torch.Tensor, profile: Profile,
-              temperatures: Sequence[float] = (1000.0,)):  # noqa: ANN201 - returns oodlib.odin.Search
+              temperatures: Sequence[float] = (1000.0,)) -> Search:
     """ODIN's (T, ε) with the lowest FPR at 95 % TPR on validation images (ATOM App. B.3: T = 1000).
 
     ``x_in``/``x_out`` are validation in-distribution and OOD images, never evaluated on.
     """
-    from . import odin
-
-    grid = odin.epsilon_grid(profile.odin_num_eps, profile.odin_max_eps)
-    return odin.search(odin.odin_grid(model, x_in, list(temperatures), grid),
-                       odin.odin_grid(model, x_out, list(temperatures), grid), list(temperatures), grid)
+    grid = epsilon_grid(profile.odin_num_eps, profile.odin_max_eps)
+    return search(odin_grid(model, x_in, list(temperatures), grid),
+                  odin_grid(model, x_out, list(temperatures), grid), list(temperatures), grid)
 
 
 def tune_mahalanobis(head: nn.Module, x_in: torch.Tensor, x_out: torch.Tensor,
                      grid: Sequence[float] = MAHALANOBIS_EPS) -> float:
     """The input-noise magnitude of the Mahalanobis score with the lowest validation FPR at 95 % TPR."""
-    from .mahalanobis import mahalanobis
-
     if not len(grid):
         raise ValueError("expected a non-empty grid of eps values")
     fprs = [metrics.fpr_at_tpr(mahalanobis(head, x_in, eps=e), mahalanobis(head, x_out, eps=e)) for e in grid]

@@ -22,20 +22,18 @@ import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import torch
 
 from . import attacks, corruptions, metrics
-from .data import OODSet, derive_seed
+from . import scores as _scores
+from .data import OODSet, label
+from .detectors import Detector
 from .profiles import Profile
-from .runtime import progress
+from .runtime import cache_dir, derive_seed, progress
 from .validation import check_choice, check_images, check_positive_int, describe
-
-if TYPE_CHECKING:
-    from .detectors import Detector
 
 ATOM_THREATS = ("natural", "corruption", "linf", "compositional")  # Chen et al. 2021, §5.1
 THREATS = (*ATOM_THREATS, "certified")
@@ -76,7 +74,7 @@ def ood_table(
     models: Mapping[str, torch.nn.Module],
     x_in: torch.Tensor,
     ood_sets: Mapping[str, OODSet],
-    score=None,  # noqa: ANN001 - any oodlib.scores function
+    score: Callable[..., torch.Tensor] | None = None,  # any oodlib.scores function
     **score_params: object,
 ) -> pd.DataFrame:
     """Evaluate each model's ``score`` (default MSP) on ``x_in`` vs every OOD set.
@@ -84,8 +82,6 @@ def ood_table(
     Returns the long table of :func:`ood_rows`, with the in-distribution MMC as
     an extra row per model (``ood_set='(in-distribution)'``, metric ``MMC``).
     """
-    from . import scores as _scores
-
     score = score or _scores.msp
     rows: list[dict] = []
     for name, model in models.items():
@@ -99,11 +95,6 @@ def ood_table(
         rows += ood_rows(name, s_in, s_out, confidences_out=conf,
                          stand_in={k: s.stand_in_for for k, s in ood_sets.items()})
     return pd.DataFrame(rows)
-
-
-def label(name: str, stand_in_for: str | None) -> str:
-    """A set's display name, marked as a stand-in where it is one."""
-    return f"{name} (stand-in for {stand_in_for})" if isinstance(stand_in_for, str) and stand_in_for else name
 
 
 def wide(table: pd.DataFrame, metrics_: list[str] | None = None) -> pd.DataFrame:
@@ -237,8 +228,6 @@ def threat_table(
     ``attrs["scores"]`` every score behind it (float64 arrays keyed ``"detector|in"`` and
     ``"detector|threat|set"``) — what :mod:`oodlib.claims` bootstraps.
     """
-    from .detectors import Detector
-
     for t in threats:
         check_choice(t, THREATS, "threat")
     check_positive_int(attack_size, "attack_size")
@@ -358,8 +347,6 @@ def cached_table(name: str, key: Mapping[str, object], compute: Callable[[], pd.
     JSON (no tensors), is hashed into the file name and stored in a JSON sidecar.
     ``attrs["seconds"]`` (evaluation wall times) survives the round trip.
     """
-    from .zoo import cache_dir
-
     if not name.replace("_", "").replace("-", "").isalnum():
         raise ValueError(f"expected a table name of letters, digits, '-' or '_', got {name!r}")
     try:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .runtime import batched, model_device
+from .runtime import batched, eval_mode, model_device
 from .validation import check_images, check_positive_int, describe
 
 
@@ -45,12 +45,8 @@ def penultimate(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> to
     seq = _check_sequential(model)
     check_images(x)
     body = seq[:-1]
-    was_training = seq.training
-    seq.eval()
-    try:
+    with eval_mode(seq):
         return batched(body, x, batch_size, model_device(seq)).flatten(1)
-    finally:
-        seq.train(was_training)
 
 
 class MahalanobisHead(nn.Module):

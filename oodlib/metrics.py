@@ -201,8 +201,15 @@ def tpr_rank(n: int, tpr: float) -> int:
     return k
 
 
-def _tpr_threshold(s_in: np.ndarray, tpr: float) -> float:
-    """Largest t such that the fraction of ``s_in`` with score >= t is at least ``tpr``."""
+def tpr_threshold(s_in: object, tpr: float = 0.95) -> float:
+    """The largest threshold t such that a fraction of at least ``tpr`` of ``s_in`` scores >= t.
+
+    The one threshold of the book: "accept as in-distribution iff score >= t" at ``tpr`` true
+    positive rate (FPR95's threshold, ATOM's γ of eq. 5, the histograms' dashed line). With
+    ``k = ceil(tpr · n)`` it is the k-th largest in-distribution score.
+    """
+    s_in = check_scores(s_in, "s_in")
+    tpr = _check_tpr(tpr)
     n = s_in.size
     k = tpr_rank(n, tpr)
     # the k-th largest in-score: at least k in-scores are >= it, and any larger t accepts < k
@@ -235,7 +242,7 @@ def fpr_at_tpr(s_in: object, s_out: object, tpr: float = 0.95) -> float:
         FPR in [0, 1] (lower is better).
     """
     a, b = _check_pair(s_in, s_out)
-    t = _tpr_threshold(a, _check_tpr(tpr))
+    t = tpr_threshold(a, tpr)
     return float(np.count_nonzero(b >= t) / b.size)
 
 

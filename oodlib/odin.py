@@ -39,77 +39,33 @@ pass (``len(T) · (3 + len(ε))`` forward-pass equivalents per image instead of
 ``len(T) · len(ε) · 4``). :func:`search` picks the setting; ties in FPR are broken by the higher
 AUROC, then by the smaller T and ε.
 
-Analysis (§4.5, §5, App. D–G)
-------------------------------
-:func:`u1_u2` (eq. 4), :func:`taylor_softmax_score` (eq. 3 / App. D), :func:`prop1_statistic`
-(App. E), :func:`grad_norm` (``‖∇ₓ log S‖₁``, §5.3), :func:`binned_mean` (the conditional
-expectations of Fig. 5), :func:`mmd2` (§4.5) and :func:`energy_distance` (App. G).
-
-Same-manifold split (§4.5)
---------------------------
-The CIFAR-80 / CIFAR-20 experiment has a Fashion-MNIST analogue: train on 8 classes and treat
-the other 2 as OOD. Importing this module registers the training plug-in ``"plain_subset"``
-(cross-entropy on the kept classes only), so the zoo can cache such models
-(:func:`load_subset_model`).
+The analysis of §4.5 and §5 (temperature terms, distances, the same-manifold split) is in
+:mod:`oodlib.odin_analysis`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from . import metrics, train, zoo
+from . import metrics
 from .profiles import Profile
-from .runtime import logits as _logits
-from .runtime import model_device, progress
+from .runtime import derive_seed, eval_mode, model_device, progress
 from .validation import check_images, check_positive_int, describe
 
-__all__ = [
-    "PAPER_TEMPERATURES",
-    "TABLE2_METRICS",
-    "baseline_vs_odin",
-    "temperature_sweep",
-    "ClassSubset",
-    "IN",
-    "ODINScorer",
-    "Study",
-    "run_study",
-    "Search",
-    "binned_mean",
-    "class_split",
-    "energy_distance",
-    "epsilon_grid",
-    "grad_norm",
-    "load_subset_model",
-    "logit_gaps",
-    "mmd2",
-    "odin",
-    "odin_grid",
-    "perturb",
-    "prop1_statistic",
-    "search",
-    "softmax_score",
-    "split_tuning",
-    "subset",
-    "taylor_softmax_score",
-    "u1_u2",
-]
-
-#: The temperatures searched in §4.4 ("Choosing parameters").
 PAPER_TEMPERATURES: tuple[float, ...] = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 
 
 # --------------------------------------------------------------------------- validation
 
 
-def _check_temperature(value: object, name: str = "temperature") -> float:
+def check_temperature(value: object, name: str = "temperature") -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating) or not (
         math.isfinite(float(value)) and float(value) > 0
     ):
@@ -117,7 +73,7 @@ def _check_temperature(value: object, name: str = "temperature") -> float:
     return float(value)
 
 
-def _check_eps(value: object, name: str = "eps") -> float:
+def check_eps(value: object, name: str = "eps") -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating) or not (
         math.isfinite(float(value)) and float(value) >= 0
     ):
@@ -125,7 +81,7 @@ def _check_eps(value: object, name: str = "eps") -> float:
     return float(value)
 
 
-def _check_grid(values: object, name: str, check) -> np.ndarray:  # noqa: ANN001 - a _check_* function
+def check_grid(values: object, name: str, check: Callable[[object, str], float]) -> np.ndarray:
     try:
         arr = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as err:
@@ -139,7 +95,7 @@ def _check_grid(values: object, name: str, check) -> np.ndarray:  # noqa: ANN001
     return arr
 
 
-def _check_logits(z: object) -> torch.Tensor:
+def check_logits(z: object) -> torch.Tensor:
     if not isinstance(z, torch.Tensor) or z.ndim != 2 or z.shape[0] == 0 or z.shape[1] < 2:
         raise ValueError(f"expected logits as a tensor of shape (N, K) with K >= 2, got {describe(z)}")
     if not torch.isfinite(z).all():
@@ -152,8 +108,8 @@ def _check_logits(z: object) -> torch.Tensor:
 
 def softmax_score(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """The softmax score ``S(x; T) = max_i S_i(x; T)`` of eq. 1 from logits ``(N, K)``."""
-    z = _check_logits(logits)
-    t = _check_temperature(temperature)
+    z = check_logits(logits)
+    t = check_temperature(temperature)
     return torch.softmax(z / t, dim=1).max(dim=1).values
 
 
@@ -185,17 +141,15 @@ def odin_grid(
     ``batch_size · len(ε)``). ``desc`` shows a progress bar.
     """
     check_images(x, "x")
-    temps = _check_grid(temperatures, "temperatures", _check_temperature)
-    eps = _check_grid(epsilons, "epsilons", _check_eps)
+    temps = check_grid(temperatures, "temperatures", check_temperature)
+    eps = check_grid(epsilons, "epsilons", check_eps)
     check_positive_int(batch_size, "batch_size")
     dev = model_device(model)
     n, n_t, n_e = len(x), len(temps), len(eps)
     out = torch.empty(n_t, n_e, n, dtype=x.dtype)
     eps_t = torch.as_tensor(eps, dtype=x.dtype, device=dev).view(n_e, 1, 1, 1, 1)
     need_grad = bool((eps > 0).any())
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         starts = range(0, n, batch_size)
         for s in starts if desc is None else progress(starts, desc=desc, leave=False):
             xb = x[s : s + batch_size].detach().to(dev)
@@ -213,8 +167,6 @@ def odin_grid(
                     with torch.no_grad():
                         z = model(xb)
                     out[ti, :, s : s + b] = torch.softmax(z / t, 1).max(1).values.cpu().expand(n_e, b)
-    finally:
-        model.train(was_training)
     return out
 
 
@@ -232,8 +184,8 @@ def odin(
     Defaults are the paper's setting for DenseNet on CIFAR-10 (T = 1000, ε = 0.0014, Fig. 1,
     Table 4–5); ε is in [0, 1] pixel units. ``T = 1, ε = 0`` is the max-softmax baseline.
     """
-    t = _check_temperature(temperature)
-    e = _check_eps(eps)
+    t = check_temperature(temperature)
+    e = check_eps(eps)
     return odin_grid(model, x, [t], [e], clip=clip, batch_size=batch_size)[0, 0]
 
 
@@ -248,20 +200,16 @@ def perturb(
 ) -> torch.Tensor:
     """The preprocessed images ``x̃ = x − ε sign(−∇ₓ log S_ŷ(x; T))`` of eq. 2 (same device as x)."""
     check_images(x, "x")
-    t = _check_temperature(temperature)
-    e = _check_eps(eps)
+    t = check_temperature(temperature)
+    e = check_eps(eps)
     check_positive_int(batch_size, "batch_size")
     dev = model_device(model)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         parts = []
         for s in range(0, len(x), batch_size):
             xb = x[s : s + batch_size].detach().to(dev)
             xt = xb + e * _ascent_direction(model, xb, t) if e > 0 else xb.clone()
             parts.append((xt.clamp(0.0, 1.0) if clip else xt).to(x.device))
-    finally:
-        model.train(was_training)
     return torch.cat(parts)
 
 
@@ -274,7 +222,7 @@ def grad_norm(
     ``log S_ŷ(x̃; T) = log S_ŷ(x; T) + ε ‖∇ₓ log S_ŷ(x; T)‖₁ + o(ε)``.
     """
     check_images(x, "x")
-    t = _check_temperature(temperature)
+    t = check_temperature(temperature)
     check_positive_int(batch_size, "batch_size")
     dev = model_device(model)
     was_training = model.training
@@ -316,7 +264,7 @@ class ODINScorer:
         """Scores ``S(x̃; T)`` of the set ``name`` at one setting."""
         if name not in self.images:
             raise ValueError(f"unknown image set {name!r}; expected one of {sorted(self.images)}")
-        key = (name, _check_temperature(temperature), _check_eps(eps))
+        key = (name, check_temperature(temperature), check_eps(eps))
         if key not in self._cache:
             self._cache[key] = odin_grid(self.model, self.images[name], [key[1]], [key[2]],
                                          clip=self.clip, batch_size=self.batch_size)[0, 0]
@@ -341,7 +289,7 @@ class ODINScorer:
 def epsilon_grid(n: int = 21, max_eps: float = 0.004) -> np.ndarray:
     """``n`` evenly spaced perturbation magnitudes from 0 to ``max_eps`` (§4.4: 21 values, 0.004)."""
     check_positive_int(n, "n")
-    m = _check_eps(max_eps, "max_eps")
+    m = check_eps(max_eps, "max_eps")
     return np.linspace(0.0, m, n) if n > 1 else np.zeros(1)
 
 
@@ -404,8 +352,8 @@ def search(
     where many settings reach 0) are broken by the higher AUROC, then by the smaller T, then by
     the smaller ε.
     """
-    temps = _check_grid(temperatures, "temperatures", _check_temperature)
-    eps = _check_grid(epsilons, "epsilons", _check_eps)
+    temps = check_grid(temperatures, "temperatures", check_temperature)
+    eps = check_grid(epsilons, "epsilons", check_eps)
     shape = (len(temps), len(eps))
     for name, g in (("grid_in", grid_in), ("grid_out", grid_out)):
         if not isinstance(g, torch.Tensor) or g.ndim != 3 or tuple(g.shape[:2]) != shape or g.shape[2] == 0:
@@ -446,271 +394,6 @@ def _choose(grid_in: np.ndarray, grid_out: np.ndarray) -> tuple[int, int]:
     auc = np.array([metrics.auroc(grid_in[i, j], grid_out[i, j]) for i, j in cand])
     best = np.lexsort((cand[:, 1], cand[:, 0], -auc))[0]
     return int(cand[best, 0]), int(cand[best, 1])
-
-
-def transfer_gap_interval(study: Study, n_boot: int = 200, seed: int = 0, level: float = 0.95):  # noqa: ANN201
-    """Bootstrap interval of the largest transfer gap of App. H, tuning included.
-
-    The gap is ``max_{i,j} |FPR_j(θ_i) − FPR_j(θ_j)|``: the FPR95 on test set j's evaluation split
-    with the (T, ε) tuned on set i, minus that with j's own. Each replicate resamples the tuning
-    images (so the search may pick other parameters — the noise that makes a single run's gap
-    flip between machines) and the evaluation images, and re-runs the search. Returns an
-    :class:`oodlib.claims.Estimate`.
-    """
-    from .claims import Estimate
-
-    sets = study.sets
-    ev = {k: study.scorer.grid(k, study.temperatures, study.epsilons).double().numpy() for k in [IN, *sets]}
-    tune = {IN: study.tune_in.double().numpy(), **{k: v.double().numpy() for k, v in study.tune_out.items()}}
-
-    def gap(tn: Mapping[str, np.ndarray], evl: Mapping[str, np.ndarray]) -> float:
-        chosen = {k: _choose(tn[IN], tn[k]) for k in sets}
-        fpr = {k: fpr_grid(evl[IN], evl[k]) for k in sets}
-        return max(abs(fpr[j][chosen[i]] - fpr[j][chosen[j]]) for i in sets for j in sets)
-
-    value = gap(tune, ev)
-    rng = np.random.default_rng(seed)
-
-    def resample(d: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {k: v[..., rng.integers(0, v.shape[-1], v.shape[-1])] for k, v in d.items()}
-
-    reps = np.array([gap(resample(tune), resample(ev))
-                     for _ in progress(range(n_boot), desc="transfer bootstrap")])
-    lo, hi = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2])
-    return Estimate(value, float(min(lo, value)), float(max(hi, value)), level,
-                    f"bootstrap over tuning and evaluation images ({n_boot}×)")
-
-
-# --------------------------------------------------------------------------- temperature analysis (§5.2)
-
-
-def logit_gaps(logits: torch.Tensor) -> torch.Tensor:
-    """``Δ_i = f_ŷ(x) − f_i(x)`` for the ``K − 1`` classes ``i ≠ ŷ`` (App. F), ``(N, K−1)`` float64."""
-    z = _check_logits(logits).double()
-    top = z.argmax(dim=1, keepdim=True)
-    gaps = z.gather(1, top) - z
-    keep = torch.ones_like(z, dtype=torch.bool).scatter_(1, top, False)
-    return gaps[keep].view(len(z), z.shape[1] - 1)
-
-
-def u1_u2(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(U1, U2)`` of eq. 4: the mean and the mean square of the logit gaps ``Δ_i``, i ≠ ŷ.
-
-    ``U1 = 1/(N−1) Σ_{i≠ŷ} [f_ŷ − f_i]``, ``U2 = 1/(N−1) Σ_{i≠ŷ} [f_ŷ − f_i]²``; App. F shows
-    ``U2 = Var(Δ) + U1²``. Both float64 ``(N,)``.
-    """
-    d = logit_gaps(logits)
-    return d.mean(dim=1), d.pow(2).mean(dim=1)
-
-
-def taylor_softmax_score(logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """The second-order approximation of eq. 3 (App. D), float64 ``(N,)``::
-
-        S_ŷ(x; T) ≈ 1 / (N − (1/T) Σ_i [f_ŷ − f_i] + (1/(2T²)) Σ_i [f_ŷ − f_i]²)
-                  = 1 / (N − (N−1) U1 / T + (N−1) U2 / (2T²)).
-
-    Accurate when ``T`` is large compared with the logit gaps; for small ``T`` it is not a
-    probability at all (the denominator can even be negative).
-    """
-    z = _check_logits(logits)
-    t = _check_temperature(temperature)
-    u1, u2 = u1_u2(z)
-    k = z.shape[1]
-    return 1.0 / (k - (k - 1) * u1 / t + (k - 1) * u2 / (2 * t * t))
-
-
-def prop1_statistic(logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """``T (N − 1/S_ŷ(x; T))``, which tends to ``(N − 1) U1(x)`` as ``T → ∞`` (App. E), float64.
-
-    Computed stably as ``−T Σ_i expm1(−Δ_i / T)`` (``1/S = Σ_i exp(−Δ_i/T)``), so the limit can be
-    checked for T up to 1e12 without cancellation. The statistic is a strictly increasing
-    function of ``S``, so thresholding it is thresholding ``S`` (the detector is unchanged).
-    """
-    t = _check_temperature(temperature)
-    d = logit_gaps(logits)
-    return -t * torch.expm1(-d / t).sum(dim=1)
-
-
-def binned_mean(
-    x: object, y: object, bins: int | Sequence[float] = 20, min_count: int = 5
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``E[y | x]`` on bins of ``x``: ``(centres, means, counts)``; bins with < ``min_count`` are NaN.
-
-    For Fig. 5b (``E[U2 | U1]``) and Fig. 5d–e (``E[‖∇ₓ log S‖₁ | S]``). ``bins`` is a number of
-    equal-width bins over the range of ``x`` or explicit edges (so several sets share bins).
-    """
-    a = np.asarray(x, dtype=np.float64).ravel()
-    b = np.asarray(y, dtype=np.float64).ravel()
-    if a.size == 0 or a.size != b.size or not (np.isfinite(a).all() and np.isfinite(b).all()):
-        raise ValueError(f"expected x and y as finite 1-D arrays of equal non-zero length, got "
-                         f"{describe(x)} and {describe(y)}")
-    if np.isscalar(bins):
-        edges = np.linspace(a.min(), a.max() + 1e-12, int(bins) + 1)
-    else:
-        edges = np.asarray(bins, dtype=np.float64)
-    if edges.ndim != 1 or edges.size < 2 or not np.all(np.diff(edges) > 0):
-        raise ValueError(f"expected bins as a positive int or increasing edges, got {bins!r}")
-    idx = np.digitize(a, edges) - 1
-    inside = (idx >= 0) & (idx < edges.size - 1)
-    counts = np.bincount(idx[inside], minlength=edges.size - 1).astype(float)
-    sums = np.bincount(idx[inside], weights=b[inside], minlength=edges.size - 1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        means = np.where(counts >= min_count, sums / counts, np.nan)
-    return 0.5 * (edges[1:] + edges[:-1]), means, counts
-
-
-# --------------------------------------------------------------------------- distances (§4.5, App. G)
-
-
-def _flat(v: object, name: str) -> torch.Tensor:
-    if not isinstance(v, torch.Tensor) or v.ndim < 2 or v.shape[0] < 2 or not torch.is_floating_point(v):
-        raise ValueError(f"expected {name} as a float tensor of >= 2 samples (N, ...), got {describe(v)}")
-    return v.detach().flatten(1).double()
-
-
-def _pair_distances(v: object, w: object) -> tuple[torch.Tensor, int, int]:
-    a, b = _flat(v, "v"), _flat(w, "w")
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(f"expected v and w with equal feature counts, got {a.shape[1]} and {b.shape[1]}")
-    z = torch.cat([a, b])
-    return torch.cdist(z, z), len(a), len(b)
-
-
-def _off_diagonal_mean(k: torch.Tensor) -> float:
-    n = k.shape[0]
-    return float((k.sum() - k.diagonal().sum()) / (n * (n - 1)))
-
-
-def mmd2(v: torch.Tensor, w: torch.Tensor, sigma: float | None = None) -> float:
-    """Unbiased squared maximum mean discrepancy with a Gaussian RBF kernel (§4.5).
-
-    ``MMD² = mean_{i≠j} k(v_i, v_j) + mean_{i≠j} k(w_i, w_j) − 2 mean_{i,j} k(v_i, w_j)``,
-    ``k(x, x') = exp(−‖x − x'‖² / (2σ²))`` on flattened images (Gretton et al. 2012, eq. 3; the
-    paper's normalisation constants written as means). Bandwidth: by default the median heuristic
-    ``2σ² = median of the squared Euclidean distances between all distinct pairs of V ∪ W``. The
-    paper's sentence reads "2σ² is set to the median of all Euclidean distances" (not squared);
-    in 784 dimensions that kernel is ≈ e⁻¹⁰ for a typical pair and the MMD nearly vanishes, so we
-    use the standard squared form (a typical pair then has k ≈ e⁻¹). Pass ``sigma`` to override.
-    """
-    d, m, n = _pair_distances(v, w)
-    d2 = d.pow(2)
-    if sigma is None:
-        iu = torch.triu_indices(m + n, m + n, offset=1)
-        two_s2 = float(d2[iu[0], iu[1]].median())
-        if two_s2 <= 0:
-            raise ValueError("all images in V ∪ W are identical: the median bandwidth is 0; pass sigma")
-    else:
-        two_s2 = 2 * _check_temperature(sigma, "sigma") ** 2
-    k = torch.exp(-d2 / two_s2)
-    return _off_diagonal_mean(k[:m, :m]) + _off_diagonal_mean(k[m:, m:]) - 2 * float(k[:m, m:].mean())
-
-
-def energy_distance(v: torch.Tensor, w: torch.Tensor) -> float:
-    """The squared energy distance of App. G with the Euclidean norm::
-
-        D² = 2 mean_{i,j} ‖V_i − W_j‖ − mean_{i≠j} ‖V_i − V_j‖ − mean_{i≠j} ‖W_i − W_j‖.
-
-    The paper writes the within-set sums over i ≠ j with the factor ``1/binom(m, 2)``; we read
-    them as means over the distinct pairs (otherwise D² of two samples of one distribution would
-    not tend to 0).
-    """
-    d, m, _ = _pair_distances(v, w)
-    return 2 * float(d[:m, m:].mean()) - _off_diagonal_mean(d[:m, :m]) - _off_diagonal_mean(d[m:, m:])
-
-
-# --------------------------------------------------------------------------- same-manifold split (§4.5)
-
-
-def _check_classes(classes: object, num_classes: int = 10) -> tuple[int, ...]:
-    expected = f"expected classes as a non-empty sequence of distinct ints in [0, {num_classes})"
-    if isinstance(classes, str | bytes) or not isinstance(classes, Sequence) or len(classes) == 0:
-        raise ValueError(f"{expected}, got {classes!r}")
-    out = []
-    for c in classes:
-        if isinstance(c, bool) or not isinstance(c, int | np.integer) or not 0 <= int(c) < num_classes:
-            raise ValueError(f"{expected}, got {classes!r}")
-        out.append(int(c))
-    if len(set(out)) != len(out):
-        raise ValueError(f"{expected}, got duplicates in {classes!r}")
-    return tuple(out)
-
-
-class ClassSubset(train.Method):
-    """Plain cross-entropy on a subset of the classes, relabelled ``0 … len(classes) − 1``.
-
-    The CIFAR-80 / CIFAR-20 experiment of §4.5 on Fashion-MNIST: train on ``classes`` and keep
-    the remaining classes as a same-manifold OOD set. Images of other classes are dropped from
-    each batch. Registered as the training method ``"plain_subset"`` (hyper-parameter
-    ``classes``); build the model with ``num_classes=len(classes)``.
-    """
-
-    name = "plain_subset"
-
-    def __init__(self, classes: Sequence[int], num_classes: int = 10) -> None:
-        self.classes = _check_classes(classes, num_classes)
-        lookup = torch.full((num_classes,), -1, dtype=torch.long)
-        lookup[list(self.classes)] = torch.arange(len(self.classes))
-        self.lookup = lookup
-
-    def loss(self, model: nn.Module, batch: train.Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        """Cross-entropy on the batch's images of the kept classes (relabelled)."""
-        y = self.lookup.to(batch.y_in.device)[batch.y_in]
-        keep = y >= 0
-        if not bool(keep.any()):  # a batch of only held-out classes: no signal
-            zero = sum(p.sum() for p in model.parameters()) * 0.0
-            return zero, {"ce": 0.0}
-        ce = F.cross_entropy(model(batch.x_in[keep]), y[keep])
-        return ce, {"ce": ce.item()}
-
-
-train.register("plain_subset", ClassSubset)
-
-
-def class_split(num_held_out: int = 2, seed: int = 0, num_classes: int = 10) -> tuple[list[int], list[int]]:
-    """A seeded random split of the class indices into ``(kept, held_out)``, both sorted.
-
-    §4.5 splits CIFAR-100 at random into 80 and 20 classes; ``num_held_out=2`` is the 8/2
-    Fashion-MNIST analogue.
-    """
-    check_positive_int(num_held_out, "num_held_out")
-    check_positive_int(num_classes, "num_classes")
-    if num_held_out >= num_classes:
-        raise ValueError(f"expected num_held_out < num_classes = {num_classes}, got {num_held_out}")
-    perm = torch.randperm(num_classes, generator=torch.Generator().manual_seed(int(seed))).tolist()
-    return sorted(perm[num_held_out:]), sorted(perm[:num_held_out])
-
-
-def subset(x: torch.Tensor, y: torch.Tensor, classes: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """The images of ``classes`` and their labels relabelled ``0 … len(classes) − 1``."""
-    cls = _check_classes(classes)
-    if not isinstance(y, torch.Tensor) or y.ndim != 1 or len(y) != len(x):
-        raise ValueError(f"expected y as a 1-D label tensor of length {len(x)}, got {describe(y)}")
-    lookup = torch.full((10,), -1, dtype=torch.long)
-    lookup[list(cls)] = torch.arange(len(cls))
-    keep = torch.isin(y, torch.tensor(cls))
-    return x[keep], lookup[y[keep]]
-
-
-def load_subset_model(profile: Profile, classes: Sequence[int], **kwargs: object) -> zoo.Entry:
-    """The zoo model trained on ``classes`` only (method ``"plain_subset"``), trained if needed.
-
-    Its record caches ``test_error_kept_classes``, the error on the test images of the kept
-    classes (the zoo's generic ``test_error`` compares against all 10 labels and is not meaningful
-    for this model).
-    """
-    cls = _check_classes(classes)
-    entry = zoo.load_or_train("plain_subset", profile=profile, num_classes=len(cls), classes=list(cls),
-                              **kwargs)
-
-    def error() -> float:
-        from . import data
-
-        _, _, x_test, y_test = data.in_distribution(profile)
-        xs, ys = subset(x_test, y_test, cls)
-        return float((_logits(entry.model, xs).argmax(1) != ys).float().mean())
-
-    entry.cached("test_error_kept_classes", error)
-    return entry
 
 
 # --------------------------------------------------------------------------- a whole study (§4.4, App. H)
@@ -814,7 +497,7 @@ class Study:
                 s = search(self.tune_in, grid[:, :, pick], self.temperatures, self.epsilons, tpr=tpr)
                 i = int(np.flatnonzero(self.temperatures == s.temperature)[0])
                 j = int(np.flatnonzero(self.epsilons == s.eps)[0])
-                delta = metrics._tpr_threshold(self.tune_in[i, j].double().numpy(), tpr)
+                delta = metrics.tpr_threshold(self.tune_in[i, j].double().numpy(), tpr)
                 fpr = float((test_scorer("test", s.temperature, s.eps).double().numpy() >= delta).mean())
                 rows.append({"size": size, "repeat": r, "T": s.temperature, "eps": s.eps, "FPR95": fpr})
         return pd.DataFrame(rows)
@@ -839,8 +522,6 @@ def run_study(
     are seeded from ``profile.seed``, the set name and ``tag``. Cost: ``len(T) · (3 + len(ε))``
     forward-pass equivalents per tuning image (see :func:`odin_grid`).
     """
-    from .data import derive_seed
-
     temps = np.asarray(profile.odin_temperatures, dtype=np.float64)
     eps = epsilon_grid(profile.odin_num_eps, profile.odin_max_eps)
     images = {k: getattr(v, "x", v) for k, v in ood.items()}
@@ -860,101 +541,3 @@ def run_study(
     evals = {IN: x_in[splits[IN][1]], **{k: x[splits[k][1]] for k, x in images.items()}}
     scorer = ODINScorer(model, evals, clip=clip, batch_size=batch_size)
     return Study(model, temps, eps, tune_in, tune_out, searches, scorer, stand_in, splits)
-
-
-HELD_OUT = "held-out classes"  # the same-manifold OOD set of the 8/2 class split (§4.5)
-
-
-def same_manifold_by_seed(
-    profile: Profile,
-    x_test: torch.Tensor,
-    y_test: torch.Tensor,
-    natural: Mapping[str, torch.Tensor] | Mapping[str, object],
-    seeds: Sequence[int],
-) -> pd.DataFrame:
-    """The same-manifold claims (Fig. 2c-d, Tables 3, 5, 7, 9) once per seed: split, model and search.
-
-    For each seed: the classes held out (:func:`class_split`), the model trained on the others
-    (:func:`load_subset_model`, seconds in ``ci``) and the ODIN study on the held-out classes and the
-    ``natural`` sets (:func:`run_study`, tag ``"8/2"``, so the profile's own seed reproduces the
-    chapter's study). One row per seed: ``hardest`` = the held-out FPR95 minus the largest other
-    (ODIN, tuned; > 0: the same-manifold split is the hardest), ``T=1 preferred`` = the tuning FPR95
-    of the best T > 1 minus that of the best T = 1 (> 0: the search falls back to T = 1), and
-    ``least gain`` = the smallest FPR95 gain of ODIN over the baseline on the other sets minus the
-    gain on the held-out classes (> 0: ODIN helps least there). Whether these hold depends on
-    *which* classes are held out, so :mod:`oodlib.claims` decides them over seeds.
-    """
-    from .data import FASHION_CLASSES
-
-    rows = []
-    for seed in progress(list(seeds), desc="same-manifold seeds"):
-        p = profile.replace(seed=int(seed))
-        kept, held = class_split(p.odin_held_out_classes, seed=p.seed)
-        model = load_subset_model(p, kept).model
-        x_in8, _ = subset(x_test, y_test, kept)
-        x_held = x_test[torch.isin(y_test, torch.tensor(held))]
-        st = run_study(model, x_in8, {HELD_OUT: x_held, **natural}, p, tag="8/2")
-        tuned = {k: st.evaluate(k, *st.chosen(k))["FPR95"] for k in st.sets}
-        gain = {k: st.evaluate(k, 1.0, 0.0)["FPR95"] - tuned[k] for k in st.sets}
-        others = [k for k in st.sets if k != HELD_OUT]
-        f = fpr_grid(st.tune_in.double().numpy(), st.tune_out[HELD_OUT].double().numpy())
-        one = st.temperatures == 1.0
-        rows.append({"seed": p.seed, "held out": ", ".join(FASHION_CLASSES[c] for c in held),
-                     "hardest": tuned[HELD_OUT] - max(tuned[k] for k in others),
-                     "T=1 preferred": float(f[~one].min() - f[one].min()),
-                     "least gain": min(gain[k] for k in others) - gain[HELD_OUT]})
-    return pd.DataFrame(rows).set_index("seed")
-
-
-# --------------------------------------------------------------------------- tables and sweeps
-
-TABLE2_METRICS = ("FPR95", "DetErr", "AUROC", "AUPR_in", "AUPR_out")
-
-
-def baseline_vs_odin(table: pd.DataFrame, metrics_: Sequence[str] = TABLE2_METRICS) -> pd.DataFrame:
-    """Table 2's layout: one row per OOD set, ``"baseline / ODIN"`` in percent per metric, and (T, ε).
-
-    ``table`` is :meth:`Study.table`'s long table. Stand-ins are labelled as such.
-    """
-    from .evaluate import label
-
-    need = {"ood_set", "stand_in_for", "detector", "T", "eps", "metric", "value"}
-    if not isinstance(table, pd.DataFrame) or not need <= set(table.columns):
-        raise ValueError(f"expected the long table of Study.table() with columns {sorted(need)}, "
-                         f"got {describe(table)}")
-    rows = []
-    for name, part in table.groupby("ood_set", sort=False):
-        base = part[part.detector == "baseline"].set_index("metric").value
-        odin_ = part[part.detector == "ODIN"]
-        row = {"OOD set": label(name, part.stand_in_for.iloc[0])}
-        for m in metrics_:
-            row[m] = f"{100 * base[m]:.1f} / {100 * odin_.set_index('metric').value[m]:.1f}"
-        row["T"] = odin_["T"].iloc[0]
-        row["eps"] = odin_["eps"].iloc[0]
-        rows.append(row)
-    return pd.DataFrame(rows).set_index("OOD set")
-
-
-def temperature_sweep(
-    logits_in: torch.Tensor, logits_out: Mapping[str, torch.Tensor], temperatures: Sequence[float],
-    tpr: float = 0.95,
-) -> pd.DataFrame:
-    """Detection without input preprocessing (ε = 0) as a function of T (Fig. 3a–b, App. E).
-
-    Rows ``ood_set, T, FPR95, DetErr, AUROC``. Scores are ranked through :func:`prop1_statistic`,
-    an increasing function of ``S(x; T)`` computed without cancellation, so T may be as large as
-    1e12 (in float32, ``S`` itself rounds to ``1/N`` long before). ``T = inf`` rows use the limit
-    score ``U1`` (Proposition 1).
-    """
-    temps = [float(t) for t in temperatures]
-    for t in temps:
-        if not (t == math.inf or (math.isfinite(t) and t > 0)):
-            raise ValueError(f"expected temperatures > 0 (math.inf allowed), got {temperatures!r}")
-    rows = []
-    for t in temps:
-        a = u1_u2(logits_in)[0] if t == math.inf else prop1_statistic(logits_in, t)
-        for name, z in logits_out.items():
-            b = u1_u2(z)[0] if t == math.inf else prop1_statistic(z, t)
-            rows.append({"ood_set": name, "T": t, "FPR95": metrics.fpr_at_tpr(a, b, tpr),
-                         "DetErr": metrics.detection_error(a, b), "AUROC": metrics.auroc(a, b)})
-    return pd.DataFrame(rows)

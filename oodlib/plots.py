@@ -6,19 +6,25 @@ Every function returns the matplotlib ``Figure`` it drew on.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+import math
+import os
+import textwrap
+from collections.abc import Callable, Mapping, Sequence
 
+import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
+import seaborn as sns
 import torch
 from matplotlib.figure import Figure
 
-if TYPE_CHECKING:
-    import pandas as pd
-
-from . import metrics
-from .validation import check_images, check_scores
+from . import metrics, toy
+from .atom import select_slice
+from .data import OODSet
+from .relu_theory import activation_pattern
+from .runtime import eval_mode, model_device
+from .validation import check_images, check_positive_int, check_scores
 
 
 def set_style() -> None:
@@ -26,9 +32,6 @@ def set_style() -> None:
 
     Also lets pandas show whole cells, so claims-check evidence is not cut to ``...``.
     """
-    import pandas as pd
-    import seaborn as sns
-
     pd.set_option("display.max_colwidth", 200)
     pd.set_option("display.width", 200)
     pd.set_option("display.max_columns", 60)
@@ -95,7 +98,7 @@ def score_histograms(
 ) -> Figure:
     """In/out score histograms with the threshold at ``tpr`` and the FPR it implies."""
     a, b = _to_np(s_in), _to_np(s_out)
-    thr = np.quantile(a, 1 - tpr, method="lower")
+    thr = metrics.tpr_threshold(a, tpr)  # the same threshold as the FPR in the title
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 3))
     lo, hi = min(a.min(), b.min()), max(a.max(), b.max())
@@ -144,7 +147,7 @@ def image_grid(
     return fig
 
 
-def explore(fn, **controls: object) -> None:  # noqa: ANN001 - fn(**values) draws a figure
+def explore(fn: Callable[..., object], **controls: object) -> None:
     """Interactive exploration that degrades to a static figure.
 
     ``controls`` map parameter names to ipywidgets controls (or anything
@@ -153,22 +156,12 @@ def explore(fn, **controls: object) -> None:  # noqa: ANN001 - fn(**values) draw
     and ``make test``) ``fn`` is called once with each control's initial value,
     so the executed notebook and the HTML book show the figure.
     """
-    import os
-
-    import ipywidgets as widgets
-
     if os.environ.get("OODLIB_WIDGETS", "on").lower() == "off":
         values = {k: (c.value if isinstance(c, widgets.ValueWidget) else c) for k, c in controls.items()}
         fn(**values)
         plt.show()
         return
     widgets.interact(fn, **controls)
-
-
-def _grid(lim: float, n: int) -> tuple[np.ndarray, torch.Tensor]:
-    ticks = np.linspace(-lim, lim, n)
-    xx, yy = np.meshgrid(ticks, ticks)
-    return ticks, torch.tensor(np.stack([xx.ravel(), yy.ravel()], 1), dtype=torch.float32)
 
 
 def confidence_map(
@@ -185,13 +178,9 @@ def confidence_map(
     The colour scale runs from ``1/K`` (uniform, white) to 1; training points are
     overlaid when given. The model's forward must return logits (or log-probabilities).
     """
-    if lim <= 0:
-        raise ValueError(f"expected lim > 0, got {lim}")
-    _, pts = _grid(lim, n)
-    with torch.no_grad():
-        p = torch.softmax(model(pts), 1)
-    k = p.shape[1]
-    conf = p.max(1).values.reshape(n, n).numpy()
+    _, _, conf, _ = toy.confidence_grid(model, lim, n)
+    with torch.no_grad(), eval_mode(model):
+        k = model(torch.zeros(1, 2, device=model_device(model))).shape[1]
     if ax is None:
         _, ax = plt.subplots(figsize=(3.6, 3.2))
     im = ax.imshow(conf, origin="lower", extent=(-lim, lim, -lim, lim), cmap="viridis",
@@ -209,9 +198,7 @@ def linear_regions_map(
     model: torch.nn.Module, lim: float, n: int = 300, ax: plt.Axes | None = None, title: str | None = None
 ) -> Figure:
     """The linear regions of a 2-D ReLU network on ``[-lim, lim]²``, one colour per activation pattern."""
-    from .theory import activation_pattern
-
-    _, pts = _grid(lim, n)
+    _, _, pts = toy.grid_points(lim, n)
     pattern = activation_pattern(model, pts).numpy()
     _, ids = np.unique(pattern, axis=0, return_inverse=True)
     rng = np.random.default_rng(0)
@@ -241,10 +228,6 @@ def heatmap(
     Used for the benchmark of chapter 07 (detector × threat model). Column labels may be
     tuples (joined with a line break); lines longer than ``wrap`` characters are wrapped.
     """
-    import textwrap
-
-    import pandas as pd
-
     if not isinstance(table, pd.DataFrame) or table.empty:
         raise ValueError("expected a non-empty pandas DataFrame")
     vals = table.to_numpy(dtype=float)
@@ -271,3 +254,71 @@ def heatmap(
     cb = ax.figure.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
     cb.set_label(cbar_label)
     return ax.figure
+
+
+def plot_samples(
+    sets: Mapping[str, OODSet] | Mapping[str, torch.Tensor], n: int = 8, fig: Figure | None = None
+) -> Figure:
+    """A grid with one labelled row of ``n`` images per set; returns the Figure.
+
+    Stand-ins are labelled "(stand-in for X)". Draws into ``fig`` if given, else
+    into a new pyplot figure (in a notebook, assign the result to avoid showing it twice).
+    """
+    n = check_positive_int(n, "n")
+    if not sets:
+        raise ValueError("expected at least one set to plot, got an empty mapping")
+    if fig is None:
+        fig = plt.figure(figsize=(0.9 * n + 2.4, 0.95 * len(sets) + 0.2), layout="constrained")
+    axes = fig.subplots(len(sets), n, squeeze=False)
+    for row, (key, item) in enumerate(sets.items()):
+        if isinstance(item, OODSet):
+            images, label = item.x, item.name
+            if item.stand_in_for:
+                label += f"\n(stand-in for\n{item.stand_in_for})"
+        else:
+            images, label = check_images(item, f"sets[{key!r}]"), key
+        for col, ax in enumerate(axes[row]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if col >= len(images):
+                ax.axis("off")
+                continue
+            image = images[col].detach().cpu().permute(1, 2, 0).numpy()
+            ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=1)
+        axes[row, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+    return fig
+
+
+
+def plot_selection(
+    candidate_scores: object, images: torch.Tensor, q: float, n_keep: int, show: int = 16
+) -> Figure:
+    """Histogram of the candidates' OOD scores with the slice Algorithm 1 keeps at ``q`` shaded,
+    and ``show`` kept images (evenly spread over the slice, hardest first) with their scores.
+    Returns the matplotlib Figure."""
+    s = check_scores(candidate_scores, "candidate_scores")
+    check_images(images, "images")
+    if len(images) != len(s):
+        raise ValueError(f"expected one image per candidate score ({len(s)}), got {len(images)}")
+    check_positive_int(show, "show")
+    keep = select_slice(s, q, n_keep)
+    cols = math.ceil(show / 2)
+    fig = plt.figure(figsize=(11, 3.4), layout="constrained")
+    left, right = fig.subfigures(1, 2, width_ratios=[1, 1.35])
+    ax = left.subplots()
+    bins = np.linspace(0, 1, 41)
+    ax.hist(s, bins=bins, color="0.7", label=f"N = {len(s)} candidates")
+    ax.hist(s[keep], bins=bins, color="tab:red", alpha=0.8, label=f"kept: n = {n_keep}")
+    ax.set_yscale("log")
+    ax.set(xlabel="OOD score $F(x)_{K+1}$", ylabel="candidates",
+           title=f"q = {q:.3f}: skip the {round(q * len(s))} hardest")
+    ax.legend(fontsize="small", loc="upper left")
+    pick = keep[np.linspace(0, len(keep) - 1, show).round().astype(int)]
+    axes = right.subplots(2, cols)
+    for a in axes.flat:
+        a.axis("off")
+    for a, j in zip(axes.flat, pick, strict=False):
+        a.imshow(images[j, 0].numpy(), cmap="gray", vmin=0, vmax=1)
+        a.set_title(f"{s[j]:.3f}", fontsize=7)
+    right.suptitle("kept outliers, hardest to easiest (OOD score)", fontsize="small")
+    return fig

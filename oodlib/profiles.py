@@ -262,7 +262,7 @@ def seed_from_env() -> int:
 def current() -> Profile:
     """The profile named by ``$OODLIB_PROFILE`` (default ``ci``), with the seed of ``$OODLIB_SEED``.
 
-    The seed enters every zoo hash (``zoo.HASHED_FIELDS``), so each seed trains its own models;
+    The seed enters every zoo hash (``zoo.TRAIN_FIELDS``), so each seed trains its own models;
     the chapters draw their data subsets, attack starts and bootstrap replicates from it too.
     """
     name = os.environ.get(ENV_VAR, "ci").strip().lower() or "ci"

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from .validation import check_positive_int
+from .validation import check_positive_int, check_seed
 
 
 def seed_everything(seed: int = 0) -> None:
@@ -21,6 +25,56 @@ def seed_everything(seed: int = 0) -> None:
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)
     os.environ.setdefault("PYTHONHASHSEED", str(seed))
+
+
+def derive_seed(base: int, name: str) -> int:
+    """A seed for the stream called ``name`` (a data set, a split, an attack), derived from ``base``.
+
+    Different names give unrelated seeds, so no two sets (nor the auxiliary pool) share a
+    random stream.
+    """
+    base = check_seed(base, "base")
+    sequence = np.random.SeedSequence([base, zlib.crc32(name.encode("utf-8"))])
+    return int(sequence.generate_state(1)[0])
+
+
+def torch_generator(seed: int) -> torch.Generator:
+    """A local CPU ``torch.Generator`` seeded with ``seed`` (no global state is touched)."""
+    return torch.Generator().manual_seed(check_seed(seed))
+
+
+def numpy_generator(seed: int) -> np.random.Generator:
+    """A local ``numpy.random.Generator`` seeded with ``seed``."""
+    return np.random.default_rng(check_seed(seed))
+
+
+def cache_dir() -> Path:
+    """The model zoo and result cache: ``$OODLIB_CACHE`` or ``~/.cache/oodlib/zoo`` (created on demand)."""
+    root = Path(os.environ.get("OODLIB_CACHE") or Path.home() / ".cache" / "oodlib" / "zoo")
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """``with eval_mode(model):`` — the model in eval mode inside the block, its mode restored after."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+def input_gradient(objective: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """``∇ₓ Σ objective(x)`` with respect to the input only (parameters get no ``.grad``).
+
+    The gradient every attack and ODIN's preprocessing step takes; ``objective`` maps a batch
+    to one value per sample. ``x`` is detached first; the result has its shape and device.
+    """
+    u = x.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(objective(u).sum(), u)
+    return grad
 
 
 def default_device(device: str | torch.device | None = None) -> torch.device:
@@ -63,12 +117,8 @@ def batched(
 
 def logits(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     """Logits of ``model`` on ``x`` in eval mode, batched, returned on the CPU."""
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         return batched(model, x, batch_size, model_device(model))
-    finally:
-        model.train(was_training)
 
 
 def predict_proba(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
@@ -84,7 +134,7 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     return (pred == y.cpu()).float().mean().item()
 
 
-def progress(iterable=None, **kwargs):  # noqa: ANN001, ANN201 - thin tqdm wrapper
+def progress(iterable: Iterable | None = None, **kwargs: Any) -> Any:  # a tqdm bar
     """A progress bar: ``tqdm.auto`` in JupyterLab, text in a terminal or book build.
 
     ``$OODLIB_PROGRESS`` selects: ``auto`` (default), ``text`` (plain tqdm, used by
@@ -94,8 +144,8 @@ def progress(iterable=None, **kwargs):  # noqa: ANN001, ANN201 - thin tqdm wrapp
     if mode == "off":
         kwargs["disable"] = True
     if mode == "text":
-        from tqdm import tqdm
+        from tqdm import tqdm  # noqa: PLC0415 - the bar is chosen by $OODLIB_PROGRESS at call time
     else:
-        from tqdm.auto import tqdm
+        from tqdm.auto import tqdm  # noqa: PLC0415 - tqdm.auto loads IPython; only when a bar is shown
     kwargs.setdefault("mininterval", 1.0)
     return tqdm(iterable, **kwargs)

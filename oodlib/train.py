@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -69,6 +68,11 @@ class Method:
         ce = F.cross_entropy(model(batch.x_in), batch.y_in)
         return ce, {"ce": ce.item()}
 
+    def test_split(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The test images and labels the model's test error is measured on (all, by default;
+        a class-subset model keeps its own classes, relabelled)."""
+        return x, y
+
     def after_step(self, model: nn.Module) -> None:
         """Hook run after every optimiser step (CCU clamps its variances here)."""
 
@@ -80,21 +84,6 @@ class Method:
 
 class Plain(Method):
     """Plain training: cross-entropy only."""
-
-
-METHODS: dict[str, Callable[..., Method]] = {"plain": Plain}
-
-
-def register(name: str, factory: Callable[..., Method]) -> None:
-    """Register a training method plug-in under ``name``."""
-    METHODS[name] = factory
-
-
-def make_method(name: str, **hparams: object) -> Method:
-    """Instantiate the method plug-in ``name`` with its hyper-parameters."""
-    if name not in METHODS:
-        raise ValueError(f"unknown training method {name!r}; expected one of {sorted(METHODS)}")
-    return METHODS[name](**hparams)
 
 
 @dataclass
@@ -187,38 +176,3 @@ def fit(
     hist.wall_time_s = time.perf_counter() - t0
     hist.steps = step
     return hist
-
-
-def fit_points(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    steps: int = 500,
-    lr: float = 1e-2,
-    weight_decay: float = 0.0,
-    extra_loss: Callable[[nn.Module], torch.Tensor] | None = None,
-) -> list[float]:
-    """Full-batch Adam on low-dimensional points (the 2-D toy figures); returns the loss curve.
-
-    ``extra_loss(model)`` is added to the cross-entropy (e.g. CEDA/CCU terms on toy
-    out-distribution points).
-    """
-    check_positive_int(steps, "steps")
-    if x.ndim != 2 or len(x) != len(y) or len(x) == 0:
-        raise ValueError(
-            f"expected points x (N, d) and labels y (N,), got {tuple(x.shape)} and {tuple(y.shape)}"
-        )
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr,
-                           weight_decay=weight_decay)
-    model.train()
-    curve = []
-    for _ in range(steps):
-        loss = F.cross_entropy(model(x), y)
-        if extra_loss is not None:
-            loss = loss + extra_loss(model)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        curve.append(loss.item())
-    model.eval()
-    return curve

@@ -6,10 +6,14 @@ Errors follow one rule: say what was expected and what was received, e.g.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 import torch
+
+IMAGE_SHAPE: tuple[int, int, int] = (1, 28, 28)  # the book's images: one channel, 28 × 28, in [0, 1]
+IMAGE_SIDE = IMAGE_SHAPE[-1]
 
 
 def describe(x: object) -> str:
@@ -101,3 +105,71 @@ def check_positive_int(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
         raise ValueError(f"expected {name} as a positive integer, got {value!r}")
     return int(value)
+
+
+def check_number(
+    value: object,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    integer: bool = False,
+    allow_inf: bool = False,
+) -> float:
+    """Return ``value`` as a float after checking it is a real number within bounds.
+
+    The one scalar check of oodlib: Python and numpy numbers are accepted (``bool`` is not);
+    NaN is always refused and ±inf unless ``allow_inf``; ``low``/``high`` are inclusive unless
+    ``low_open``/``high_open``; ``integer`` asks for an integral value (returned as a float —
+    use :func:`check_positive_int` or :func:`check_int` for an ``int``). The message names what
+    was expected and what was received, e.g. ``expected eps as a finite number in [0, 1], got -0.1``.
+    """
+    lo_b, hi_b = "(" if low_open else "[", ")" if high_open else "]"
+    kind = "an integer" if integer else ("a number" if allow_inf else "a finite number")
+    if low is not None and high is not None:
+        want = f"{kind} in {lo_b}{low:g}, {high:g}{hi_b}"
+    elif low is not None:
+        want = f"{kind} {'>' if low_open else '>='} {low:g}"
+    elif high is not None:
+        want = f"{kind} {'<' if high_open else '<='} {high:g}"
+    else:
+        want = kind
+    ok = not isinstance(value, bool | np.bool_) and isinstance(value, int | float | np.integer | np.floating)
+    v = float(value) if ok else math.nan
+    ok = ok and not math.isnan(v) and (allow_inf or math.isfinite(v))
+    ok = ok and (not integer or (math.isfinite(v) and v == int(v)))
+    if ok and low is not None:
+        ok = v > low if low_open else v >= low
+    if ok and high is not None:
+        ok = v < high if high_open else v <= high
+    if not ok:
+        raise ValueError(f"expected {name} as {want}, got {value!r}")
+    return v
+
+
+def check_int(value: object, name: str, *, low: int | None = None, high: int | None = None) -> int:
+    """Return ``value`` as an ``int`` after checking it is an integer (numpy ints too, not bool)
+    within the inclusive bounds ``low``/``high``."""
+    bounds = ("" if low is None else f" >= {low}") + ("" if high is None else f" <= {high}")
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer) or (
+        low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"expected {name} as an integer{bounds}, got {value!r}")
+    return int(value)
+
+
+def check_seed(seed: object, name: str = "seed") -> int:
+    """A random seed: a non-negative integer."""
+    return check_int(seed, name, low=0)
+
+
+def check_shape(shape: object, name: str = "shape") -> tuple[int, int, int]:
+    """An image shape ``(C, H, W)`` of positive ints."""
+    expected = f"expected {name} as (C, H, W) with positive ints, got {shape!r}"
+    if not isinstance(shape, Sequence) or len(shape) != 3:
+        raise ValueError(expected)
+    if any(isinstance(s, bool) or not isinstance(s, int | np.integer) or s <= 0 for s in shape):
+        raise ValueError(expected)
+    c, h, w = (int(s) for s in shape)
+    return c, h, w

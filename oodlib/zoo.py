@@ -12,62 +12,94 @@ or mismatched file is retrained with a warning.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-import os
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from . import data, models, profiles, train
+from . import acet, atom, ccu, data, good, models, odin_analysis, profiles, standins, train
 from .profiles import Profile
-from .runtime import default_device, logits
+from .runtime import cache_dir, default_device, logits
 
 FORMAT_VERSION = 1
 TRAIN_FIELDS = (
     "train_size", "epochs", "batch_size", "lr", "weight_decay", "lr_milestones",
     "aux_size", "pgd_train_steps", "pgd_train_step_size", "eps", "seed",
 )
-DATASETS = ("fashion_mnist",)
 
 
-PROFILE_DEFAULTS: dict[str, Callable[[Profile], dict[str, Any]]] = {
-    "acet": lambda p: {"eps": p.eps, "steps": p.pgd_train_steps, "step_size": p.pgd_train_step_size},
+@dataclass(frozen=True)
+class Plugin:
+    """A training method the zoo can train and rebuild.
+
+    ``factory(**hparams)`` builds the :class:`oodlib.train.Method`; ``hparams`` names the keyword
+    arguments it accepts (checked once, in :func:`make_method`); ``defaults(profile)`` gives the
+    hyper-parameters the profile sets (they enter the hash). ``num_classes`` is the zoo's own
+    keyword (the width of the model's last layer), never passed to the factory.
+    """
+
+    factory: Callable[..., train.Method]
+    hparams: tuple[str, ...] = ()
+    defaults: Callable[[Profile], dict[str, Any]] | None = None
+
+
+# Every training method of the book, filled here explicitly (not by import side effects).
+PLUGINS: dict[str, Plugin] = {
+    "plain": Plugin(train.Plain),
+    "plain_subset": Plugin(odin_analysis.ClassSubset, ("classes",)),  # Liang et al. §4.5
+    "ceda": Plugin(acet.CEDA, acet.CEDA_HPARAMS),  # Hein et al. 2019, eq. 1-2
+    "acet": Plugin(acet.ACET, acet.ACET_HPARAMS, acet.acet_zoo_defaults),  # Hein et al. 2019, eq. 3-4
+    "oe": Plugin(acet.OutlierExposure, acet.OE_HPARAMS),  # Hendrycks et al. 2019
+    "ccu": Plugin(ccu.CCUMethod, ccu.HPARAMS, ccu.zoo_defaults),  # Meinke & Hein 2020, eq. 6
+    "good": Plugin(good.GOOD, good.HPARAMS, good.zoo_defaults),  # Bitterwolf et al. 2020, eq. 9-10
+    "ntom": Plugin(atom.NTOM, atom.NTOM_HPARAMS, functools.partial(atom.zoo_defaults, method="ntom")),
+    "atom": Plugin(atom.ATOM, atom.ATOM_HPARAMS, functools.partial(atom.zoo_defaults, method="atom")),
 }
+ZOO_HPARAMS = ("num_classes",)
 
 
-def register_defaults(method: str, defaults: Callable[[Profile], dict[str, Any]]) -> None:
-    """Let a method take hyper-parameter defaults from the profile (they enter the hash)."""
-    PROFILE_DEFAULTS[method] = defaults
+def _plugin(method: object) -> Plugin:
+    if not isinstance(method, str) or method not in PLUGINS:
+        raise ValueError(f"unknown training method {method!r}; expected one of {sorted(PLUGINS)}")
+    return PLUGINS[method]
+
+
+def check_hparams(method: str, hparams: dict[str, Any]) -> None:
+    """Raise ``ValueError`` naming the valid keywords if ``hparams`` has one ``method`` does not take."""
+    allowed = (*_plugin(method).hparams, *ZOO_HPARAMS)
+    unknown = sorted(set(hparams) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown hyper-parameter(s) {unknown} for method {method!r}; "
+                         f"expected some of {list(allowed)}")
+
+
+def make_method(method: str, **hparams: Any) -> train.Method:
+    """The training plug-in ``method`` with its hyper-parameters (checked: ``ValueError`` on unknown ones)."""
+    check_hparams(method, hparams)
+    return _plugin(method).factory(**{k: v for k, v in hparams.items() if k not in ZOO_HPARAMS})
 
 
 def method_hparams(method: str, profile: Profile, **hparams: Any) -> dict[str, Any]:
     """The method's hyper-parameters: profile defaults overridden by explicit ones."""
-    defaults = PROFILE_DEFAULTS.get(method)
+    defaults = _plugin(method).defaults
     return {**(defaults(profile) if defaults else {}), **hparams}
-
-
-def cache_dir() -> Path:
-    """The zoo folder: ``$OODLIB_CACHE`` or ``~/.cache/oodlib/zoo`` (created on demand)."""
-    root = Path(os.environ.get("OODLIB_CACHE") or Path.home() / ".cache" / "oodlib" / "zoo")
-    root.mkdir(parents=True, exist_ok=True)
-    return root
 
 
 def make_config(
     method: str, dataset: str, profile: Profile, arch: str | None = None, **hparams: Any
 ) -> dict[str, Any]:
     """The full configuration that identifies a zoo entry."""
-    if method not in train.METHODS:
-        raise ValueError(f"unknown training method {method!r}; expected one of {sorted(train.METHODS)}")
-    if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; expected one of {list(DATASETS)}")
+    check_hparams(method, hparams)
+    if dataset not in data.NUM_CLASSES:
+        raise ValueError(f"unknown dataset {dataset!r}; expected one of {list(data.NUM_CLASSES)}")
     arch = arch or profile.model
     if arch not in models.ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; expected one of {sorted(models.ARCHITECTURES)}")
@@ -97,6 +129,8 @@ class Entry:
     model: nn.Module
     record: dict[str, Any]
     path: Path
+    _hash: str = field(default="", init=False, repr=False, compare=False)
+    _hash_stamp: tuple[int, int] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -105,8 +139,14 @@ class Entry:
     @property
     def weights_hash(self) -> str:
         """SHA-256 (12 hex digits) of the checkpoint file: changes when the model is retrained,
-        even with the same config (e.g. non-deterministic GPU training). Keys cached tables."""
-        return hashlib.sha256(self.path.read_bytes()).hexdigest()[:12]
+        even with the same config (e.g. non-deterministic GPU training). Keys cached tables.
+        Hashed again only when the file's size or modification time changes."""
+        st = self.path.stat()
+        stamp = (st.st_size, st.st_mtime_ns)
+        if self._hash_stamp != stamp:
+            self._hash = hashlib.sha256(self.path.read_bytes()).hexdigest()[:12]
+            self._hash_stamp = stamp
+        return self._hash
 
     def save_record(self) -> None:
         """Write the JSON record next to the checkpoint."""
@@ -148,7 +188,7 @@ def load_checkpoint(path: str | Path, model: nn.Module) -> nn.Module:
 
 def _training_data(dataset: str, profile: Profile, method: train.Method):
     x, y, x_test, y_test = data.in_distribution(profile)
-    x_out = data.aux_pool_for(profile) if method.out_source == "aux" else None
+    x_out = standins.aux_pool_for(profile) if method.out_source == "aux" else None
     return x, y, x_test, y_test, x_out
 
 
@@ -180,9 +220,8 @@ def load_or_train(
     ckpt = checkpoint_path(method, dataset, profile, arch, **hparams)
     stem = ckpt.stem
     record_path = ckpt.with_suffix(".json")
-    num_classes = int(config["hparams"].get("num_classes", 10))
-    method_hp = {k: v for k, v in config["hparams"].items() if k != "num_classes"}
-    plug = train.make_method(method, **method_hp)
+    num_classes = int(config["hparams"].get("num_classes", data.NUM_CLASSES[dataset]))
+    plug = make_method(method, **config["hparams"])
 
     def fresh() -> nn.Module:
         return plug.wrap(models.build(config["arch"], num_classes=num_classes, seed=profile.seed))
@@ -214,7 +253,8 @@ def load_or_train(
         "wall_time_s": time.perf_counter() - t0,
         "train_time_s": hist.wall_time_s,
         "history": hist.logs,
-        "test_error": classification_error(model, x_test, y_test),
+        "test_error": classification_error(model, *plug.test_split(x_test, y_test),
+                                           num_classes=data.NUM_CLASSES[dataset]),
         "eval": {},
     }
     tmp = ckpt.with_suffix(".pt.tmp")
@@ -225,8 +265,10 @@ def load_or_train(
     return entry
 
 
-def classification_error(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int = 10) -> float:
-    """Top-1 error over the first ``num_classes`` logits (ignores ATOM's extra OOD class)."""
+def classification_error(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int | None = None
+                         ) -> float:
+    """Top-1 error over the first ``num_classes`` logits (all by default; the zoo passes the data
+    set's class count, so ATOM's extra OOD class is ignored)."""
     pred = logits(model, x)[:, :num_classes].argmax(1)
     return float((pred != y).float().mean())
 

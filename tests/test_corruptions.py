@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from oodlib import corruptions as C
-from oodlib import data
+from oodlib import data, standins
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,7 @@ def gray() -> torch.Tensor:
 @pytest.fixture(scope="module")
 def colour() -> torch.Tensor:
     """8 CIFAR-like 32×32 colour images: photo crops, tinted per channel."""
-    x = F.interpolate(data.photos_standin(8, seed=3), size=(32, 32), mode="bilinear", align_corners=False)
+    x = F.interpolate(standins.photos_standin(8, seed=3), size=(32, 32), mode="bilinear", align_corners=False)
     tint = torch.tensor([1.0, 0.8, 0.6]).view(1, 3, 1, 1)
     return (x.repeat(1, 3, 1, 1) * tint).clamp(0, 1)
 

@@ -12,19 +12,19 @@ import numpy as np
 import pytest
 import torch
 
-from oodlib import data, profiles
+from oodlib import data, noise, plots, profiles, runtime, standins
 
 matplotlib.use("Agg")
 
 N = 40
 GENERATORS = {
-    "uniform": lambda n, seed: data.uniform_noise(n, seed),
-    "gaussian": lambda n, seed: data.gaussian_noise(n, seed),
-    "smooth": lambda n, seed: data.smooth_noise(n, data.uniform_noise(10, 99), seed),
-    "digits": lambda n, seed: data.digits_standin(n, seed),
-    "letters": lambda n, seed: data.letters_standin(n, seed),
-    "photos": lambda n, seed: data.photos_standin(n, seed),
-    "aux": lambda n, seed: data.aux_pool(n, seed),
+    "uniform": lambda n, seed: noise.uniform_noise(n, seed),
+    "gaussian": lambda n, seed: noise.gaussian_noise(n, seed),
+    "smooth": lambda n, seed: noise.smooth_noise(n, noise.uniform_noise(10, 99), seed),
+    "digits": lambda n, seed: standins.digits_standin(n, seed),
+    "letters": lambda n, seed: standins.letters_standin(n, seed),
+    "photos": lambda n, seed: standins.photos_standin(n, seed),
+    "aux": lambda n, seed: standins.aux_pool(n, seed),
 }
 OFFLINE_SETS = [name for name, spec in data.DATASETS.items() if not spec.full_only]
 HAVE_DEBIAN = all(
@@ -90,25 +90,25 @@ def test_generators_reject_bad_n_and_seed(name):
 
 
 def test_noise_shape_argument_and_gaussian_clipping():
-    assert data.uniform_noise(3, shape=(3, 32, 32)).shape == (3, 3, 32, 32)
-    x = data.gaussian_noise(2000, 0)
+    assert noise.uniform_noise(3, shape=(3, 32, 32)).shape == (3, 3, 32, 32)
+    x = noise.gaussian_noise(2000, 0)
     # N(0.5, 1) clipped: P(x <= 0) = P(x >= 1) = Phi(-0.5) ~ 0.31 of the pixels each
     assert abs((x == 0).float().mean().item() - 0.3085) < 0.01
     assert abs((x == 1).float().mean().item() - 0.3085) < 0.01
     with pytest.raises(ValueError, match="shape"):
-        data.uniform_noise(3, shape=(28, 28))
+        noise.uniform_noise(3, shape=(28, 28))
 
 
 def test_smooth_noise_is_smooth_rescaled_and_not_constant():
-    x_in = data.digits_standin(50, 0)
-    x = data.smooth_noise(200, x_in, seed=0)
+    x_in = standins.digits_standin(50, 0)
+    x = noise.smooth_noise(200, x_in, seed=0)
     flat = x.flatten(1)
     assert torch.allclose(flat.min(1).values, torch.zeros(200))
     assert torch.allclose(flat.max(1).values, torch.ones(200))
     assert (flat.std(1) > 0.05).all()
     # blurred: neighbouring pixels are far more alike than in uniform noise
     step = (x[..., 1:] - x[..., :-1]).abs().mean()
-    step_uniform = (data.uniform_noise(200)[..., 1:] - data.uniform_noise(200)[..., :-1]).abs()
+    step_uniform = (noise.uniform_noise(200)[..., 1:] - noise.uniform_noise(200)[..., :-1]).abs()
     assert step < 0.3 * step_uniform.mean()
 
 
@@ -116,7 +116,7 @@ def test_smooth_noise_permutes_in_distribution_pixels():
     """With a tiny sigma, the permuted half keeps each image's histogram (Hein et al. 2019)."""
     x_in = torch.zeros(1, 1, 28, 28)
     x_in[..., :10, :] = 1.0  # 280 bright pixels
-    x = data.smooth_noise(100, x_in, seed=1, sigma_range=(0.01, 0.01))
+    x = noise.smooth_noise(100, x_in, seed=1, sigma_range=(0.01, 0.01))
     bright = (x > 0.5).flatten(1).sum(1)
     assert (bright == 280).sum() == 50  # the permuted half
     rows_intact = (x[..., :10, :] > 0.5).flatten(1).all(1)
@@ -124,34 +124,34 @@ def test_smooth_noise_permutes_in_distribution_pixels():
 
 
 def test_blur_and_rescale_validates():
-    x = data.uniform_noise(4)
-    y = data.blur_and_rescale(x, torch.tensor([1.0, 1.5, 2.0, 2.5]))
+    x = noise.uniform_noise(4)
+    y = noise.blur_and_rescale(x, torch.tensor([1.0, 1.5, 2.0, 2.5]))
     assert y.shape == x.shape and y.amin() == 0 and y.amax() == 1
     assert torch.equal(
-        data.blur_and_rescale(torch.full((1, 1, 5, 5), 0.3), 1.0), torch.zeros(1, 1, 5, 5)
+        noise.blur_and_rescale(torch.full((1, 1, 5, 5), 0.3), 1.0), torch.zeros(1, 1, 5, 5)
     )
     with pytest.raises(ValueError, match="sigma"):
-        data.blur_and_rescale(x, torch.tensor([1.0, 2.0]))
+        noise.blur_and_rescale(x, torch.tensor([1.0, 2.0]))
     with pytest.raises(ValueError, match="sigma"):
-        data.blur_and_rescale(x, 0.0)
+        noise.blur_and_rescale(x, 0.0)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        data.blur_and_rescale(x * 255, 1.0)
+        noise.blur_and_rescale(x * 255, 1.0)
 
 
 def test_digits_are_mnist_like_and_repeat_only_when_needed():
-    x, y = data.digits_standin(1797, 0, max_shift=0, return_labels=True)
+    x, y = standins.digits_standin(1797, 0, max_shift=0, return_labels=True)
     assert set(y.tolist()) == set(range(10))
     assert x[..., :4, :].abs().sum() == 0 and x[..., -4:, :].abs().sum() == 0  # MNIST border
-    base, _ = data._digit_images()
+    base, _ = standins._digit_images()
     assert len(torch.unique(x.flatten(1), dim=0)) == len(torch.unique(base.flatten(1), dim=0))
-    assert data.digits_standin(2000, 0).shape == (2000, 1, 28, 28)
+    assert standins.digits_standin(2000, 0).shape == (2000, 1, 28, 28)
 
 
 # --- letters --------------------------------------------------------------------
 
 
 def test_font_detection_finds_letter_fonts_and_rejects_others():
-    names = [os.path.basename(p) for p in data.letter_fonts()]
+    names = [os.path.basename(p) for p in standins.letter_fonts()]
     assert len(names) >= 10
     for bad in ("LastResortHE-Regular.ttf", "cmex10.ttf", "DejaVuSansDisplay.ttf"):
         assert bad not in names
@@ -159,13 +159,13 @@ def test_font_detection_finds_letter_fonts_and_rejects_others():
 
 
 def test_letters_differ_across_letters():
-    x, y = data.letters_standin(520, 0, return_labels=True)
+    x, y = standins.letters_standin(520, 0, return_labels=True)
     assert y.min() >= 0 and y.max() <= 25 and len(set(y.tolist())) == 26
     means = torch.stack([x[y == k].mean(0).flatten() for k in range(26)])
     distances = torch.cdist(means, means) + torch.eye(26) * 1e9
     assert distances.min() > 0.5  # every pair of letters looks different on average
-    for font in data.letter_fonts()[:3]:
-        a, b = data._render_glyph(font, "A"), data._render_glyph(font, "B")
+    for font in standins.letter_fonts()[:3]:
+        a, b = standins._render_glyph(font, "A"), standins._render_glyph(font, "B")
         assert a.tobytes() != b.tobytes()
 
 
@@ -173,36 +173,36 @@ def test_letters_differ_across_letters():
 
 
 def _source_digest(name):
-    return hashlib.sha1(np.ascontiguousarray(data._load_photo(name)).tobytes()).hexdigest()
+    return hashlib.sha1(np.ascontiguousarray(standins._load_photo(name)).tobytes()).hexdigest()
 
 
 def test_photo_test_and_aux_sources_are_disjoint():
-    assert not set(data.PHOTO_TEST_SOURCES) & set(data.PHOTO_AUX_SOURCES)
+    assert not set(standins.PHOTO_TEST_SOURCES) & set(standins.PHOTO_AUX_SOURCES)
     # also by content: two loader names for one file (skimage's cat/chelsea) would show here
-    test_digests = {_source_digest(name) for name in data.PHOTO_TEST_SOURCES}
-    aux_digests = {_source_digest(name) for name in data.PHOTO_AUX_SOURCES}
-    assert len(test_digests) == len(data.PHOTO_TEST_SOURCES)
+    test_digests = {_source_digest(name) for name in standins.PHOTO_TEST_SOURCES}
+    aux_digests = {_source_digest(name) for name in standins.PHOTO_AUX_SOURCES}
+    assert len(test_digests) == len(standins.PHOTO_TEST_SOURCES)
     assert not test_digests & aux_digests
 
 
 def test_aux_symbols_are_neither_letters_nor_digits():
-    symbols = {char for char, _ in data._symbol_items()}
+    symbols = {char for char, _ in standins._symbol_items()}
     assert len(symbols) >= 20
     assert not symbols & set(string.ascii_letters + string.digits)
 
 
 def test_aux_pool_shape_and_mixture():
-    x = data.aux_pool(300, seed=0)
+    x = standins.aux_pool(300, seed=0)
     assert x.shape == (300, 1, 28, 28) and x.min() >= 0 and x.max() <= 1
-    glyphs = data.aux_pool(20, seed=0, symbol_fraction=1.0)
+    glyphs = standins.aux_pool(20, seed=0, symbol_fraction=1.0)
     assert (glyphs.flatten(1).min(1).values == 0).all()  # black background
-    assert data.aux_pool(20, seed=0, symbol_fraction=0.0).shape == (20, 1, 28, 28)
+    assert standins.aux_pool(20, seed=0, symbol_fraction=0.0).shape == (20, 1, 28, 28)
     with pytest.raises(ValueError, match="symbol_fraction"):
-        data.aux_pool(20, symbol_fraction=1.5)
+        standins.aux_pool(20, symbol_fraction=1.5)
 
 
 def test_photo_crops_are_not_flat():
-    x = data.photos_standin(200, 0)
+    x = standins.photos_standin(200, 0)
     assert (x.flatten(1).std(1) >= 0.03).float().mean() > 0.99
 
 
@@ -258,7 +258,7 @@ def test_in_distribution_subsets(fmnist_root, monkeypatch):
 
 def test_ood_sets_ci():
     profile = profiles.CI.replace(ood_size=30)
-    sets = data.ood_sets(profile, in_train_x=data.digits_standin(20, 9))
+    sets = data.ood_sets(profile, in_train_x=standins.digits_standin(20, 9))
     assert list(sets) == OFFLINE_SETS
     for name, s in sets.items():
         assert s.name == name and s.x.shape == (30, 1, 28, 28)
@@ -269,8 +269,8 @@ def test_ood_sets_ci():
     assert "CIFAR" in sets["photo crops"].stand_in_for
     assert sets["photo crops"].label.endswith("(stand-in for grayscale CIFAR-10 / LSUN)")
     # each set has its own seed, and none equals the plain seed-0 generator
-    assert not torch.equal(sets["uniform noise"].x, data.uniform_noise(30, profile.seed))
-    seeds = {data.derive_seed(profile.seed, n) for n in [*data.DATASETS, "aux pool"]}
+    assert not torch.equal(sets["uniform noise"].x, noise.uniform_noise(30, profile.seed))
+    seeds = {runtime.derive_seed(profile.seed, n) for n in [*data.DATASETS, "aux pool"]}
     assert len(seeds) == len(data.DATASETS) + 1
 
 
@@ -323,13 +323,13 @@ def test_plot_samples():
     import matplotlib.pyplot as plt
 
     sets = {
-        "photos": data.OODSet("photos", data.photos_standin(5), "CIFAR-10", "test"),
-        "noise": data.uniform_noise(3),
+        "photos": data.OODSet("photos", standins.photos_standin(5), "CIFAR-10", "test"),
+        "noise": noise.uniform_noise(3),
     }
-    fig = data.plot_samples(sets, n=4)
+    fig = plots.plot_samples(sets, n=4)
     assert len(fig.axes) == 8
     labels = [ax.get_ylabel() for ax in fig.axes if ax.get_ylabel()]
     assert any("stand-in for" in label for label in labels) and "noise" in labels
     plt.close(fig)
     with pytest.raises(ValueError):
-        data.plot_samples({})
+        plots.plot_samples({})

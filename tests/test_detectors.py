@@ -7,10 +7,10 @@ import itertools
 import pandas as pd
 import pytest
 import torch
-from test_gmm import _random_ccu
+from test_ccu import _random_ccu
 from torch import nn
 
-from oodlib import data, detectors, evaluate, gmm, metrics, models, scores
+from oodlib import ccu, data, detectors, evaluate, metrics, models, scores
 
 
 def _images(n: int, seed: int = 0) -> torch.Tensor:
@@ -54,21 +54,21 @@ def test_good_certificate_bounds_the_attacked_score(cnn):
 def test_linf_ball_lies_inside_the_ccu_metric_ball(seed):
     model = _random_ccu(20 + seed)
     eps = 0.07
-    radius = gmm.linf_ball_radius(model.metric, eps)
+    radius = ccu.linf_ball_radius(model.metric, eps)
     x0 = torch.rand(5, 1, 2, 2, generator=torch.Generator().manual_seed(seed))
     # every corner of the 4-d ℓ∞ cube (the farthest points in any norm) is within the radius
     corners = torch.tensor(list(itertools.product([-eps, eps], repeat=4)), dtype=torch.float64)
     for p in x0.reshape(5, 4).double():
         d = model.metric.distance(p + corners, p[None])
         assert float(d.max()) <= radius * (1 + 1e-9)
-    bound = gmm.linf_certified_confidence(model, x0, eps)
+    bound = ccu.linf_certified_confidence(model, x0, eps)
     noise = torch.rand(5, 200, 1, 2, 2, generator=torch.Generator().manual_seed(9)) * 2 - 1
     pts = x0[:, None] + noise * eps
     with torch.no_grad():
         conf = torch.softmax(model(pts.reshape(-1, 1, 2, 2)).double(), 1).max(1).values.reshape(5, 200)
     assert bool((conf.max(1).values <= bound + 1e-9).all())
     with pytest.raises(ValueError, match="eps"):
-        gmm.linf_ball_radius(model.metric, -1.0)
+        ccu.linf_ball_radius(model.metric, -1.0)
 
 
 def test_certified_threat_gives_gauc_below_the_attacked_auc(cnn):
@@ -201,7 +201,7 @@ def test_ccu_detector_attacks_the_excess_and_scores_the_confidence():
     x = torch.rand(6, 1, 2, 2, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         excess = det.objective(det.model(x))
-    assert torch.allclose(excess, gmm.ccu_log_excess(model, x))
+    assert torch.allclose(excess, ccu.ccu_log_excess(model, x))
     conf = torch.softmax(model(x).double(), 1).max(1).values
     assert torch.allclose(det.score(x).double(), conf, atol=1e-6)
     # same order: the excess is a monotone transform of the confidence

@@ -1,4 +1,4 @@
-"""Tests for the (μ, σ, ν)-Gaussian model of Chen et al. 2021 (oodlib.theory, ATOM section)."""
+"""Tests for the (μ, σ, ν)-Gaussian model of Chen et al. 2021 (oodlib.gaussian_model)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from oodlib import theory as T
+from oodlib import gaussian_model as T
 
 
 @pytest.fixture(scope="module")

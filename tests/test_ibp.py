@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from oodlib import apgd, ibp, models, profiles, scores, train, zoo
+from oodlib import apgd, good, ibp, models, profiles, scores, train, zoo
 
 TOL = 1e-5  # float32 rounding of the centre-radius form
 
@@ -168,9 +168,9 @@ def test_invalid_inputs_raise():
     with pytest.raises(ValueError, match=r"\(N, K, K\)"):
         ibp.log_confidence_upper(torch.zeros(3, 4))
     with pytest.raises(ValueError, match="quantile"):
-        ibp.GOOD(quantile=1.5)
-    with pytest.raises(ValueError, match="unknown hyper-parameters"):
-        train.make_method("good", q=0.5)
+        good.GOOD(quantile=1.5)
+    with pytest.raises(ValueError, match=r"unknown hyper-parameter\(s\) \['q'\]"):
+        zoo.make_method("good", q=0.5)
     with pytest.raises(ValueError, match="x"):
         ibp.certified_confidence(_mlp(0), x * 3, 0.1)
 
@@ -188,18 +188,18 @@ def test_good_quantile_loss_and_ramp():
         assert torch.all(bound >= clean - TOL)
         order = torch.argsort(bound)
         for q in [0.0, 0.3, 0.5, 1.0]:
-            method = ibp.GOOD(quantile=q, eps=0.1, kappa=0.5)
+            method = good.GOOD(quantile=q, eps=0.1, kappa=0.5)
             loss, logs = method.loss(net, batch)
             k = math.floor(q * 10 + 1e-9)
             expect_out = (bound[order[:k]].sum() + clean[order[k:]].sum()) / 10
             ce = torch.nn.functional.cross_entropy(net(x_in), y_in)
             torch.testing.assert_close(loss, ce + 0.5 * expect_out, atol=1e-5, rtol=1e-5)
             assert logs["eps"] == 0.1 and logs["kappa"] == 0.5
-    method = ibp.GOOD(eps=0.3, kappa=0.3, ramp_start=0.1, ramp_end=0.5)
+    method = good.GOOD(eps=0.3, kappa=0.3, ramp_start=0.1, ramp_end=0.5)
     assert method.schedule(0, 100) == (0.0, 0.0)
     assert method.schedule(30, 100) == pytest.approx((0.15, 0.15))
     assert method.schedule(80, 100) == pytest.approx((0.3, 0.3))
-    assert ibp.ramp(5, 10, 0.5, 0.5) == 1.0 and ibp.ramp(4, 10, 0.5, 0.5) == 0.0
+    assert good.ramp(5, 10, 0.5, 0.5) == 1.0 and good.ramp(4, 10, 0.5, 0.5) == 0.0
 
 
 def test_good_trains_and_lowers_its_bound():
@@ -208,7 +208,7 @@ def test_good_trains_and_lowers_its_bound():
     x, y = torch.rand(256, 1, 28, 28) * 0.5, torch.randint(2, (256,))
     x_out = torch.rand(256, 1, 28, 28)
     before = ibp.certified_confidence(net, x_out, 0.05).mean()
-    method = train.make_method("good", quantile=1.0, eps=0.05, kappa=1.0, ramp_end=0.2)
+    method = zoo.make_method("good", quantile=1.0, eps=0.05, kappa=1.0, ramp_end=0.2)
     hist = train.fit(net, x, y, method, epochs=3, batch_size=64, x_out=x_out)
     after = ibp.certified_confidence(net, x_out, 0.05).mean()
     assert {"ce", "cub_eps", "eps", "kappa", "loss"} <= set(hist.logs)
@@ -222,7 +222,7 @@ def test_zoo_takes_good_defaults_from_profile():
     assert hp["eps"] == profiles.CI.good_eps and hp["kappa"] == profiles.CI.good_kappa
     assert hp["quantile"] == 0.5
     assert profiles.FULL.good_eps == 0.3 and 100 in profiles.FULL.good_quantiles
-    assert ibp.quantile_name(0.8) == "GOOD_80"
+    assert good.quantile_name(0.8) == "GOOD_80"
 
 
 def test_apgd_attack_increases_confidence_and_stays_feasible():
@@ -270,7 +270,7 @@ def test_good_table_orders_auc_aauc_gauc():
     x_in, y_in = torch.rand(40, 1, 28, 28), torch.randint(10, (40,))
     sets = {"noise": OODSet("noise", torch.rand(12, 1, 28, 28), None, "uniform"),
             "dark": OODSet("dark", 0.2 * torch.rand(12, 1, 28, 28), "something", "dim noise")}
-    table, conf = ibp.good_table(nets, x_in, y_in, sets, eps=0.05, n_attack=8, steps=5, restarts=1)
+    table, conf = good.good_table(nets, x_in, y_in, sets, eps=0.05, n_attack=8, steps=5, restarts=1)
     assert set(table.metric) == {"accuracy", "AUC", "AAUC", "GAUC"}
     assert len(table) == 2 * (1 + 2 * 3)
     v = table.set_index(["model", "ood_set", "metric"]).value
@@ -281,7 +281,7 @@ def test_good_table_orders_auc_aauc_gauc():
             assert len(c["clean"]) == 8
             assert torch.all(c["clean"] <= c["attacked"]) and torch.all(c["attacked"] <= c["certified"] + TOL)
     with pytest.raises(ValueError, match="n_attack"):
-        ibp.good_table(nets, x_in, y_in, sets, eps=0.05, n_attack=0, steps=5)
+        good.good_table(nets, x_in, y_in, sets, eps=0.05, n_attack=0, steps=5)
 
 
 def test_unsupported_models_get_the_trivial_bound():
@@ -296,7 +296,7 @@ def test_unsupported_models_get_the_trivial_bound():
     x = torch.rand(4, 1, 8, 8)
     assert ibp.supports(_mlp(0)) and not ibp.supports(Wrapped())
     assert not ibp.supports(nn.Sequential(nn.Flatten(), nn.Linear(64, 3), nn.ReLU()))
-    c = ibp.worst_case_confidences(Wrapped(), x, 0.1, steps=3)
+    c = good.worst_case_confidences(Wrapped(), x, 0.1, steps=3)
     assert torch.equal(c["certified"], torch.ones(4)) and torch.all(c["attacked"] >= c["clean"])
-    c = ibp.worst_case_confidences(_mlp(0), x, 0.1, steps=3)
+    c = good.worst_case_confidences(_mlp(0), x, 0.1, steps=3)
     assert torch.all(c["certified"] < 1)

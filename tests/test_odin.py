@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from oodlib import metrics, models, odin, scores, train
+from oodlib import experiments, metrics, models, odin, odin_analysis, scores, train, zoo
 
 
 @pytest.fixture(scope="module")
@@ -128,15 +128,15 @@ def test_bad_inputs_raise(mlp, images):
     with pytest.raises(ValueError, match="expected each of epsilons"):
         odin.odin_grid(mlp, images, [1.0], [0.0, -1.0])
     with pytest.raises(ValueError, match="expected logits"):
-        odin.u1_u2(torch.zeros(3))
+        odin_analysis.u1_u2(torch.zeros(3))
     with pytest.raises(ValueError, match="expected n_tune < n"):
         odin.split_tuning(10, 10)
     with pytest.raises(ValueError, match="grid_in"):
         odin.search(torch.rand(2, 3, 5), torch.rand(2, 3, 5), [1.0], [0.0, 0.001, 0.002])
     with pytest.raises(ValueError, match="equal feature counts"):
-        odin.mmd2(torch.rand(4, 3), torch.rand(4, 5))
+        odin_analysis.mmd2(torch.rand(4, 3), torch.rand(4, 5))
     with pytest.raises(ValueError, match="equal non-zero length"):
-        odin.binned_mean([1.0, 2.0], [1.0])
+        odin_analysis.binned_mean([1.0, 2.0], [1.0])
 
 
 # --------------------------------------------------------------------------- parameter search (§4.4)
@@ -179,10 +179,10 @@ def test_search_picks_min_fpr_and_breaks_ties_by_auroc():
 
 def test_u1_u2_definitions_and_app_f_identity():
     z = torch.tensor([[3.0, 1.0, 0.0, -1.0], [0.0, 2.0, 2.0, 1.0]])
-    u1, u2 = odin.u1_u2(z)
+    u1, u2 = odin_analysis.u1_u2(z)
     assert torch.allclose(u1, torch.tensor([(2 + 3 + 4) / 3, (2 + 0 + 1) / 3], dtype=torch.float64))
     assert torch.allclose(u2, torch.tensor([(4 + 9 + 16) / 3, (4 + 0 + 1) / 3], dtype=torch.float64))
-    d = odin.logit_gaps(torch.randn(50, 10))
+    d = odin_analysis.logit_gaps(torch.randn(50, 10))
     u1, u2 = d.mean(1), d.pow(2).mean(1)
     assert torch.allclose(u2, d.var(1, unbiased=False) + u1**2)  # App. F
 
@@ -191,29 +191,30 @@ def test_taylor_approximation_close_for_large_t():
     z = torch.randn(500, 10, generator=torch.Generator().manual_seed(0)) * 5
     for t, tol in [(100.0, 5e-3), (1000.0, 5e-6)]:  # third-order error ~ (Δ/T)³
         exact = odin.softmax_score(z.double(), t)
-        approx = odin.taylor_softmax_score(z, t)
+        approx = odin_analysis.taylor_softmax_score(z, t)
         assert ((approx - exact).abs() / exact).max() < tol
     # and it is poor at T = 1, which is why it is an argument about large T only
-    assert ((odin.taylor_softmax_score(z, 1.0) - odin.softmax_score(z.double(), 1.0)).abs()).max() > 0.1
+    taylor = odin_analysis.taylor_softmax_score(z, 1.0)
+    assert (taylor - odin.softmax_score(z.double(), 1.0)).abs().max() > 0.1
 
 
 def test_prop1_statistic_tends_to_scaled_u1():
     z = torch.randn(100, 10, generator=torch.Generator().manual_seed(0)) * 4
-    u1, _ = odin.u1_u2(z)
-    errs = [float((odin.prop1_statistic(z, t) - 9 * u1).abs().max()) for t in (10.0, 1e3, 1e6, 1e12)]
+    u1, _ = odin_analysis.u1_u2(z)
+    errs = [float((odin_analysis.prop1_statistic(z, t) - 9 * u1).abs().max()) for t in (10.0, 1e3, 1e6, 1e12)]
     assert errs[0] > errs[1] > errs[2] > errs[3] and errs[3] < 1e-8
     # the statistic is an increasing function of S: the same detector
     s = odin.softmax_score(z.double(), 5.0)
-    p = odin.prop1_statistic(z, 5.0)
+    p = odin_analysis.prop1_statistic(z, 5.0)
     assert np.all(np.diff(p[torch.argsort(s)].numpy()) >= -1e-9)
 
 
 def test_binned_mean():
     x = np.array([0.1, 0.2, 0.6, 0.7, 0.8])
     y = np.array([1.0, 3.0, 10.0, 20.0, 30.0])
-    c, m, n = odin.binned_mean(x, y, bins=[0.0, 0.5, 1.0], min_count=2)
+    c, m, n = odin_analysis.binned_mean(x, y, bins=[0.0, 0.5, 1.0], min_count=2)
     assert np.allclose(c, [0.25, 0.75]) and np.allclose(m, [2.0, 20.0]) and np.allclose(n, [2, 3])
-    _, m, _ = odin.binned_mean(x, y, bins=[0.0, 0.5, 1.0], min_count=3)
+    _, m, _ = odin_analysis.binned_mean(x, y, bins=[0.0, 0.5, 1.0], min_count=3)
     assert np.isnan(m[0]) and m[1] == 20.0
 
 
@@ -235,43 +236,44 @@ def test_mmd_and_energy_distance():
     d2 = torch.cdist(z, z).pow(2)
     iu = torch.triu_indices(len(z), len(z), 1)
     med = float(d2[iu[0], iu[1]].median())
-    assert odin.mmd2(v, w) == pytest.approx(_mmd2_naive(v.flatten(1).double(), w.flatten(1).double(), med))
-    assert odin.mmd2(v, w, sigma=0.7) == pytest.approx(
+    vf, wf = v.flatten(1).double(), w.flatten(1).double()
+    assert odin_analysis.mmd2(v, w) == pytest.approx(_mmd2_naive(vf, wf, med))
+    assert odin_analysis.mmd2(v, w, sigma=0.7) == pytest.approx(
         _mmd2_naive(v.flatten(1).double(), w.flatten(1).double(), 2 * 0.49))
     # same distribution: both distances near 0; shifted: clearly positive; symmetric
     a, b = torch.rand(300, 5, generator=gen), torch.rand(300, 5, generator=gen)
     c = torch.rand(300, 5, generator=gen) + 0.5
-    assert abs(odin.mmd2(a, b)) < 0.02 and odin.mmd2(a, c) > 0.1
-    assert abs(odin.energy_distance(a, b)) < 0.05 and odin.energy_distance(a, c) > 0.5
-    assert odin.energy_distance(a, c) == pytest.approx(odin.energy_distance(c, a))
+    assert abs(odin_analysis.mmd2(a, b)) < 0.02 and odin_analysis.mmd2(a, c) > 0.1
+    assert abs(odin_analysis.energy_distance(a, b)) < 0.05 and odin_analysis.energy_distance(a, c) > 0.5
+    assert odin_analysis.energy_distance(a, c) == pytest.approx(odin_analysis.energy_distance(c, a))
     # energy distance by brute force
     vv, ww = v.flatten(1).double(), w.flatten(1).double()
     cross = torch.cdist(vv, ww).mean()
     within_v = torch.cdist(vv, vv).sum() / (12 * 11)
     within_w = torch.cdist(ww, ww).sum() / (9 * 8)
-    assert odin.energy_distance(v, w) == pytest.approx(float(2 * cross - within_v - within_w))
+    assert odin_analysis.energy_distance(v, w) == pytest.approx(float(2 * cross - within_v - within_w))
 
 
 # --------------------------------------------------------------------------- same-manifold split (§4.5)
 
 
 def test_class_split_and_subset():
-    kept, held = odin.class_split(2, seed=0)
+    kept, held = odin_analysis.class_split(2, seed=0)
     assert len(kept) == 8 and len(held) == 2 and sorted(kept + held) == list(range(10))
-    assert odin.class_split(2, seed=0) == (kept, held)
+    assert odin_analysis.class_split(2, seed=0) == (kept, held)
     y = torch.arange(10).repeat(3)
     x = torch.rand(30, 1, 4, 4)
-    xs, ys = odin.subset(x, y, kept)
+    xs, ys = odin_analysis.subset(x, y, kept)
     assert len(xs) == 24 and ys.min() == 0 and ys.max() == 7
     with pytest.raises(ValueError, match="distinct ints"):
-        odin.subset(x, y, [0, 0, 1])
+        odin_analysis.subset(x, y, [0, 0, 1])
     with pytest.raises(ValueError, match="num_held_out < num_classes"):
-        odin.class_split(10)
+        odin_analysis.class_split(10)
 
 
 def test_class_subset_plugin_ignores_held_out_classes():
-    method = train.make_method("plain_subset", classes=[1, 3])
-    assert isinstance(method, odin.ClassSubset)
+    method = zoo.make_method("plain_subset", classes=[1, 3])
+    assert isinstance(method, odin_analysis.ClassSubset)
     model = models.build("mlp", num_classes=2, seed=0)
     x = torch.rand(6, 1, 28, 28)
     y = torch.tensor([1, 3, 5, 1, 7, 3])
@@ -311,34 +313,34 @@ def test_run_study_keeps_tuning_images_out_of_evaluation(mlp, tiny_profile):
     own = tab[(tab.detector == "ODIN") & (tab.metric == "FPR95")].set_index("ood_set").value
     for k in st.sets:
         assert tr.loc[k, k] == pytest.approx(own[k])
-    wide = odin.baseline_vs_odin(tab)
-    assert list(wide.columns) == [*odin.TABLE2_METRICS, "T", "eps"] and len(wide) == 2
+    wide = odin_analysis.baseline_vs_odin(tab)
+    assert list(wide.columns) == [*odin_analysis.TABLE2_METRICS, "T", "eps"] and len(wide) == 2
     curve = st.tuning_size_curve("bright", ood["bright"], [3, 5], repeats=2)
     assert len(curve) == 4 and curve.FPR95.between(0, 1).all()
     with pytest.raises(ValueError, match="long table"):
-        odin.baseline_vs_odin(pd.DataFrame({"a": [1]}))
+        odin_analysis.baseline_vs_odin(pd.DataFrame({"a": [1]}))
 
 
 def test_temperature_sweep_limits():
     gen = torch.Generator().manual_seed(0)
     z_in, z_out = torch.randn(200, 10, generator=gen) * 3, torch.randn(100, 10, generator=gen) * 2
-    sw = odin.temperature_sweep(z_in, {"o": z_out}, [1.0, 1e9, math.inf]).set_index("T")
+    sw = odin_analysis.temperature_sweep(z_in, {"o": z_out}, [1.0, 1e9, math.inf]).set_index("T")
     s_in, s_out = torch.softmax(z_in, 1).max(1).values, torch.softmax(z_out, 1).max(1).values
     assert sw.loc[1.0, "AUROC"] == pytest.approx(metrics.auroc(s_in, s_out))
     assert sw.loc[1.0, "FPR95"] == pytest.approx(metrics.fpr_at_tpr(s_in, s_out))
-    u_in, u_out = odin.u1_u2(z_in)[0], odin.u1_u2(z_out)[0]
+    u_in, u_out = odin_analysis.u1_u2(z_in)[0], odin_analysis.u1_u2(z_out)[0]
     assert sw.loc[math.inf, "AUROC"] == pytest.approx(metrics.auroc(u_in, u_out))
     assert sw.loc[1e9, "FPR95"] == pytest.approx(sw.loc[math.inf, "FPR95"])  # Proposition 1
     with pytest.raises(ValueError, match="temperatures > 0"):
-        odin.temperature_sweep(z_in, {"o": z_out}, [0.0])
+        odin_analysis.temperature_sweep(z_in, {"o": z_out}, [0.0])
 
 
 def test_load_subset_model_trains_on_kept_classes(zoo_cache, tiny_profile):
-    entry = odin.load_subset_model(tiny_profile, [0, 1, 2, 3, 4, 5, 6, 7])
+    entry = experiments.load_subset_model(tiny_profile, [0, 1, 2, 3, 4, 5, 6, 7])
     assert entry.record["config"]["method"] == "plain_subset"
     assert entry.model(torch.rand(2, 1, 28, 28)).shape == (2, 8)
     assert 0.0 <= entry.record["eval"]["test_error_kept_classes"] <= 1.0
-    again = odin.load_subset_model(tiny_profile, [0, 1, 2, 3, 4, 5, 6, 7])  # from the cache
+    again = experiments.load_subset_model(tiny_profile, [0, 1, 2, 3, 4, 5, 6, 7])  # from the cache
     assert again.record["hash"] == entry.record["hash"]
 
 

@@ -5,15 +5,13 @@ import json
 import pytest
 import torch
 
-from oodlib import data, train, zoo
+from oodlib import data, models, train, zoo
 
 
 def test_fit_reduces_loss_on_separable_toy():
     g = torch.Generator().manual_seed(0)
     x = torch.rand(256, 1, 28, 28, generator=g)
     y = (x.mean((1, 2, 3)) > 0.5).long()
-    from oodlib import models
-
     m = models.build("mlp", num_classes=2)
     hist = train.fit(m, x, y, epochs=3, batch_size=32, lr=1e-2, weight_decay=0.0)
     assert hist.steps == 24 and hist.wall_time_s > 0
@@ -21,16 +19,31 @@ def test_fit_reduces_loss_on_separable_toy():
     assert not m.training
 
 
-def test_fit_validates():
-    from oodlib import models
+@pytest.mark.parametrize("method", ["plain", "ceda"])
+def test_training_is_deterministic_given_the_seed(method):
+    # same seed -> the same weights, bit for bit, on one machine (CPU); another seed -> other weights
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(96, 1, 28, 28, generator=g)
+    y = torch.randint(0, 10, (96,), generator=g)
 
+    def weights(seed: int) -> list[torch.Tensor]:
+        m = models.build("small_cnn", width=4, seed=seed)
+        train.fit(m, x, y, zoo.make_method(method), epochs=2, batch_size=32, seed=seed)
+        return [p.detach().clone() for p in m.parameters()]
+
+    a, b, c = weights(0), weights(0), weights(1)
+    assert all(torch.equal(p, q) for p, q in zip(a, b, strict=True))
+    assert not all(torch.equal(p, q) for p, q in zip(a, c, strict=True))
+
+
+def test_fit_validates():
     m = models.build("mlp")
     with pytest.raises(ValueError, match="equal length"):
         train.fit(m, torch.rand(4, 1, 28, 28), torch.zeros(3, dtype=torch.long))
     with pytest.raises(ValueError, match="epochs"):
         train.fit(m, torch.rand(4, 1, 28, 28), torch.zeros(4, dtype=torch.long), epochs=0)
     with pytest.raises(ValueError, match="training method"):
-        train.make_method("magic")
+        zoo.make_method("magic")
 
 
 def test_config_hash_changes_with_settings(tiny_profile):
@@ -79,8 +92,6 @@ def test_corrupt_or_mismatched_checkpoint_is_retrained(zoo_cache, tiny_profile):
 
 
 def test_load_checkpoint_errors(tmp_path):
-    from oodlib import models
-
     m = models.build("mlp")
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         zoo.load_checkpoint(tmp_path / "missing.pt", m)

@@ -1,7 +1,7 @@
 """Out-distribution losses and the training plug-ins CEDA, ACET and OE.
 
-Importing this module registers three methods with :func:`oodlib.train.register`
-(use them through ``train.make_method(name, **hparams)``):
+Three training plug-ins, registered in :data:`oodlib.zoo.PLUGINS` (build them with
+``zoo.make_method(name, **hparams)``):
 
 * ``"ceda"`` — confidence enhancing data augmentation (Hein et al. 2019, eq. 1–2):
   cross-entropy on the in-batch plus ``λ`` times the out-loss on smooth noise.
@@ -25,6 +25,7 @@ Noise for CEDA/ACET (Hein et al. 2019, §5 and App. F; pitfall 4 in DESIGN.md):
 half of the images are in-batch images with their pixels permuted (channels
 kept together), half are uniform noise; each is blurred with a Gaussian of
 standard deviation σ ~ U[1, 2.5] and min–max rescaled to [0, 1].
+
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import attacks, data, train
-from .validation import check_choice, check_positive_int, describe
+from . import attacks, noise, train
+from .profiles import Profile
+from .validation import check_choice, check_positive_int
 
 VARIANTS = ("log_max_conf", "uniform_ce")
 
@@ -74,39 +76,6 @@ _OUT_LOSSES: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], attacks.Obj
     "log_max_conf": (log_max_confidence_loss, attacks.log_max_confidence),
     "uniform_ce": (uniform_ce_loss, uniform_ce_per_sample),
 }
-
-
-# --------------------------------------------------------------------------- smooth noise (batch-wise)
-
-SIGMA_RANGE = (1.0, 2.5)
-
-
-def _smooth_noise_batch(x_in: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
-    """``n`` smooth-noise images shaped like ``x_in`` (Hein et al. 2019, §5 / App. F), from ``generator``.
-
-    The batch-wise, generator-driven twin of :func:`oodlib.data.smooth_noise`
-    (the test-time noise), so training and evaluation noise share one
-    distribution: the first ``n // 2`` are in-batch images (drawn with
-    replacement) whose pixel positions are permuted independently per image,
-    channels kept together; the rest are uniform noise. Each image is blurred
-    with its own σ ~ U[1, 2.5] and min–max rescaled to [0, 1] by
-    :func:`oodlib.data.blur_and_rescale` (one grouped separable convolution for
-    the whole batch). Returned on the device and dtype of ``x_in``.
-    """
-    if not isinstance(x_in, torch.Tensor) or x_in.ndim != 4 or x_in.shape[0] == 0:
-        raise ValueError(f"expected x_in as images (N, C, H, W), got {describe(x_in)}")
-    check_positive_int(n, "n")
-    _, c, h, w = x_in.shape
-    src = x_in.detach().cpu().float()
-    n_perm = n // 2
-    idx = torch.randint(len(src), (n_perm,), generator=generator)
-    perm = torch.rand(n_perm, h * w, generator=generator).argsort(dim=1)  # one permutation per image
-    flat = src[idx].reshape(n_perm, c, h * w)
-    permuted = flat.gather(2, perm[:, None, :].expand(-1, c, -1)).reshape(n_perm, c, h, w)
-    uniform = torch.rand(n - n_perm, c, h, w, generator=generator)
-    sigma = torch.empty(n).uniform_(*SIGMA_RANGE, generator=generator)
-    noise = data.blur_and_rescale(torch.cat([permuted, uniform]), sigma)
-    return noise.to(device=x_in.device, dtype=x_in.dtype)
 
 
 # --------------------------------------------------------------------------- hyper-parameter checks
@@ -148,7 +117,8 @@ class CEDA(train.Method):
 
     def make_out(self, x_in: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """``ceil(lam * B)`` smooth-noise images (see :func:`_smooth_noise_batch`)."""
-        return _smooth_noise_batch(x_in, math.ceil(self.lam * len(x_in)), generator)
+        out = noise.smooth_noise(math.ceil(self.lam * len(x_in)), x_in, generator, shuffle=False)
+        return out.to(device=x_in.device, dtype=x_in.dtype)
 
     def out_batch(self, model: nn.Module, batch: train.Batch) -> torch.Tensor:
         """The out-distribution images the loss is evaluated on (the noise itself for CEDA)."""
@@ -228,22 +198,11 @@ class OutlierExposure(train.Method):
         return loss, {"ce": ce.item(), "out": out.item(), "mmc_out": mmc_out.item(), "loss": loss.item()}
 
 
-def _factory(cls: type[train.Method], allowed: tuple[str, ...]) -> Callable[..., train.Method]:
-    """A factory that rejects unknown hyper-parameters with a ``ValueError`` naming the allowed ones."""
-
-    def make(**hparams: object) -> train.Method:
-        unknown = sorted(set(hparams) - set(allowed))
-        if unknown:
-            raise ValueError(
-                f"unknown hyper-parameter(s) {unknown} for method {cls.name!r}; "
-                f"expected some of {list(allowed)}"
-            )
-        return cls(**hparams)
-
-    make.__doc__ = cls.__doc__
-    return make
+CEDA_HPARAMS = ("lam", "variant")
+ACET_HPARAMS = ("lam", "eps", "steps", "step_size", "variant")
+OE_HPARAMS = ("lam",)
 
 
-train.register("ceda", _factory(CEDA, ("lam", "variant")))
-train.register("acet", _factory(ACET, ("lam", "eps", "steps", "step_size", "variant")))
-train.register("oe", _factory(OutlierExposure, ("lam",)))
+def acet_zoo_defaults(p: Profile) -> dict[str, object]:
+    """ACET's attack from the profile (Hein et al. §5: ε = 0.3, 40 steps of 0.0075 in ``full``)."""
+    return {"eps": p.eps, "steps": p.pgd_train_steps, "step_size": p.pgd_train_step_size}

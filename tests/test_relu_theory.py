@@ -1,4 +1,4 @@
-"""Tests for oodlib.theory (Hein et al. 2019 parts): affine form, linear regions, α-scaling, RBF nets."""
+"""Tests for oodlib.relu_theory (Hein et al. 2019): affine form, linear regions, α-scaling, RBF nets."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import torch
 from torch import nn
 from torch.autograd.functional import jacobian
 
-from oodlib import models, theory
+from oodlib import models, relu_theory
 
 # --------------------------------------------------------------------------- affine form / linear regions
 
 
 def _check_affine(net: nn.Module, x: torch.Tensor) -> None:
-    V, a = theory.affine_form(net, x)
+    V, a = relu_theory.affine_form(net, x)
     with torch.no_grad():
         fx = net(x)[0].double()
     J = jacobian(lambda z: net(z)[0], x).reshape(fx.numel(), -1).double()
@@ -39,31 +39,31 @@ def test_affine_form_matches_autograd_on_small_cnn_with_maxpool():
 
 def test_affine_form_accepts_a_vector_and_rejects_batches_and_layers():
     net = models.build("toy_mlp", num_classes=2, seed=0)
-    V, a = theory.affine_form(net, torch.tensor([0.3, -0.2]))
+    V, a = relu_theory.affine_form(net, torch.tensor([0.3, -0.2]))
     assert V.shape == (2, 2) and a.shape == (2,)
     with pytest.raises(ValueError, match="batch of one"):
-        theory.affine_form(net, torch.zeros(3, 2))
+        relu_theory.affine_form(net, torch.zeros(3, 2))
     with pytest.raises(ValueError, match="Tanh"):
-        theory.affine_form(nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 2)), torch.zeros(1, 2))
+        relu_theory.affine_form(nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 2)), torch.zeros(1, 2))
     with pytest.raises(ValueError, match="finite"):
-        theory.affine_form(net, torch.tensor([[float("nan"), 0.0]]))
+        relu_theory.affine_form(net, torch.tensor([[float("nan"), 0.0]]))
 
 
 def test_linear_region_contains_x_and_matches_activation_patterns():
     net = models.build("toy_mlp", num_classes=3, hidden=16, depth=3, seed=0)
     x = torch.tensor([[0.4, -0.7]])
-    A, b = theory.linear_region(net, x)
+    A, b = relu_theory.linear_region(net, x)
     assert A.shape == (48, 2) and b.shape == (48,)
     assert (A @ x[0].double() <= b + 1e-9).all()
     # nearby points: inside the polytope <=> same activation pattern as x
     g = torch.Generator().manual_seed(0)
     z = x + torch.randn(400, 2, generator=g) * torch.logspace(-4, 0, 400)[:, None]
     inside = (z.double() @ A.T <= b).all(dim=1)
-    same = (theory.activation_pattern(net, z) == theory.activation_pattern(net, x)).all(dim=1)
+    same = (relu_theory.activation_pattern(net, z) == relu_theory.activation_pattern(net, x)).all(dim=1)
     assert torch.equal(inside, same)
     assert inside.sum() >= 20 and (~inside).sum() >= 20  # both cases are exercised
     # and on the region the network is the affine map of affine_form
-    V, a = theory.affine_form(net, x)
+    V, a = relu_theory.affine_form(net, x)
     with torch.no_grad():
         fz = net(z[inside]).double()
     assert torch.allclose(z[inside].double() @ V.T + a, fz, atol=1e-5)
@@ -71,7 +71,7 @@ def test_linear_region_contains_x_and_matches_activation_patterns():
 
 def test_linear_region_rejects_cnns():
     with pytest.raises(ValueError, match="Conv2d"):
-        theory.linear_region(models.build("small_cnn", width=4), torch.rand(1, 1, 28, 28))
+        relu_theory.linear_region(models.build("small_cnn", width=4), torch.rand(1, 1, 28, 28))
 
 
 # --------------------------------------------------------------------------- α-scaling
@@ -95,7 +95,7 @@ def test_alpha_search_matches_closed_form():
     net = _two_class_linear([1.0, 0.0], beta)
     c = torch.tensor([0.2, 1.5, 3.0, 30.0, 50.0, 1e-3])  # w·x for each direction
     x = torch.stack([c, torch.zeros_like(c)], dim=1)
-    res = theory.alpha_search(net, x, threshold=t, alpha_max=1e6, tol=tol)
+    res = relu_theory.alpha_search(net, x, threshold=t, alpha_max=1e6, tol=tol)
     exact = (logit_t - beta) / c.double()  # Δ(α) = α c + β is increasing; crosses +logit_t here
     assert res.reached.all()
     expected = exact.clamp_min(1.0)  # α is searched from 1 on
@@ -113,7 +113,7 @@ def test_alpha_search_matches_closed_form():
 def test_alpha_search_reports_not_reached():
     net = _two_class_linear([1.0, -1.0], 0.0)
     x = torch.tensor([[0.5, 0.5], [0.3, 0.3], [1.0, 0.0]])  # logits equal along the first two rays
-    res = theory.alpha_search(net, x, alpha_max=1e4)
+    res = relu_theory.alpha_search(net, x, alpha_max=1e4)
     assert res.reached.tolist() == [False, False, True]
     assert math.isinf(res.alpha[0]) and math.isinf(res.alpha[1]) and math.isfinite(res.alpha[2])
     assert torch.allclose(res.confidence[:2].double(), torch.tensor([0.5, 0.5], dtype=torch.float64))
@@ -138,8 +138,8 @@ def test_alpha_search_on_a_non_monotone_ray_returns_the_bracketed_crossing():
         out.weight[0] = torch.tensor([h, -2 * h, h, 1.0])
     net = nn.Sequential(hidden, nn.ReLU(), out)
     x = torch.ones(1, 1)
-    assert theory.confidence_along_ray(net, x, [1.3])[0, 0] > t  # the bump is there
-    res = theory.alpha_search(net, x, threshold=t, tol=1e-4)
+    assert relu_theory.confidence_along_ray(net, x, [1.3])[0, 0] > t  # the bump is there
+    res = relu_theory.alpha_search(net, x, threshold=t, tol=1e-4)
     assert res.reached.all()
     assert res.alpha[0].item() == pytest.approx(10 + L, rel=2e-4)  # not 1.2..1.4
 
@@ -153,20 +153,20 @@ def test_alpha_search_validates():
         (dict(tol=0.0), "tol"),
     ]:
         with pytest.raises(ValueError, match=match):
-            theory.alpha_search(net, x, **kwargs)
+            relu_theory.alpha_search(net, x, **kwargs)
     with pytest.raises(ValueError, match="finite"):
-        theory.alpha_search(net, torch.tensor([[float("inf"), 0.0]]))
+        relu_theory.alpha_search(net, torch.tensor([[float("inf"), 0.0]]))
     with pytest.raises(ValueError, match="batch"):
-        theory.alpha_search(net, torch.rand(2))
+        relu_theory.alpha_search(net, torch.rand(2))
 
 
 def test_alpha_search_on_small_cnn_with_uniform_noise():
     """Theorem 3.1 on a real ReLU CNN: almost every noise direction reaches 99.9 %."""
     net = models.build("small_cnn", seed=0, width=4)
     x = torch.rand(8, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-    res = theory.alpha_search(net, x, alpha_max=1e8)
+    res = relu_theory.alpha_search(net, x, alpha_max=1e8)
     assert res.reached.all()
-    conf = theory.confidence_along_ray(net, x, res.alpha.tolist())
+    conf = relu_theory.confidence_along_ray(net, x, res.alpha.tolist())
     assert (conf.diagonal() >= 0.999 - 1e-6).all()
     assert net.training  # mode restored (build returns a module in train mode)
 
@@ -175,25 +175,25 @@ def test_overconfident_fraction():
     net = _two_class_linear([10.0, 0.0], -5.0)
     x = torch.tensor([[0.2, 0.0], [0.9, 0.0], [0.0, 0.7]])
     # α=1: Δ = 10 x0 - 5 = -3, 4, -5 -> conf sigmoid(3)=.953, sigmoid(4)=.982, sigmoid(5)=.993
-    assert theory.overconfident_fraction(net, x, 1.0, threshold=0.96) == pytest.approx(2 / 3)
+    assert relu_theory.overconfident_fraction(net, x, 1.0, threshold=0.96) == pytest.approx(2 / 3)
     # α=inf: clip(αx) -> 1[x > 0]: rows (1,0), (1,0), (0,1): Δ = 5, 5, -5 -> all > 0.99
-    assert theory.overconfident_fraction(net, x, torch.tensor([math.inf] * 3), threshold=0.99) == 1.0
+    assert relu_theory.overconfident_fraction(net, x, torch.tensor([math.inf] * 3), threshold=0.99) == 1.0
     # per-point α, clipped to the box: α=3 on row 0 -> x0 = 0.6 -> Δ = 1 -> conf .73
-    assert theory.overconfident_fraction(net, x, torch.tensor([3.0, 1.0, 1.0]), threshold=0.95) == \
+    assert relu_theory.overconfident_fraction(net, x, torch.tensor([3.0, 1.0, 1.0]), threshold=0.95) == \
         pytest.approx(2 / 3)
     with pytest.raises(ValueError, match="alpha"):
-        theory.overconfident_fraction(net, x, torch.tensor([1.0, 2.0]))
+        relu_theory.overconfident_fraction(net, x, torch.tensor([1.0, 2.0]))
     with pytest.raises(ValueError, match="threshold"):
-        theory.overconfident_fraction(net, x, 1.0, threshold=1.0)
+        relu_theory.overconfident_fraction(net, x, 1.0, threshold=1.0)
 
 
 # --------------------------------------------------------------------------- RBF networks (Theorem E.1)
 
 
 @pytest.fixture()
-def rbf() -> theory.RBFNet:
+def rbf() -> relu_theory.RBFNet:
     g = torch.Generator().manual_seed(0)
-    net = theory.RBFNet(torch.rand(20, 5, generator=g), num_classes=4, gamma=2.0)
+    net = relu_theory.RBFNet(torch.rand(20, 5, generator=g), num_classes=4, gamma=2.0)
     with torch.no_grad():
         net.coef.copy_(3 * torch.randn(4, 20, generator=g))
     return net
@@ -212,7 +212,7 @@ def test_rbf_confidence_bound_holds_at_random_far_points(rbf):
     direction = direction / direction.norm(dim=1, keepdim=True)
     radius = torch.linspace(0.5, 4.0, 300)[:, None]
     x = 0.5 + radius * direction
-    eps = theory.rbf_confidence_bound(rbf, x)
+    eps = relu_theory.rbf_confidence_bound(rbf, x)
     with torch.no_grad():
         p = torch.softmax(rbf(x).double(), dim=1)
     K = 4
@@ -223,7 +223,7 @@ def test_rbf_confidence_bound_holds_at_random_far_points(rbf):
 
 def test_rbf_far_radius_is_theorem_e1(rbf):
     eps = 0.01
-    r = theory.rbf_far_radius(rbf, eps)
+    r = relu_theory.rbf_far_radius(rbf, eps)
     coef = rbf.coef.detach().double()
     alpha = max(float((coef[i] - coef[j]).abs().sum()) for i in range(4) for j in range(4))
     assert r ** 2 == pytest.approx(math.log(alpha / math.log1p(4 * eps)) / 2.0)
@@ -234,17 +234,17 @@ def test_rbf_far_radius_is_theorem_e1(rbf):
     far = 0.5 + (r + 2.0) * torch.nn.functional.normalize(torch.randn(100, 5, generator=g), dim=1)
     rmin = torch.cdist(far, rbf.centres).min(dim=1).values
     assert (rmin >= r).all()
-    assert (theory.rbf_confidence_bound(rbf, far) <= eps + 1e-12).all()
+    assert (relu_theory.rbf_confidence_bound(rbf, far) <= eps + 1e-12).all()
 
 
 def test_rbf_validates(rbf):
     with pytest.raises(ValueError, match="gamma"):
-        theory.RBFNet(torch.rand(3, 2), num_classes=2, gamma=0.0)
+        relu_theory.RBFNet(torch.rand(3, 2), num_classes=2, gamma=0.0)
     with pytest.raises(ValueError, match="features"):
-        theory.rbf_confidence_bound(rbf, torch.rand(2, 3))
+        relu_theory.rbf_confidence_bound(rbf, torch.rand(2, 3))
     with pytest.raises(ValueError, match="RBFNet"):
-        theory.rbf_confidence_bound(nn.Linear(5, 2), torch.rand(2, 5))
+        relu_theory.rbf_confidence_bound(nn.Linear(5, 2), torch.rand(2, 5))
     with pytest.raises(ValueError, match="eps"):
-        theory.rbf_far_radius(rbf, 0.0)
-    net = theory.RBFNet(8, num_classes=3, in_features=2, generator=torch.Generator().manual_seed(0))
+        relu_theory.rbf_far_radius(rbf, 0.0)
+    net = relu_theory.RBFNet(8, num_classes=3, in_features=2, generator=torch.Generator().manual_seed(0))
     assert net(torch.rand(5, 2)).shape == (5, 3)

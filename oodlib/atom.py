@@ -10,13 +10,13 @@ and the detector is (eq. 5–6)
 
 The book's score convention is *higher = more in-distribution*, so :func:`ood_score`
 returns ``1 − F(x)_{K+1}`` and :func:`ood_probability` the paper's ``F(x)_{K+1}``;
-:func:`threshold` picks γ so that 95 % of in-distribution inputs are kept (TPR 95 %,
+:func:`oodlib.metrics.tpr_threshold` picks γ so that 95 % of in-distribution inputs are kept (TPR 95 %,
 i.e. FNR 5 %, the paper's "FPR at 5 % FNR"). The zoo builds the (K+1) head when
 ``num_classes=11`` is among the hyper-parameters (the defaults registered here set it);
 the zoo's test error only looks at the first K outputs.
 
-Training (importing this module registers the plug-ins with :func:`oodlib.train.register`)
-------------------------------------------------------------------------------------------
+Training (the plug-ins ``ntom`` and ``atom`` of :data:`oodlib.zoo.PLUGINS`)
+-------------------------------------------------------------------------
 * ``"ntom"`` — eq. 7: ``CE(f(x), y) + λ · CE(f(x̃), K+1)`` on in-distribution ``(x, y)``
   and auxiliary outliers ``x̃`` labelled as the extra class.
 * ``"atom"`` — eq. 4: the same, with the inner maximum ``max_{‖δ‖_∞ ≤ ε} CE(f(x̃ + δ), K+1)``
@@ -42,16 +42,15 @@ The four threat models (natural, corruption = worst of the 75 common corruptions
 detector's own score, L∞ = PGD, compositional = corruption then PGD) are built by
 :func:`oodlib.evaluate.threat_images` and tabulated by :func:`oodlib.evaluate.threat_table`
 for :class:`oodlib.detectors.Detector` objects (:func:`oodlib.detectors.k1_detector` for
-NTOM/ATOM), shared with chapter 07. Here: :func:`validation_table` and :func:`validated_q`
-choose q on the held-out validation split (App. B.7).
+NTOM/ATOM), shared with chapter 07. App. B.7's rule for q is :func:`choose_q`; the validation
+table it reads is :func:`oodlib.experiments.validation_table`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -59,14 +58,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import attacks, data, train, zoo
+from . import attacks, train
 from .profiles import Profile
 from .runtime import logits as _logits
-from .runtime import progress
 from .validation import check_choice, check_images, check_positive_int, check_scores, describe
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
 
 SAMPLING = ("mine", "random")
 
@@ -97,17 +92,6 @@ def classify(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch
     """Eq. 6: ``argmax_{y ≤ K} F(x)_y``, the semantic label (the extra class excluded)."""
     check_images(x)
     return _check_k1(_logits(model, x, batch_size))[:, :-1].argmax(dim=1)
-
-
-def threshold(s_in: object, tpr: float = 0.95) -> float:
-    """γ on the in-distribution score such that a fraction ``tpr`` of ``s_in`` is ≥ γ (eq. 5).
-
-    For :func:`ood_score` the paper's threshold on ``F(x)_{K+1}`` is ``1 − γ``.
-    """
-    s = check_scores(s_in, "s_in")
-    if not 0.0 < tpr <= 1.0:
-        raise ValueError(f"expected tpr in (0, 1], got {tpr!r}")
-    return float(np.quantile(s, 1.0 - tpr, method="lower"))
 
 
 def detect(scores: object, gamma: float) -> np.ndarray:
@@ -301,19 +285,7 @@ NTOM_HPARAMS = ("lam", "out_ratio", "n_candidates", "n_keep", "q", "sampling", "
 ATOM_HPARAMS = (*NTOM_HPARAMS, "eps", "steps", "step_size")
 
 
-def _factory(cls: type[NTOM], allowed: tuple[str, ...]) -> Callable[..., NTOM]:
-    def make(**hparams: object) -> NTOM:
-        unknown = sorted(set(hparams) - set(allowed))
-        if unknown:
-            raise ValueError(f"unknown hyper-parameter(s) {unknown} for method {cls.name!r}; "
-                             f"expected some of {list(allowed)}")
-        return cls(**hparams)  # type: ignore[arg-type]
-
-    make.__doc__ = cls.__doc__
-    return make
-
-
-def profile_defaults(profile: Profile, method: str = "atom") -> dict[str, object]:
+def zoo_defaults(profile: Profile, method: str = "atom") -> dict[str, object]:
     """The zoo hyper-parameters of ``"ntom"`` / ``"atom"`` taken from the profile's chapter-06 fields."""
     check_choice(method, ("ntom", "atom"), "method")
     hp: dict[str, object] = {
@@ -324,12 +296,6 @@ def profile_defaults(profile: Profile, method: str = "atom") -> dict[str, object
     if method == "atom":
         hp.update(eps=profile.atom_eps, steps=profile.atom_steps, step_size=profile.atom_step_size)
     return hp
-
-
-train.register("ntom", _factory(NTOM, NTOM_HPARAMS))
-train.register("atom", _factory(ATOM, ATOM_HPARAMS))
-zoo.register_defaults("ntom", lambda p: profile_defaults(p, "ntom"))
-zoo.register_defaults("atom", lambda p: profile_defaults(p, "atom"))
 
 
 def ablation_profile(profile: Profile) -> Profile:
@@ -386,73 +352,6 @@ def score_trajectory(
     return wrapped.snapshots
 
 
-# --------------------------------------------------------------------------- evaluation, q choice, helpers
-# The four threat models and the detectors live in oodlib.evaluate / oodlib.detectors
-# (chapter 07 uses them for every method); this section keeps what is ATOM's own.
-
-
-def ablation_models(profile: Profile) -> dict[str, zoo.Entry]:
-    """Table 2's models: ATOM with random sampling and with each q of ``profile.atom_q_grid``
-    (reduced training in ``ci``, see :func:`ablation_profile`), trained or loaded from the zoo."""
-    abl = ablation_profile(profile)
-    out = {"ATOM (rand. sample)": zoo.load_or_train("atom", profile=abl, sampling="random")}
-    for q in progress(profile.atom_q_grid, desc="ablation models"):
-        out[f"ATOM (q={q})"] = zoo.load_or_train("atom", profile=abl, q=q)
-    return out
-
-
-def ablation_seed_models(
-    profile: Profile, seeds: Sequence[int], qs: Sequence[float]
-) -> dict[int, dict[str, zoo.Entry]]:
-    """Table 2's random-sampling model and the model for each q in ``qs``, once per training seed.
-
-    The spread of a Table 2 comparison over training seeds is what decides a claim about training
-    (mining vs random sampling): one run is too noisy in ``ci``. ``seed == profile.seed`` gives
-    :func:`ablation_models`' own entries (the zoo hash includes the seed).
-    """
-    out: dict[int, dict[str, zoo.Entry]] = {}
-    for seed in progress(list(seeds), desc="ablation seeds"):
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"expected seeds as non-negative integers, got {seed!r}")
-        abl = ablation_profile(profile).replace(seed=seed)
-        models_ = {"ATOM (rand. sample)": zoo.load_or_train("atom", profile=abl, sampling="random")}
-        models_.update({f"ATOM (q={q})": zoo.load_or_train("atom", profile=abl, q=q) for q in qs})
-        out[seed] = models_
-    return out
-
-
-def validation_table(profile: Profile, models_: Mapping[str, zoo.Entry] | None = None) -> pd.DataFrame:
-    """The four threats on the validation split (App. B.7) for the ablation models, cached in the zoo.
-
-    In-distribution: the last 1 000 test images (never evaluated on in Tables 1–2); OOD: the
-    first 1 000 held-out pool images (never trained on); ``2 · atom_attack_size`` of them attacked.
-    """
-    from .detectors import k1_detector
-    from .evaluate import AttackSettings, attack_key, cached_table, threat_table
-
-    models_ = models_ if models_ is not None else ablation_models(profile)
-    x_val_in = data.in_distribution(profile)[2][-1000:]
-    pool_val = validation_split(data.aux_pool_for(profile), profile.atom_holdout)[1][:1000]
-    attack = AttackSettings.from_profile(profile)
-    size = 2 * profile.atom_attack_size
-    key = {"models": {n: e.weights_hash for n, e in models_.items()}, "attack": attack_key(attack),
-           "size": size, "seed": profile.seed, "profile": profile.name, "n_in": len(x_val_in), "version": 2}
-    return cached_table("atom-validation", key, lambda: threat_table(
-        [k1_detector(n, e.model) for n, e in models_.items()], x_val_in, {"aux validation": pool_val},
-        attack_size=size, attack=attack, seed=profile.seed, desc="validation"))
-
-
-def q_candidates(models_: Mapping[str, zoo.Entry]) -> dict[str, float]:
-    """Model name -> q for the mining models among ``models_`` (random sampling has none)."""
-    return {n: e.record["config"]["hparams"]["q"] for n, e in models_.items() if "rand" not in n}
-
-
-def validated_q(profile: Profile) -> float:
-    """The q chosen on the validation split (App. B.7): what chapter 06 picks and chapter 07 reuses."""
-    models_ = ablation_models(profile)
-    return choose_q(validation_table(profile, models_), q_candidates(models_))[0]
-
-
 def choose_q(validation: pd.DataFrame, candidates: Mapping[str, float]) -> tuple[float, pd.Series]:
     """App. B.7: the q whose model has the lowest FPR at 5 % FNR averaged over the threat types.
 
@@ -466,39 +365,3 @@ def choose_q(validation: pd.DataFrame, candidates: Mapping[str, float]) -> tuple
         raise ValueError(f"expected validation rows for the models {sorted(candidates)}, "
                          f"got {sorted(per_model.index)}")
     return float(ranked[0][1]), per_model.reindex(list(candidates))
-
-
-def plot_selection(
-    candidate_scores: object, images: torch.Tensor, q: float, n_keep: int, show: int = 16
-) -> Figure:
-    """Histogram of the candidates' OOD scores with the slice Algorithm 1 keeps at ``q`` shaded,
-    and ``show`` kept images (evenly spread over the slice, hardest first) with their scores.
-    Returns the matplotlib Figure."""
-    import matplotlib.pyplot as plt
-
-    s = check_scores(candidate_scores, "candidate_scores")
-    check_images(images, "images")
-    if len(images) != len(s):
-        raise ValueError(f"expected one image per candidate score ({len(s)}), got {len(images)}")
-    check_positive_int(show, "show")
-    keep = select_slice(s, q, n_keep)
-    cols = math.ceil(show / 2)
-    fig = plt.figure(figsize=(11, 3.4), layout="constrained")
-    left, right = fig.subfigures(1, 2, width_ratios=[1, 1.35])
-    ax = left.subplots()
-    bins = np.linspace(0, 1, 41)
-    ax.hist(s, bins=bins, color="0.7", label=f"N = {len(s)} candidates")
-    ax.hist(s[keep], bins=bins, color="tab:red", alpha=0.8, label=f"kept: n = {n_keep}")
-    ax.set_yscale("log")
-    ax.set(xlabel="OOD score $F(x)_{K+1}$", ylabel="candidates",
-           title=f"q = {q:.3f}: skip the {round(q * len(s))} hardest")
-    ax.legend(fontsize="small", loc="upper left")
-    pick = keep[np.linspace(0, len(keep) - 1, show).round().astype(int)]
-    axes = right.subplots(2, cols)
-    for a in axes.flat:
-        a.axis("off")
-    for a, j in zip(axes.flat, pick, strict=False):
-        a.imshow(images[j, 0].numpy(), cmap="gray", vmin=0, vmax=1)
-        a.set_title(f"{s[j]:.3f}", fontsize=7)
-    right.suptitle("kept outliers, hardest to easiest (OOD score)", fontsize="small")
-    return fig

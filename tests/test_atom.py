@@ -1,13 +1,14 @@
-"""Tests for oodlib.mining (ATOM / NTOM, Algorithm 1, four-threat evaluation) and oodlib.mahalanobis."""
+"""Tests for oodlib.atom (NTOM / ATOM, Algorithm 1, q selection, threat evaluation) and oodlib.mahalanobis."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
 
-from oodlib import detectors, evaluate, mahalanobis, mining, models, scores, train, zoo
+from oodlib import atom, detectors, evaluate, mahalanobis, metrics, models, scores, train, zoo
 
 K = 10
 
@@ -26,28 +27,54 @@ def _images(n: int, seed: int = 0) -> torch.Tensor:
 
 def test_scores_and_classification(k1_model):
     x = _images(20)
-    p_ood = mining.ood_probability(k1_model, x)
+    p_ood = atom.ood_probability(k1_model, x)
     with torch.no_grad():
         z = k1_model(x)
     assert torch.allclose(p_ood, torch.softmax(z, 1)[:, -1], atol=1e-6)
-    assert torch.allclose(mining.ood_score(k1_model, x), 1 - p_ood)
-    assert torch.equal(mining.classify(k1_model, x), z[:, :K].argmax(1))
-    obj = mining.atom_objective(z)
+    assert torch.allclose(atom.ood_score(k1_model, x), 1 - p_ood)
+    assert torch.equal(atom.classify(k1_model, x), z[:, :K].argmax(1))
+    obj = atom.atom_objective(z)
     assert torch.allclose(obj, -torch.log(p_ood), atol=1e-5)
 
 
-def test_threshold_keeps_95_percent():
-    s = np.random.default_rng(0).random(1000)
-    gamma = mining.threshold(s, 0.95)
-    assert np.mean(mining.detect(s, gamma) == 1) >= 0.95
-    assert np.mean(s > gamma) < 0.95 + 1e-9
+@pytest.mark.parametrize("n", [1000, 999, 37])
+def test_threshold_is_the_largest_keeping_95_percent(n):
+    s = np.random.default_rng(n).random(n)
+    gamma = metrics.tpr_threshold(s, 0.95)  # ATOM's γ (eq. 5) is the book's one 95 %-TPR threshold
+    assert np.mean(atom.detect(s, gamma) == 1) >= 0.95
+    assert np.mean(s >= np.nextafter(gamma, np.inf)) < 0.95  # any larger threshold keeps fewer
+
+
+def _validation(fprs: dict[str, list[float]]) -> pd.DataFrame:
+    atom_threats = ("natural", "corruption", "linf", "compositional")
+    rows = [{"model": m, "threat": t, "ood_set": "aux validation", "metric": "FPR95", "value": v}
+            for m, vals in fprs.items() for t, v in zip(atom_threats, vals, strict=True)]
+    rows += [{"model": m, "threat": "natural", "ood_set": "aux validation", "metric": "AUROC", "value": 0.0}
+             for m in fprs]  # other metrics must not enter the choice
+    return pd.DataFrame(rows)
+
+
+def test_choose_q_takes_the_lowest_mean_fpr_over_threats():
+    # App. B.7: the q whose model has the lowest FPR95 averaged over the four threat types
+    val = _validation({"ATOM (q=0.0)": [0.1, 0.5, 0.9, 0.9], "ATOM (q=0.125)": [0.3, 0.3, 0.4, 0.4],
+                       "ATOM (rand. sample)": [0.0, 0.0, 0.0, 0.0]})
+    q, per_model = atom.choose_q(val, {"ATOM (q=0.0)": 0.0, "ATOM (q=0.125)": 0.125})
+    assert q == 0.125  # mean 0.35 < 0.6; the random-sampling model is not a candidate
+    assert per_model.to_dict() == pytest.approx({"ATOM (q=0.0)": 0.6, "ATOM (q=0.125)": 0.35})
+
+
+def test_choose_q_breaks_ties_towards_the_smaller_q():
+    val = _validation({"a": [0.2, 0.2, 0.4, 0.4], "b": [0.3, 0.3, 0.3, 0.3], "c": [0.4, 0.4, 0.2, 0.2]})
+    assert atom.choose_q(val, {"c": 0.5, "a": 0.25, "b": 0.125})[0] == 0.125
+    with pytest.raises(ValueError, match="expected validation rows"):
+        atom.choose_q(val, {"missing": 0.0})
 
 
 def test_select_slice_is_the_documented_slice():
     rng = np.random.default_rng(1)
     ood_prob = rng.random(400)
     for q in (0.0, 0.125, 0.25, 0.5, 0.75):
-        keep = mining.select_slice(ood_prob, q, 100)
+        keep = atom.select_slice(ood_prob, q, 100)
         order = np.argsort(ood_prob)
         start = int(round(q * 400))
         assert np.array_equal(keep, order[start : start + 100])
@@ -55,26 +82,26 @@ def test_select_slice_is_the_documented_slice():
         # everything skipped is harder, everything left out above is easier
         assert np.sum(ood_prob < ood_prob[keep].min()) == start
     with pytest.raises(ValueError, match=r"1 - n/N"):
-        mining.select_slice(ood_prob, 0.8, 100)
+        atom.select_slice(ood_prob, 0.8, 100)
     with pytest.raises(ValueError, match="n_keep"):
-        mining.select_slice(ood_prob, 0.0, 500)
+        atom.select_slice(ood_prob, 0.0, 500)
 
 
 def test_mine_and_epoch_pool(k1_model):
     pool = _images(300, seed=2)
     gen = torch.Generator().manual_seed(0)
-    m = mining.mine(k1_model, pool, 200, 50, 0.25, gen)
+    m = atom.mine(k1_model, pool, 200, 50, 0.25, gen)
     assert len(m.candidates) == 200 and len(m.kept) == 50 and len(set(m.kept.tolist())) == 50
-    scores_all = mining.ood_probability(k1_model, pool)
+    scores_all = atom.ood_probability(k1_model, pool)
     assert torch.allclose(m.candidate_scores, scores_all[m.candidates])
     kept_scores = scores_all[m.kept]
     assert int((m.candidate_scores < kept_scores.min()).sum()) == 50  # q·N = 50 harder ones skipped
 
-    method = mining.NTOM(n_candidates=200, n_keep=50, q=0.0, holdout=100)
+    method = atom.NTOM(n_candidates=200, n_keep=50, q=0.0, holdout=100)
     out = method.epoch_pool(k1_model, pool, 0, torch.Generator().manual_seed(1))
     assert out.shape == (50, 1, 28, 28)
     assert int(method.rounds[0].kept.max()) < 200  # the held-out last 100 images are never used
-    rand = mining.NTOM(n_candidates=200, n_keep=50, sampling="random", holdout=100)
+    rand = atom.NTOM(n_candidates=200, n_keep=50, sampling="random", holdout=100)
     assert rand.epoch_pool(k1_model, pool, 0, torch.Generator()).shape == (50, 1, 28, 28)
     idx = rand.rounds[0]
     assert len(set(idx.tolist())) == 50 and int(idx.max()) < 200
@@ -86,7 +113,7 @@ def test_losses_and_atom_perturbs_half(k1_model):
     gen = torch.Generator().manual_seed(0)
     batch = train.Batch(x_in, y_in, x_out, 0, 1, gen)
     model = models.build("small_cnn", num_classes=K + 1, seed=1, width=4).train()
-    ntom = mining.NTOM(lam=1.0, n_candidates=10, n_keep=5)
+    ntom = atom.NTOM(lam=1.0, n_candidates=10, n_keep=5)
     loss, logs = ntom.loss(model, batch)
     loss.backward()
     z = model(torch.cat([x_in, x_out]))
@@ -95,27 +122,27 @@ def test_losses_and_atom_perturbs_half(k1_model):
     assert loss.item() == pytest.approx(manual.item(), rel=1e-5)
     assert set(logs) >= {"ce", "out", "ood_prob_out"}
 
-    atom = mining.ATOM(n_candidates=10, n_keep=5, eps=8 / 255, steps=3, step_size=2 / 255)
-    adv = atom.out_batch(model, batch)
+    atom_m = atom.ATOM(n_candidates=10, n_keep=5, eps=8 / 255, steps=3, step_size=2 / 255)
+    adv = atom_m.out_batch(model, batch)
     assert model.training
     assert torch.equal(adv[3:], x_out[3:])
     assert (adv[:3] - x_out[:3]).abs().max() <= 8 / 255 + 1e-6
     with torch.no_grad():
-        gain = mining.atom_objective(model(adv[:3])) - mining.atom_objective(model(x_out[:3]))
+        gain = atom.atom_objective(model(adv[:3])) - atom.atom_objective(model(x_out[:3]))
     assert bool((gain >= -1e-6).all())
 
 
 def test_hyper_parameter_validation():
     with pytest.raises(ValueError, match="q"):
-        mining.NTOM(n_candidates=100, n_keep=50, q=0.75)
+        atom.NTOM(n_candidates=100, n_keep=50, q=0.75)
     with pytest.raises(ValueError, match="n_keep"):
-        mining.NTOM(n_candidates=10, n_keep=50)
+        atom.NTOM(n_candidates=10, n_keep=50)
     with pytest.raises(ValueError, match="sampling"):
-        mining.NTOM(sampling="greedy")
+        atom.NTOM(sampling="greedy")
     with pytest.raises(ValueError, match="unknown hyper-parameter"):
-        train.make_method("atom", temperature=2)
+        zoo.make_method("atom", temperature=2)
     with pytest.raises(ValueError, match="K\\+1"):
-        mining.atom_objective(torch.zeros(3, 1))
+        atom.atom_objective(torch.zeros(3, 1))
 
 
 def test_zoo_builds_a_k_plus_1_head_and_trains(zoo_cache, tiny_profile):
@@ -135,7 +162,7 @@ def test_score_trajectory_records_every_epoch():
     x, y = _images(64, 5), torch.randint(0, K, (64,))
     pool, probe = _images(80, 6), _images(30, 7)
     model = models.build("small_cnn", num_classes=K + 1, seed=0, width=4)
-    snaps = mining.score_trajectory(mining.NTOM(n_candidates=40, n_keep=20, sampling="random"), model, x, y,
+    snaps = atom.score_trajectory(atom.NTOM(n_candidates=40, n_keep=20, sampling="random"), model, x, y,
                                     pool, probe, epochs=2, batch_size=32)
     assert len(snaps) == 3 and all(s.shape == (30,) for s in snaps)
     assert not np.allclose(snaps[0], snaps[-1])

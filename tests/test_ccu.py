@@ -10,7 +10,7 @@ import torch
 from scipy.stats import multivariate_normal
 from torch import nn
 
-from oodlib import gmm, models, train
+from oodlib import ball_attack, ccu, gmm, models, toy, train, zoo
 
 # --------------------------------------------------------------------------- helpers
 
@@ -22,7 +22,7 @@ def _metric(d: int, seed: int = 0, n: int = 200) -> gmm.Metric:
     return gmm.Metric(d).fit(x)
 
 
-def _random_ccu(seed: int, d: int = 4, m: int = 3, k_in: int = 3, k_out: int = 2) -> gmm.CCU:
+def _random_ccu(seed: int, d: int = 4, m: int = 3, k_in: int = 3, k_out: int = 2) -> ccu.CCU:
     """A small CCU model on (1, 2, 2) 'images' with random metric, mixtures and classifier."""
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -30,7 +30,7 @@ def _random_ccu(seed: int, d: int = 4, m: int = 3, k_in: int = 3, k_out: int = 2
     with torch.no_grad():
         for p in clf.parameters():
             p.mul_(4.0)  # confident classifier
-    model = gmm.CCU(clf, dim=d, n_in=k_in, n_out=k_out)
+    model = ccu.CCU(clf, dim=d, n_in=k_in, n_out=k_out)
     x = torch.rand(300, d, generator=g, dtype=torch.float64) * 0.5 + 0.25
     model.metric.fit(x)
     z = model.metric.transform(x)
@@ -134,14 +134,14 @@ def test_posterior_sums_to_one_matches_eq7_and_tends_to_uniform():
     far = _conf(model, x * 1e3 + 50)
     assert torch.allclose(far, torch.full_like(far, 1 / 3), atol=1e-9)
     with pytest.raises(ValueError, match="logits"):
-        gmm.CCU(nn.Sequential(nn.Flatten(), nn.Linear(4, 3)), 4, 2, 2, num_classes=5)(x)
+        ccu.CCU(nn.Sequential(nn.Flatten(), nn.Linear(4, 3)), 4, 2, 2, num_classes=5)(x)
 
 
 def test_log_excess_objective_matches_confidence():
     model = _random_ccu(1)
     x = torch.rand(30, 1, 2, 2, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        ex = gmm.ccu_log_excess(model, x)
+        ex = ccu.ccu_log_excess(model, x)
         conf = _conf(model, x)
     ok = conf - 1 / 3 > 1e-6
     assert ok.any()
@@ -156,21 +156,21 @@ def test_certified_radius_hits_the_target_and_bound_is_monotone():
     g = torch.Generator().manual_seed(2)
     x0 = torch.rand(40, 1, 2, 2, generator=g) * 3 + 2  # away from the data: certifiable
     radii = torch.linspace(0, 50, 200, dtype=torch.float64)
-    lb = torch.stack([gmm.log_b(model, x0, r) for r in radii], 1)
+    lb = torch.stack([ccu.log_b(model, x0, r) for r in radii], 1)
     assert (lb.diff(dim=1) >= -1e-9).all()  # b(R) increases with R (App. D)
-    R = gmm.certified_radius(model, x0, nu=1.1)
+    R = ccu.certified_radius(model, x0, nu=1.1)
     assert (R > 0).all()
     target = 1.1 / 3
-    bound = gmm.corollary_bound(model, x0, R)
+    bound = ccu.corollary_bound(model, x0, R)
     assert (bound <= target + 1e-12).all()
     assert torch.allclose(bound, torch.full_like(bound, target), atol=1e-9)
-    assert (gmm.corollary_bound(model, x0, R * (1 + 1e-6)) > target).all()
+    assert (ccu.corollary_bound(model, x0, R * (1 + 1e-6)) > target).all()
     # a training-like point is not certifiable: radius 0
     centre = model.metric.inverse(model.gmm_in.mu[:1].detach()).float().reshape(1, 1, 2, 2)
-    if float(gmm.corollary_bound(model, centre, 0.0)) > target:
-        assert float(gmm.certified_radius(model, centre)) == 0.0
+    if float(ccu.corollary_bound(model, centre, 0.0)) > target:
+        assert float(ccu.certified_radius(model, centre)) == 0.0
     with pytest.raises(ValueError, match="nu"):
-        gmm.certified_radius(model, x0, nu=3.5)
+        ccu.certified_radius(model, x0, nu=3.5)
 
 
 def test_projection_lands_in_ellipsoid_and_box():
@@ -179,14 +179,14 @@ def test_projection_lands_in_ellipsoid_and_box():
     x0 = torch.rand(30, 4, generator=g, dtype=torch.float64)
     x = x0 + 5 * torch.randn(30, 4, generator=g, dtype=torch.float64)
     r = torch.rand(30, generator=g, dtype=torch.float64) * 3 + 0.1
-    p = gmm.project_ball_box(met, x, x0, r)
+    p = ball_attack.project_ball_box(met, x, x0, r)
     assert (met.distance(p, x0) <= r * (1 + 1e-9)).all()
     assert (p >= 0).all() and (p <= 1).all()
     # points already inside stay where they are
-    inside = gmm.project_ball_box(met, p, x0, r)
+    inside = ball_attack.project_ball_box(met, p, x0, r)
     assert torch.allclose(inside, p, atol=1e-12)
     # the ellipsoid projection is the Euclidean one: on the boundary, x - p normal to the ellipsoid
-    q = gmm.project_ellipsoid(met, x, x0, r)
+    q = ball_attack.project_ellipsoid(met, x, x0, r)
     out = met.distance(x, x0) > r
     assert torch.allclose(met.distance(q[out], x0[out]), r[out], rtol=1e-6)
     C_inv = met.eigvecs @ torch.diag(1 / met.eigvals) @ met.eigvecs.T
@@ -201,13 +201,13 @@ def test_soundness_no_sampled_or_attacked_point_beats_the_certificate(seed):
     g = torch.Generator().manual_seed(seed)
     x0 = torch.rand(12, 1, 2, 2, generator=g)
     # radii certified at 1.1/M where possible, and arbitrary radii with Corollary 3.1's bound
-    for radius in (gmm.certified_radius(model, x0), torch.rand(12, generator=g, dtype=torch.float64) * 5):
-        bound = gmm.corollary_bound(model, x0, radius)
-        pts = gmm.sample_in_ball(model.metric, x0, radius, 300, g)
+    for radius in (ccu.certified_radius(model, x0), torch.rand(12, generator=g, dtype=torch.float64) * 5):
+        bound = ccu.corollary_bound(model, x0, radius)
+        pts = ball_attack.sample_in_ball(model.metric, x0, radius, 300, g)
         conf = _conf(model, pts.float().reshape(-1, 1, 2, 2)).reshape(12, 300)
         assert (conf.max(1).values <= bound + 1e-9).all()
-        for objective in (gmm.log_confidence, gmm.ccu_log_excess):
-            adv = gmm.attack_in_ball(model, model.metric, x0, radius, objective, steps=20, restarts=2,
+        for objective in (ball_attack.log_confidence, ccu.ccu_log_excess):
+            adv = ball_attack.attack_in_ball(model, model.metric, x0, radius, objective, steps=20, restarts=2,
                                      proj_rounds=seed % 2, generator=g, show_progress=False)
             assert (adv.distance <= radius).all()
             assert (adv.x >= 0).all() and (adv.x <= 1).all()
@@ -221,7 +221,7 @@ def test_theorem31_bound_holds(seed):
     x_train = torch.rand(100, 1, 2, 2, generator=g) * 0.5 + 0.25
     direction = torch.randn(1, 1, 2, 2, generator=g)
     z = 0.5 + direction * torch.logspace(-1, 3, 40).reshape(-1, 1, 1, 1)
-    res = gmm.theorem31(model, z, x_train)
+    res = ccu.theorem31(model, z, x_train)
     conf = _conf(model, z)
     assert (conf <= res.conf_bound + 1e-12).all()
     assert torch.isfinite(res.eps[-10:]).all() and (res.eps[-1] < 1e-6)  # far away: close to uniform
@@ -239,20 +239,20 @@ def test_attack_moves_and_beats_random_sampling_in_64_dimensions():
     x0 = torch.rand(10, 1, 8, 8, generator=torch.Generator().manual_seed(7))
     r = torch.full((10,), 4.0, dtype=torch.float64)
     for rounds in (0, 1):
-        adv = gmm.attack_in_ball(net, met, x0, r, steps=30, restarts=1, proj_rounds=rounds,
+        adv = ball_attack.attack_in_ball(net, met, x0, r, steps=30, restarts=1, proj_rounds=rounds,
                                  generator=torch.Generator().manual_seed(0), show_progress=False)
         start = _conf(net, x0)
         assert (adv.confidence >= start - 1e-6).all() and (adv.confidence > start + 1e-2).all()
         assert (adv.distance > 0).all() and (adv.distance <= r).all()
         assert (adv.x >= 0).all() and (adv.x <= 1).all() and adv.x.dtype == torch.float32
-        pts = gmm.sample_in_ball(met, x0, r, 100).float().reshape(-1, 1, 8, 8)
+        pts = ball_attack.sample_in_ball(met, x0, r, 100).float().reshape(-1, 1, 8, 8)
         best_sampled = _conf(net, pts).reshape(10, 100).max(1).values
         assert (adv.confidence > best_sampled).float().mean() >= 0.8  # gradient steps beat 100 samples
         assert adv.confidence.mean() > best_sampled.mean() + 0.01
     with pytest.raises(ValueError, match="radius"):
-        gmm.attack_in_ball(net, met, x0, -1.0, steps=1, restarts=1)
+        ball_attack.attack_in_ball(net, met, x0, -1.0, steps=1, restarts=1)
     with pytest.raises(ValueError, match="proj_rounds"):
-        gmm.attack_in_ball(net, met, x0, r, steps=1, restarts=1, proj_rounds=-1)
+        ball_attack.attack_in_ball(net, met, x0, r, steps=1, restarts=1, proj_rounds=-1)
 
 
 # --------------------------------------------------------------------------- training plug-in
@@ -260,17 +260,17 @@ def test_attack_moves_and_beats_random_sampling_in_64_dimensions():
 
 def test_plugin_registered_and_trains_on_tiny_images():
     with pytest.raises(ValueError, match="unknown hyper-parameter"):
-        train.make_method("ccu", centroids=3)
-    method = train.make_method("ccu", n_in=2, n_out=2, em_in=100, em_out=100, seed=0, dim=36)
+        zoo.make_method("ccu", centroids=3)
+    method = zoo.make_method("ccu", n_in=2, n_out=2, em_in=100, em_out=100, seed=0, dim=36)
     assert method.out_source == "aux" and method.lam == 1.0
-    assert isinstance(train.make_method("ccu").wrap(models.build("mlp", hidden=8)), gmm.CCU)  # 784-d default
+    assert isinstance(zoo.make_method("ccu").wrap(models.build("mlp", hidden=8)), ccu.CCU)  # 784-d default
 
     def classifier() -> nn.Module:
         torch.manual_seed(0)
         return nn.Sequential(nn.Flatten(), nn.Linear(36, 16), nn.ReLU(), nn.Linear(16, 10))
 
     model = method.wrap(classifier())
-    assert isinstance(model, gmm.CCU) and model.num_classes == 10
+    assert isinstance(model, ccu.CCU) and model.num_classes == 10
     g = torch.Generator().manual_seed(0)
     x = torch.rand(128, 1, 6, 6, generator=g) * 0.5
     y = torch.randint(10, (128,), generator=g)
@@ -296,19 +296,20 @@ def test_toy_ccu_is_uniform_far_away_and_plain_is_not():
     x = torch.randn(200, 2, generator=g) * 0.3 + torch.stack([y * 2.0 - 1.0, torch.zeros(200)], 1)
     x_out = (torch.rand(500, 2, generator=g) * 2 - 1) * 5
     plain = models.build("toy_mlp", num_classes=2, seed=0)
-    gmm.fit_toy(plain, x, y, steps=100)
-    method = gmm.CCUMethod(dim=2, n_in=2, n_out=3, em_in=200, em_out=500, pad=0)
-    ccu = method.wrap(models.build("toy_mlp", num_classes=2, seed=0))
-    gmm.fit_toy(ccu, x, y, method, x_out, steps=100)
-    _, _, c_plain, _ = gmm.confidence_grid(plain, 1000.0, 20)
-    _, _, c_ccu, _ = gmm.confidence_grid(ccu, 1000.0, 20)
+    toy.fit_toy(plain, x, y, steps=100)
+    method = ccu.CCUMethod(dim=2, n_in=2, n_out=3, em_in=200, em_out=500, pad=0)
+    ccu_toy = method.wrap(models.build("toy_mlp", num_classes=2, seed=0))
+    toy.fit_toy(ccu_toy, x, y, method, x_out, steps=100)
+    _, _, c_plain, _ = toy.confidence_grid(plain, 1000.0, 20)
+    _, _, c_ccu, _ = toy.confidence_grid(ccu_toy, 1000.0, 20)
     assert c_ccu[0, 0] == pytest.approx(0.5, abs=1e-9) and c_plain[0, 0] > 0.99
     # Corollary 3.1 in R^2 (no box): the attack never beats the bound, and reaches it only near the data
     x0 = torch.tensor([[3.0, 2.0]]).repeat(6, 1)
     radius = torch.linspace(0.5, 6, 6, dtype=torch.float64)
-    adv = gmm.attack_in_ball(ccu, ccu.metric, x0, radius, gmm.ccu_log_excess, steps=40, restarts=2, box=False,
-                             generator=torch.Generator().manual_seed(0), show_progress=False)
+    adv = ball_attack.attack_in_ball(ccu_toy, ccu_toy.metric, x0, radius, ccu.ccu_log_excess, steps=40,
+                                     restarts=2, box=False, generator=torch.Generator().manual_seed(0),
+                                     show_progress=False)
     assert (adv.distance <= radius).all()
-    assert (adv.confidence <= gmm.corollary_bound(ccu, x0, radius) + 1e-12).all()
+    assert (adv.confidence <= ccu.corollary_bound(ccu_toy, x0, radius) + 1e-12).all()
     assert float(adv.confidence[-1]) > 0.9  # a ball of radius 6 reaches the data
-    assert (_conf(ccu, x).argmax(0) >= 0).all() and float((ccu(x).argmax(1) == y).float().mean()) > 0.95
+    assert float((ccu_toy(x).argmax(1) == y).float().mean()) > 0.95  # it still classifies the data

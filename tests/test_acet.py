@@ -1,4 +1,4 @@
-"""Tests for oodlib.losses: out-distribution losses, smooth noise, CEDA / ACET / OE plug-ins."""
+"""Tests for oodlib.acet (out-distribution losses, CEDA / ACET / OE plug-ins) and its smooth noise."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from oodlib import losses, models, train
+from oodlib import acet, models, noise, train, zoo
 
 K = 10
 
@@ -17,7 +17,7 @@ K = 10
 
 @pytest.mark.parametrize(
     "fn, minimum",
-    [(losses.log_max_confidence_loss, -math.log(K)), (losses.uniform_ce_loss, math.log(K))],
+    [(acet.log_max_confidence_loss, -math.log(K)), (acet.uniform_ce_loss, math.log(K))],
 )
 def test_out_losses_minimal_at_equal_logits(fn, minimum):
     equal = torch.full((4, K), 2.5)
@@ -30,18 +30,18 @@ def test_out_losses_minimal_at_equal_logits(fn, minimum):
 
 def test_uniform_ce_gradient_vanishes_at_equal_logits_only():
     z = torch.full((3, K), -1.0, requires_grad=True)
-    (g,) = torch.autograd.grad(losses.uniform_ce_loss(z), z)
+    (g,) = torch.autograd.grad(acet.uniform_ce_loss(z), z)
     assert g.abs().max() < 1e-7
     z2 = torch.randn(3, K, requires_grad=True)
-    (g2,) = torch.autograd.grad(losses.uniform_ce_loss(z2), z2)
+    (g2,) = torch.autograd.grad(acet.uniform_ce_loss(z2), z2)
     assert g2.abs().max() > 1e-3
 
 
 def test_uniform_ce_is_logsumexp_minus_mean():
     z = torch.randn(5, K)
     expected = (torch.logsumexp(z, 1) - z.mean(1)).mean()
-    assert losses.uniform_ce_loss(z).item() == pytest.approx(expected.item(), rel=1e-6)
-    assert losses.uniform_ce_per_sample(z).shape == (5,)
+    assert acet.uniform_ce_loss(z).item() == pytest.approx(expected.item(), rel=1e-6)
+    assert acet.uniform_ce_per_sample(z).shape == (5,)
 
 
 # --------------------------------------------------------------------------- smooth noise
@@ -58,17 +58,25 @@ def _neighbour_corr(x: torch.Tensor) -> float:
 def test_smooth_noise_range_shape_and_blur():
     g = torch.Generator().manual_seed(0)
     x_in = torch.rand(8, 1, 28, 28, generator=g) ** 3
-    noise = losses._smooth_noise_batch(x_in, 12, torch.Generator().manual_seed(1))
-    assert noise.shape == (12, 1, 28, 28) and noise.dtype == x_in.dtype
-    assert noise.min() >= 0 and noise.max() <= 1
-    flat = noise.flatten(1)
+    smooth = noise.smooth_noise(12, x_in, torch.Generator().manual_seed(1), shuffle=False)
+    assert smooth.shape == (12, 1, 28, 28) and smooth.dtype == x_in.dtype
+    assert smooth.min() >= 0 and smooth.max() <= 1
+    flat = smooth.flatten(1)
     assert torch.allclose(flat.min(1).values, torch.zeros(12), atol=1e-6)  # full contrast range
     assert torch.allclose(flat.max(1).values, torch.ones(12), atol=1e-6)
-    assert _neighbour_corr(noise) > 0.8 > 0.1 > abs(_neighbour_corr(torch.rand(12, 1, 28, 28)))
+    assert _neighbour_corr(smooth) > 0.8 > 0.1 > abs(_neighbour_corr(torch.rand(12, 1, 28, 28)))
     # deterministic given the generator, different for another seed
-    again = losses._smooth_noise_batch(x_in, 12, torch.Generator().manual_seed(1))
-    other = losses._smooth_noise_batch(x_in, 12, torch.Generator().manual_seed(2))
-    assert torch.equal(noise, again) and not torch.equal(noise, other)
+    again = noise.smooth_noise(12, x_in, torch.Generator().manual_seed(1), shuffle=False)
+    other = noise.smooth_noise(12, x_in, torch.Generator().manual_seed(2), shuffle=False)
+    assert torch.equal(smooth, again) and not torch.equal(smooth, other)
+
+
+def test_ceda_out_batches_are_the_one_smooth_noise_generator():
+    # one generator for training (CEDA/ACET, unshuffled, driven by the loop's generator) and test sets
+    x_in = torch.rand(8, 1, 28, 28, generator=torch.Generator().manual_seed(3))
+    out = acet.CEDA(lam=1.5).make_out(x_in, torch.Generator().manual_seed(4))
+    ref = noise.smooth_noise(12, x_in, torch.Generator().manual_seed(4), shuffle=False)
+    assert torch.equal(out, ref)
 
 
 def test_smooth_noise_permutes_in_batch_pixels_keeping_channels_together(monkeypatch):
@@ -82,11 +90,11 @@ def test_smooth_noise_permutes_in_batch_pixels_keeping_channels_together(monkeyp
         sigma_calls.append(sigma)
         return x
 
-    monkeypatch.setattr(losses.data, "blur_and_rescale", no_blur)
-    noise = losses._smooth_noise_batch(x_in, n, torch.Generator().manual_seed(0))
+    monkeypatch.setattr(noise, "blur_and_rescale", no_blur)
+    out = noise.smooth_noise(n, x_in, torch.Generator().manual_seed(0), shuffle=False)
     s = sigma_calls[0]
     assert s.shape == (n,) and (s >= 1.0).all() and (s <= 2.5).all()
-    for img in noise[: n // 2]:  # one pixel lit, its colour kept
+    for img in out[: n // 2]:  # one pixel lit, its colour kept
         lit = (img.sum(0) > 0).nonzero()
         assert len(lit) == 1
         i, j = lit[0]
@@ -116,7 +124,7 @@ def tiny_data():
 )
 def test_fit_runs_with_each_method(tiny_data, name, hparams):
     x, y, aux = tiny_data
-    method = train.make_method(name, **hparams)
+    method = zoo.make_method(name, **hparams)
     assert method.name == name
     model = models.build("small_cnn", num_classes=K, seed=0, width=4)
     hist = train.fit(model, x, y, method, epochs=1, batch_size=32, x_out=aux if name == "oe" else None)
@@ -129,13 +137,13 @@ def test_fit_runs_with_each_method(tiny_data, name, hparams):
 def test_ceda_out_batch_size_follows_lam():
     x_in = torch.rand(10, 1, 28, 28)
     for lam in (0.5, 1.0, 2.0):
-        m = train.make_method("ceda", lam=lam)
+        m = zoo.make_method("ceda", lam=lam)
         assert len(m.make_out(x_in, torch.Generator().manual_seed(0))) == math.ceil(lam * 10)
 
 
 def test_acet_out_batch_within_eps_and_back_in_train_mode():
     model = models.build("small_cnn", num_classes=K, seed=0, width=4).train()
-    m = train.make_method("acet", eps=0.2, steps=3, step_size=0.1)
+    m = zoo.make_method("acet", eps=0.2, steps=3, step_size=0.1)
     gen = torch.Generator().manual_seed(0)
     x_in = torch.rand(8, 1, 28, 28, generator=gen)
     z = m.make_out(x_in, gen)
@@ -145,7 +153,7 @@ def test_acet_out_batch_within_eps_and_back_in_train_mode():
     assert (u - z).abs().max() <= 0.2 + 1e-6 and u.min() >= 0 and u.max() <= 1
     assert not torch.equal(u, z)
     with torch.no_grad():  # the attack increased the out-loss it is trained against
-        assert losses.log_max_confidence_loss(model(u)) > losses.log_max_confidence_loss(model(z))
+        assert acet.log_max_confidence_loss(model(u)) > acet.log_max_confidence_loss(model(z))
     loss, logs = m.loss(model, batch)
     assert model.training and loss.requires_grad and math.isfinite(logs["loss"])
     assert all(p.grad is None for p in model.parameters())  # the attack leaves no parameter grads
@@ -165,10 +173,10 @@ def test_acet_out_batch_within_eps_and_back_in_train_mode():
 )
 def test_bad_hyperparameters_raise(name, hparams, match):
     with pytest.raises(ValueError, match=match):
-        train.make_method(name, **hparams)
+        zoo.make_method(name, **hparams)
 
 
 def test_oe_needs_an_auxiliary_pool(tiny_data):
     x, y, _ = tiny_data
     with pytest.raises(ValueError, match="x_out"):
-        train.fit(models.build("small_cnn", width=4), x, y, train.make_method("oe"), batch_size=32)
+        train.fit(models.build("small_cnn", width=4), x, y, zoo.make_method("oe"), batch_size=32)

@@ -1,0 +1,331 @@
+"""ODIN's analysis (Liang, Li & Srikant 2018, §4.5, §5, App. D–H).
+
+:func:`u1_u2` (eq. 4), :func:`taylor_softmax_score` (eq. 3 / App. D), :func:`prop1_statistic`
+(App. E), :func:`grad_norm` (``‖∇ₓ log S‖₁``, §5.3), :func:`binned_mean` (the conditional
+expectations of Fig. 5), :func:`mmd2` (§4.5) and :func:`energy_distance` (App. G).
+
+Same-manifold split (§4.5)
+--------------------------
+The CIFAR-80 / CIFAR-20 experiment has a Fashion-MNIST analogue: train on 8 classes and treat
+the other 2 as OOD. Importing this module registers the training plug-in ``"plain_subset"``
+(cross-entropy on the kept classes only), so the zoo can cache such models
+(:func:`load_subset_model`).
+
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import metrics, train
+from .claims import Estimate
+from .data import label
+from .odin import IN, Study, _choose, check_logits, check_temperature, fpr_grid
+from .runtime import progress
+from .validation import check_positive_int, describe
+
+
+def transfer_gap_interval(study: Study, n_boot: int = 200, seed: int = 0, level: float = 0.95) -> Estimate:
+    """Bootstrap interval of the largest transfer gap of App. H, tuning included.
+
+    The gap is ``max_{i,j} |FPR_j(θ_i) − FPR_j(θ_j)|``: the FPR95 on test set j's evaluation split
+    with the (T, ε) tuned on set i, minus that with j's own. Each replicate resamples the tuning
+    images (so the search may pick other parameters — the noise that makes a single run's gap
+    flip between machines) and the evaluation images, and re-runs the search. Returns an
+    :class:`oodlib.claims.Estimate`.
+    """
+    sets = study.sets
+    ev = {k: study.scorer.grid(k, study.temperatures, study.epsilons).double().numpy() for k in [IN, *sets]}
+    tune = {IN: study.tune_in.double().numpy(), **{k: v.double().numpy() for k, v in study.tune_out.items()}}
+
+    def gap(tn: Mapping[str, np.ndarray], evl: Mapping[str, np.ndarray]) -> float:
+        chosen = {k: _choose(tn[IN], tn[k]) for k in sets}
+        fpr = {k: fpr_grid(evl[IN], evl[k]) for k in sets}
+        return max(abs(fpr[j][chosen[i]] - fpr[j][chosen[j]]) for i in sets for j in sets)
+
+    value = gap(tune, ev)
+    rng = np.random.default_rng(seed)
+
+    def resample(d: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {k: v[..., rng.integers(0, v.shape[-1], v.shape[-1])] for k, v in d.items()}
+
+    reps = np.array([gap(resample(tune), resample(ev))
+                     for _ in progress(range(n_boot), desc="transfer bootstrap")])
+    lo, hi = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2])
+    return Estimate(value, float(min(lo, value)), float(max(hi, value)), level,
+                    f"bootstrap over tuning and evaluation images ({n_boot}×)")
+
+
+# --------------------------------------------------------------------------- temperature analysis (§5.2)
+
+
+def logit_gaps(logits: torch.Tensor) -> torch.Tensor:
+    """``Δ_i = f_ŷ(x) − f_i(x)`` for the ``K − 1`` classes ``i ≠ ŷ`` (App. F), ``(N, K−1)`` float64."""
+    z = check_logits(logits).double()
+    top = z.argmax(dim=1, keepdim=True)
+    gaps = z.gather(1, top) - z
+    keep = torch.ones_like(z, dtype=torch.bool).scatter_(1, top, False)
+    return gaps[keep].view(len(z), z.shape[1] - 1)
+
+
+def u1_u2(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(U1, U2)`` of eq. 4: the mean and the mean square of the logit gaps ``Δ_i``, i ≠ ŷ.
+
+    ``U1 = 1/(N−1) Σ_{i≠ŷ} [f_ŷ − f_i]``, ``U2 = 1/(N−1) Σ_{i≠ŷ} [f_ŷ − f_i]²``; App. F shows
+    ``U2 = Var(Δ) + U1²``. Both float64 ``(N,)``.
+    """
+    d = logit_gaps(logits)
+    return d.mean(dim=1), d.pow(2).mean(dim=1)
+
+
+def taylor_softmax_score(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """The second-order approximation of eq. 3 (App. D), float64 ``(N,)``::
+
+        S_ŷ(x; T) ≈ 1 / (N − (1/T) Σ_i [f_ŷ − f_i] + (1/(2T²)) Σ_i [f_ŷ − f_i]²)
+                  = 1 / (N − (N−1) U1 / T + (N−1) U2 / (2T²)).
+
+    Accurate when ``T`` is large compared with the logit gaps; for small ``T`` it is not a
+    probability at all (the denominator can even be negative).
+    """
+    z = check_logits(logits)
+    t = check_temperature(temperature)
+    u1, u2 = u1_u2(z)
+    k = z.shape[1]
+    return 1.0 / (k - (k - 1) * u1 / t + (k - 1) * u2 / (2 * t * t))
+
+
+def prop1_statistic(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``T (N − 1/S_ŷ(x; T))``, which tends to ``(N − 1) U1(x)`` as ``T → ∞`` (App. E), float64.
+
+    Computed stably as ``−T Σ_i expm1(−Δ_i / T)`` (``1/S = Σ_i exp(−Δ_i/T)``), so the limit can be
+    checked for T up to 1e12 without cancellation. The statistic is a strictly increasing
+    function of ``S``, so thresholding it is thresholding ``S`` (the detector is unchanged).
+    """
+    t = check_temperature(temperature)
+    d = logit_gaps(logits)
+    return -t * torch.expm1(-d / t).sum(dim=1)
+
+
+def binned_mean(
+    x: object, y: object, bins: int | Sequence[float] = 20, min_count: int = 5
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``E[y | x]`` on bins of ``x``: ``(centres, means, counts)``; bins with < ``min_count`` are NaN.
+
+    For Fig. 5b (``E[U2 | U1]``) and Fig. 5d–e (``E[‖∇ₓ log S‖₁ | S]``). ``bins`` is a number of
+    equal-width bins over the range of ``x`` or explicit edges (so several sets share bins).
+    """
+    a = np.asarray(x, dtype=np.float64).ravel()
+    b = np.asarray(y, dtype=np.float64).ravel()
+    if a.size == 0 or a.size != b.size or not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError(f"expected x and y as finite 1-D arrays of equal non-zero length, got "
+                         f"{describe(x)} and {describe(y)}")
+    if np.isscalar(bins):
+        edges = np.linspace(a.min(), a.max() + 1e-12, int(bins) + 1)
+    else:
+        edges = np.asarray(bins, dtype=np.float64)
+    if edges.ndim != 1 or edges.size < 2 or not np.all(np.diff(edges) > 0):
+        raise ValueError(f"expected bins as a positive int or increasing edges, got {bins!r}")
+    idx = np.digitize(a, edges) - 1
+    inside = (idx >= 0) & (idx < edges.size - 1)
+    counts = np.bincount(idx[inside], minlength=edges.size - 1).astype(float)
+    sums = np.bincount(idx[inside], weights=b[inside], minlength=edges.size - 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(counts >= min_count, sums / counts, np.nan)
+    return 0.5 * (edges[1:] + edges[:-1]), means, counts
+
+
+# --------------------------------------------------------------------------- distances (§4.5, App. G)
+
+
+def _flat(v: object, name: str) -> torch.Tensor:
+    if not isinstance(v, torch.Tensor) or v.ndim < 2 or v.shape[0] < 2 or not torch.is_floating_point(v):
+        raise ValueError(f"expected {name} as a float tensor of >= 2 samples (N, ...), got {describe(v)}")
+    return v.detach().flatten(1).double()
+
+
+def _pair_distances(v: object, w: object) -> tuple[torch.Tensor, int, int]:
+    a, b = _flat(v, "v"), _flat(w, "w")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"expected v and w with equal feature counts, got {a.shape[1]} and {b.shape[1]}")
+    z = torch.cat([a, b])
+    return torch.cdist(z, z), len(a), len(b)
+
+
+def _off_diagonal_mean(k: torch.Tensor) -> float:
+    n = k.shape[0]
+    return float((k.sum() - k.diagonal().sum()) / (n * (n - 1)))
+
+
+def mmd2(v: torch.Tensor, w: torch.Tensor, sigma: float | None = None) -> float:
+    """Unbiased squared maximum mean discrepancy with a Gaussian RBF kernel (§4.5).
+
+    ``MMD² = mean_{i≠j} k(v_i, v_j) + mean_{i≠j} k(w_i, w_j) − 2 mean_{i,j} k(v_i, w_j)``,
+    ``k(x, x') = exp(−‖x − x'‖² / (2σ²))`` on flattened images (Gretton et al. 2012, eq. 3; the
+    paper's normalisation constants written as means). Bandwidth: by default the median heuristic
+    ``2σ² = median of the squared Euclidean distances between all distinct pairs of V ∪ W``. The
+    paper's sentence reads "2σ² is set to the median of all Euclidean distances" (not squared);
+    in 784 dimensions that kernel is ≈ e⁻¹⁰ for a typical pair and the MMD nearly vanishes, so we
+    use the standard squared form (a typical pair then has k ≈ e⁻¹). Pass ``sigma`` to override.
+    """
+    d, m, n = _pair_distances(v, w)
+    d2 = d.pow(2)
+    if sigma is None:
+        iu = torch.triu_indices(m + n, m + n, offset=1)
+        two_s2 = float(d2[iu[0], iu[1]].median())
+        if two_s2 <= 0:
+            raise ValueError("all images in V ∪ W are identical: the median bandwidth is 0; pass sigma")
+    else:
+        two_s2 = 2 * check_temperature(sigma, "sigma") ** 2
+    k = torch.exp(-d2 / two_s2)
+    return _off_diagonal_mean(k[:m, :m]) + _off_diagonal_mean(k[m:, m:]) - 2 * float(k[:m, m:].mean())
+
+
+def energy_distance(v: torch.Tensor, w: torch.Tensor) -> float:
+    """The squared energy distance of App. G with the Euclidean norm::
+
+        D² = 2 mean_{i,j} ‖V_i − W_j‖ − mean_{i≠j} ‖V_i − V_j‖ − mean_{i≠j} ‖W_i − W_j‖.
+
+    The paper writes the within-set sums over i ≠ j with the factor ``1/binom(m, 2)``; we read
+    them as means over the distinct pairs (otherwise D² of two samples of one distribution would
+    not tend to 0).
+    """
+    d, m, _ = _pair_distances(v, w)
+    return 2 * float(d[:m, m:].mean()) - _off_diagonal_mean(d[:m, :m]) - _off_diagonal_mean(d[m:, m:])
+
+
+# --------------------------------------------------------------------------- same-manifold split (§4.5)
+
+
+def check_classes(classes: object, num_classes: int = 10) -> tuple[int, ...]:
+    expected = f"expected classes as a non-empty sequence of distinct ints in [0, {num_classes})"
+    if isinstance(classes, str | bytes) or not isinstance(classes, Sequence) or len(classes) == 0:
+        raise ValueError(f"{expected}, got {classes!r}")
+    out = []
+    for c in classes:
+        if isinstance(c, bool) or not isinstance(c, int | np.integer) or not 0 <= int(c) < num_classes:
+            raise ValueError(f"{expected}, got {classes!r}")
+        out.append(int(c))
+    if len(set(out)) != len(out):
+        raise ValueError(f"{expected}, got duplicates in {classes!r}")
+    return tuple(out)
+
+
+class ClassSubset(train.Method):
+    """Plain cross-entropy on a subset of the classes, relabelled ``0 … len(classes) − 1``.
+
+    The CIFAR-80 / CIFAR-20 experiment of §4.5 on Fashion-MNIST: train on ``classes`` and keep
+    the remaining classes as a same-manifold OOD set. Images of other classes are dropped from
+    each batch. Registered as the training method ``"plain_subset"`` (hyper-parameter
+    ``classes``); build the model with ``num_classes=len(classes)``.
+    """
+
+    name = "plain_subset"
+
+    def __init__(self, classes: Sequence[int], num_classes: int = 10) -> None:
+        self.classes = check_classes(classes, num_classes)
+        lookup = torch.full((num_classes,), -1, dtype=torch.long)
+        lookup[list(self.classes)] = torch.arange(len(self.classes))
+        self.lookup = lookup
+
+    def loss(self, model: nn.Module, batch: train.Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        """Cross-entropy on the batch's images of the kept classes (relabelled)."""
+        y = self.lookup.to(batch.y_in.device)[batch.y_in]
+        keep = y >= 0
+        if not bool(keep.any()):  # a batch of only held-out classes: no signal
+            zero = sum(p.sum() for p in model.parameters()) * 0.0
+            return zero, {"ce": 0.0}
+        ce = F.cross_entropy(model(batch.x_in[keep]), y[keep])
+        return ce, {"ce": ce.item()}
+
+    def test_split(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The test images of the kept classes, relabelled (what the model's test error is measured on)."""
+        return subset(x, y, self.classes)
+
+
+
+
+def class_split(num_held_out: int = 2, seed: int = 0, num_classes: int = 10) -> tuple[list[int], list[int]]:
+    """A seeded random split of the class indices into ``(kept, held_out)``, both sorted.
+
+    §4.5 splits CIFAR-100 at random into 80 and 20 classes; ``num_held_out=2`` is the 8/2
+    Fashion-MNIST analogue.
+    """
+    check_positive_int(num_held_out, "num_held_out")
+    check_positive_int(num_classes, "num_classes")
+    if num_held_out >= num_classes:
+        raise ValueError(f"expected num_held_out < num_classes = {num_classes}, got {num_held_out}")
+    perm = torch.randperm(num_classes, generator=torch.Generator().manual_seed(int(seed))).tolist()
+    return sorted(perm[num_held_out:]), sorted(perm[:num_held_out])
+
+
+def subset(x: torch.Tensor, y: torch.Tensor, classes: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The images of ``classes`` and their labels relabelled ``0 … len(classes) − 1``."""
+    cls = check_classes(classes)
+    if not isinstance(y, torch.Tensor) or y.ndim != 1 or len(y) != len(x):
+        raise ValueError(f"expected y as a 1-D label tensor of length {len(x)}, got {describe(y)}")
+    lookup = torch.full((10,), -1, dtype=torch.long)
+    lookup[list(cls)] = torch.arange(len(cls))
+    keep = torch.isin(y, torch.tensor(cls))
+    return x[keep], lookup[y[keep]]
+
+
+HELD_OUT = "held-out classes"  # the same-manifold OOD set of the 8/2 class split (§4.5)
+
+
+# --------------------------------------------------------------------------- tables and sweeps
+
+TABLE2_METRICS = ("FPR95", "DetErr", "AUROC", "AUPR_in", "AUPR_out")
+
+
+def baseline_vs_odin(table: pd.DataFrame, metrics_: Sequence[str] = TABLE2_METRICS) -> pd.DataFrame:
+    """Table 2's layout: one row per OOD set, ``"baseline / ODIN"`` in percent per metric, and (T, ε).
+
+    ``table`` is :meth:`Study.table`'s long table. Stand-ins are labelled as such.
+    """
+    need = {"ood_set", "stand_in_for", "detector", "T", "eps", "metric", "value"}
+    if not isinstance(table, pd.DataFrame) or not need <= set(table.columns):
+        raise ValueError(f"expected the long table of Study.table() with columns {sorted(need)}, "
+                         f"got {describe(table)}")
+    rows = []
+    for name, part in table.groupby("ood_set", sort=False):
+        base = part[part.detector == "baseline"].set_index("metric").value
+        odin_ = part[part.detector == "ODIN"]
+        row = {"OOD set": label(name, part.stand_in_for.iloc[0])}
+        for m in metrics_:
+            row[m] = f"{100 * base[m]:.1f} / {100 * odin_.set_index('metric').value[m]:.1f}"
+        row["T"] = odin_["T"].iloc[0]
+        row["eps"] = odin_["eps"].iloc[0]
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("OOD set")
+
+
+def temperature_sweep(
+    logits_in: torch.Tensor, logits_out: Mapping[str, torch.Tensor], temperatures: Sequence[float],
+    tpr: float = 0.95,
+) -> pd.DataFrame:
+    """Detection without input preprocessing (ε = 0) as a function of T (Fig. 3a–b, App. E).
+
+    Rows ``ood_set, T, FPR95, DetErr, AUROC``. Scores are ranked through :func:`prop1_statistic`,
+    an increasing function of ``S(x; T)`` computed without cancellation, so T may be as large as
+    1e12 (in float32, ``S`` itself rounds to ``1/N`` long before). ``T = inf`` rows use the limit
+    score ``U1`` (Proposition 1).
+    """
+    temps = [float(t) for t in temperatures]
+    for t in temps:
+        if not (t == math.inf or (math.isfinite(t) and t > 0)):
+            raise ValueError(f"expected temperatures > 0 (math.inf allowed), got {temperatures!r}")
+    rows = []
+    for t in temps:
+        a = u1_u2(logits_in)[0] if t == math.inf else prop1_statistic(logits_in, t)
+        for name, z in logits_out.items():
+            b = u1_u2(z)[0] if t == math.inf else prop1_statistic(z, t)
+            rows.append({"ood_set": name, "T": t, "FPR95": metrics.fpr_at_tpr(a, b, tpr),
+                         "DetErr": metrics.detection_error(a, b), "AUROC": metrics.auroc(a, b)})
+    return pd.DataFrame(rows)
