@@ -39,7 +39,7 @@ from torch import nn
 
 from . import attacks, noise, train
 from .profiles import Profile
-from .validation import check_choice, check_positive_int
+from .validation import check_choice, check_number, check_positive_int
 
 VARIANTS = ("log_max_conf", "uniform_ce")
 
@@ -81,20 +81,6 @@ _OUT_LOSSES: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], attacks.Obj
 # --------------------------------------------------------------------------- hyper-parameter checks
 
 
-def _check_lam(lam: object) -> float:
-    if isinstance(lam, bool) or not isinstance(lam, int | float) or not (math.isfinite(lam) and lam > 0):
-        raise ValueError(f"expected lam as a finite number > 0, got {lam!r}")
-    return float(lam)
-
-
-def _check_pos(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not (
-        math.isfinite(value) and value > 0
-    ):
-        raise ValueError(f"expected {name} as a finite number > 0, got {value!r}")
-    return float(value)
-
-
 # --------------------------------------------------------------------------- methods
 
 
@@ -111,7 +97,7 @@ class CEDA(train.Method):
     out_source = "noise"
 
     def __init__(self, lam: float = 1.0, variant: str = "log_max_conf") -> None:
-        self.lam = _check_lam(lam)
+        self.lam = check_number(lam, "lam", low=0, low_open=True)
         self.variant = check_choice(variant, VARIANTS, "variant")
         self.out_loss, self.out_objective = _OUT_LOSSES[variant]
 
@@ -160,18 +146,16 @@ class ACET(CEDA):
         variant: str = "log_max_conf",
     ) -> None:
         super().__init__(lam=lam, variant=variant)
-        self.eps = _check_pos(eps, "eps")
+        self.eps = check_number(eps, "eps", low=0, low_open=True)
         self.steps = check_positive_int(steps, "steps")
-        self.step_size = _check_pos(step_size, "step_size")
+        self.step_size = check_number(step_size, "step_size", low=0, low_open=True)
 
     def out_batch(self, model: nn.Module, batch: train.Batch) -> torch.Tensor:
         """The PGD maximiser of the out-loss around the noise batch (eq. 4)."""
         z = super().out_batch(model, batch)
-        was_training = model.training
         u = attacks.pgd(model, z, self.out_objective, eps=self.eps, steps=self.steps,
                         step_size=self.step_size, restarts=1, random_start=True,
                         generator=batch.generator)
-        model.train(was_training)
         return u
 
 
@@ -182,7 +166,7 @@ class OutlierExposure(train.Method):
     out_source = "aux"
 
     def __init__(self, lam: float = 0.5) -> None:
-        self.lam = _check_lam(lam)
+        self.lam = check_number(lam, "lam", low=0, low_open=True)
 
     def loss(self, model: nn.Module, batch: train.Batch) -> tuple[torch.Tensor, dict[str, float]]:
         """In-batch cross-entropy plus ``lam`` times :func:`uniform_ce_loss` on the auxiliary batch."""

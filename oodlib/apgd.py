@@ -41,19 +41,13 @@ import torch
 from torch import nn
 
 from .attacks import Objective, log_max_confidence
-from .runtime import model_device, progress
-from .validation import check_images, check_positive_int, describe
+from .runtime import eval_mode, input_gradient, model_device, progress
+from .validation import check_images, check_int, check_number, check_positive_int, describe
 
 __all__ = ["AttackResult", "apgd", "apgd_checkpoints", "low_contrast_start", "max_confidence_attack",
            "uniform_start", "STARTS"]
 
 STARTS = ("clean", "low_contrast", "uniform")
-
-
-def _check_eps(eps: object) -> float:
-    if isinstance(eps, bool) or not isinstance(eps, int | float) or not (math.isfinite(eps) and eps >= 0):
-        raise ValueError(f"expected eps as a finite number >= 0, got {eps!r}")
-    return float(eps)
 
 
 def apgd_checkpoints(steps: int) -> list[int]:
@@ -69,26 +63,20 @@ def apgd_checkpoints(steps: int) -> list[int]:
 
 def low_contrast_start(x: torch.Tensor, eps: float) -> torch.Tensor:
     """Every pixel moved by (at most) ε towards 0.5: the lowest-contrast image in the ball ∩ [0,1]^d."""
-    eps = _check_eps(eps)
+    eps = check_number(eps, "eps", low=0)
     return x + (0.5 - x).clamp(-eps, eps)
 
 
 def uniform_start(x: torch.Tensor, eps: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """A point drawn uniformly in the ball ``[x - ε, x + ε]``, clipped to [0, 1]."""
-    eps = _check_eps(eps)
+    eps = check_number(eps, "eps", low=0)
     noise = torch.rand(x.shape, generator=generator, dtype=x.dtype).to(x.device)
     return (x + (2 * noise - 1) * eps).clamp(0.0, 1.0)
 
 
 def _value_and_grad(model: nn.Module, u: torch.Tensor, objective: Objective) -> tuple[torch.Tensor,
                                                                                     torch.Tensor]:
-    with torch.enable_grad():
-        u = u.detach().requires_grad_(True)
-        val = objective(model(u), None)
-        if val.shape != (len(u),):
-            raise ValueError(f"expected the objective to return shape ({len(u)},), got {tuple(val.shape)}")
-        (grad,) = torch.autograd.grad(val.sum(), u)
-    return val.detach(), grad.detach()
+    return input_gradient(lambda v: objective(model(v), None), u)
 
 
 def apgd(
@@ -195,11 +183,10 @@ def max_confidence_attack(
     is returned. ``eps = 0`` returns the clean point.
     """
     check_images(x, "x")
-    eps = _check_eps(eps)
+    eps = check_number(eps, "eps", low=0)
     check_positive_int(steps, "steps")
     check_positive_int(batch_size, "batch_size")
-    if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 0:
-        raise ValueError(f"expected restarts as an integer >= 0, got {restarts!r}")
+    check_int(restarts, "restarts", low=0)
     bad = [s for s in starts if s not in STARTS]
     if bad or not starts:
         raise ValueError(f"expected starts as a non-empty subset of {list(STARTS)}, got {list(starts)}")
@@ -208,11 +195,9 @@ def max_confidence_attack(
             raise ValueError(f"expected every candidate shaped like x {tuple(x.shape)}, got {describe(c)}")
     runs = [s for s in starts if s != "uniform"] + (["uniform"] * restarts if "uniform" in starts else [])
     dev = model_device(model)
-    was_training = model.training
-    model.eval()
-    adv, conf, clean = [], [], []
-    by_start: dict[str, list[torch.Tensor]] = {}
-    try:
+    with eval_mode(model):
+        adv, conf, clean = [], [], []
+        by_start: dict[str, list[torch.Tensor]] = {}
         bar = progress(range(0, len(x), batch_size), desc=f"APGD eps={eps:g}", leave=False)
         for i in bar:
             xb = x[i : i + batch_size].to(dev)
@@ -249,8 +234,6 @@ def max_confidence_attack(
             conf.append(best_val.exp().cpu())
             for name, v in per_start.items():
                 by_start.setdefault(name, []).append(v.exp().cpu())
-    finally:
-        model.train(was_training)
     return AttackResult(
         torch.cat(adv), torch.cat(conf), torch.cat(clean),
         {k: torch.cat(v) for k, v in by_start.items()},

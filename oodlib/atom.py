@@ -48,7 +48,6 @@ table it reads is :func:`oodlib.experiments.validation_table`.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -61,7 +60,15 @@ from torch import nn
 from . import attacks, train
 from .profiles import Profile
 from .runtime import logits as _logits
-from .validation import check_choice, check_images, check_positive_int, check_scores, describe
+from .validation import (
+    check_choice,
+    check_images,
+    check_int,
+    check_number,
+    check_positive_int,
+    check_scores,
+    describe,
+)
 
 SAMPLING = ("mine", "random")
 
@@ -110,8 +117,7 @@ def atom_objective(logits: torch.Tensor, y: torch.Tensor | None = None) -> torch
 
 
 def _check_q(q: object, n_keep: int, n_candidates: int) -> float:
-    if isinstance(q, bool) or not isinstance(q, int | float) or not math.isfinite(q):
-        raise ValueError(f"expected q as a number in [0, 1 - n/N], got {q!r}")
+    q = check_number(q, "q (in [0, 1 - n/N])")
     top = 1.0 - n_keep / n_candidates
     if not -1e-12 <= q <= top + 1e-12:
         raise ValueError(f"expected q in [0, 1 - n/N] = [0, {top:.4g}] (Algorithm 1), got {q!r}")
@@ -167,20 +173,11 @@ def mine(
 def validation_split(pool: torch.Tensor, holdout: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``(training part, validation part)`` of the auxiliary pool: the last ``holdout`` images validate."""
     check_images(pool, "pool")
-    if isinstance(holdout, bool) or not isinstance(holdout, int) or not 0 <= holdout < len(pool):
-        raise ValueError(f"expected holdout as an int in [0, {len(pool)}), got {holdout!r}")
+    check_int(holdout, "holdout", low=0, high=len(pool) - 1)
     return pool[: len(pool) - holdout], pool[len(pool) - holdout :]
 
 
 # --------------------------------------------------------------------------- training plug-ins
-
-
-def _check_pos(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not (
-        math.isfinite(value) and value > 0
-    ):
-        raise ValueError(f"expected {name} as a finite number > 0, got {value!r}")
-    return float(value)
 
 
 class NTOM(train.Method):
@@ -204,16 +201,16 @@ class NTOM(train.Method):
         sampling: str = "mine",
         holdout: int = 0,
     ) -> None:
-        self.loss_weight = _check_pos(lam, "lam")
-        self.lam = _check_pos(out_ratio, "out_ratio")  # train.fit reads .lam as the out-batch ratio
+        self.loss_weight = check_number(lam, "lam", low=0, low_open=True)
+        # train.fit reads .lam as the out-batch ratio
+        self.lam = check_number(out_ratio, "out_ratio", low=0, low_open=True)
         self.n_candidates = check_positive_int(n_candidates, "n_candidates")
         self.n_keep = check_positive_int(n_keep, "n_keep")
         if self.n_keep > self.n_candidates:
             raise ValueError(f"expected n_keep <= n_candidates, got {n_keep} > {n_candidates}")
         self.q = _check_q(q, self.n_keep, self.n_candidates)
         self.sampling = check_choice(sampling, SAMPLING, "sampling")
-        if isinstance(holdout, bool) or not isinstance(holdout, int) or holdout < 0:
-            raise ValueError(f"expected holdout as an int >= 0, got {holdout!r}")
+        check_int(holdout, "holdout", low=0)
         self.holdout = holdout
         self.rounds: list[Mined | torch.Tensor] = []
 
@@ -266,9 +263,9 @@ class ATOM(NTOM):
     def __init__(self, eps: float = 8 / 255, steps: int = 5, step_size: float = 2 / 255, **kwargs: object
                  ) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.eps = _check_pos(eps, "eps")
+        self.eps = check_number(eps, "eps", low=0, low_open=True)
         self.steps = check_positive_int(steps, "steps")
-        self.step_size = _check_pos(step_size, "step_size")
+        self.step_size = check_number(step_size, "step_size", low=0, low_open=True)
 
     def out_batch(self, model: nn.Module, batch: train.Batch) -> torch.Tensor:
         """Half PGD-perturbed (the first ``⌊M/2⌋``), half clean outliers."""

@@ -30,15 +30,14 @@ Design choices (see pitfall 4 in DESIGN.md):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .runtime import eval_mode, model_device
-from .validation import check_choice, check_images, check_positive_int
+from .runtime import eval_mode, input_gradient, model_device
+from .validation import check_choice, check_images, check_number, check_positive_int
 
 Objective = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
 
@@ -70,30 +69,7 @@ def cross_entropy_objective(logits: torch.Tensor, y: torch.Tensor | None) -> tor
     return F.cross_entropy(logits, y, reduction="none")
 
 
-OBJECTIVES: dict[str, Objective] = {
-    "log_max_confidence": log_max_confidence,
-    "max_confidence": max_confidence,
-    "cross_entropy": cross_entropy_objective,
-}
-
-
 # --------------------------------------------------------------------------- PGD
-
-
-def _check_nonneg(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not (
-        math.isfinite(value) and value >= 0
-    ):
-        raise ValueError(f"expected {name} as a finite number >= 0, got {value!r}")
-    return float(value)
-
-
-def _check_pos(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not (
-        math.isfinite(value) and value > 0
-    ):
-        raise ValueError(f"expected {name} as a finite number > 0, got {value!r}")
-    return float(value)
 
 
 def _check_values(val: torch.Tensor, n: int) -> torch.Tensor:
@@ -111,11 +87,7 @@ def _evaluate(
         with torch.no_grad():
             val = _check_values(objective(model(u), y), len(u))
         return val.detach(), None
-    with torch.enable_grad():
-        u = u.detach().requires_grad_(True)
-        val = _check_values(objective(model(u), y), len(u))
-        (grad,) = torch.autograd.grad(val.sum(), u)
-    return val.detach(), grad
+    return input_gradient(lambda v: _check_values(objective(model(v), y), len(v)), u)
 
 
 def pgd(
@@ -158,9 +130,9 @@ def pgd(
     """
     check_choice(norm, NORMS, "norm")
     check_images(x, "x")
-    eps = _check_nonneg(eps, "eps")
+    eps = check_number(eps, "eps", low=0)
     check_positive_int(steps, "steps")
-    step_size = _check_pos(step_size, "step_size")
+    step_size = check_number(step_size, "step_size", low=0, low_open=True)
     check_positive_int(restarts, "restarts")
     if not callable(objective):
         raise ValueError(f"expected objective as a callable (logits, y) -> Tensor[N], got {objective!r}")

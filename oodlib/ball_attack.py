@@ -16,16 +16,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .attacks import Objective, log_max_confidence
 from .gmm import Metric, check_batch, check_radius
-from .runtime import model_device, progress
-from .validation import check_images, check_positive_int, describe
-
-ModelObjective = Callable[[nn.Module, torch.Tensor], torch.Tensor]
-
-
-def log_confidence(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``max_y log softmax(model(x))_y`` (N,): the confidence an attack maximises (adversarial noise)."""
-    return torch.log_softmax(model(x), dim=1).max(dim=1).values
+from .runtime import eval_mode, input_gradient, model_device, progress
+from .validation import check_images, check_int, check_positive_int, describe
 
 
 def _radial(metric: Metric, x: torch.Tensor, x0: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
@@ -138,8 +132,9 @@ def attack_in_ball(
     metric: Metric,
     x0: torch.Tensor,
     radius: torch.Tensor | float,
-    objective: ModelObjective = log_confidence,
+    objective: Objective = log_max_confidence,
     *,
+    confidence: Callable[[torch.Tensor], torch.Tensor] | None = None,
     steps: int = 500,
     restarts: int = 50,
     step_size: float | torch.Tensor = 3.0,
@@ -148,7 +143,12 @@ def attack_in_ball(
     generator: torch.Generator | None = None,
     show_progress: bool = True,
 ) -> BallAttack:
-    """Maximise ``objective(model, x)`` over ``{x : d(x, x0) <= R} ∩ [0, 1]^d`` (App. C.2).
+    """Maximise ``objective(model(x))`` over ``{x : d(x, x0) <= R} ∩ [0, 1]^d`` (App. C.2).
+
+    ``model`` and ``objective`` follow :mod:`oodlib.attacks`' convention (an objective of the
+    outputs, ``objective(z, y) -> Tensor[N]``), so a :class:`oodlib.detectors.Detector` is attacked
+    through its ``model`` and ``objective`` (CCU through its log-excess module). ``confidence(x)``
+    reports the confidence at the returned points (default: the max softmax of ``model(x)``).
 
     Normalised-gradient (ℓ2) steps in the transformed space ``z = T x``, where the
     ball is Euclidean: ``z ← Proj_ball(z + η ∇_z/||∇_z||)``, then back to image
@@ -172,9 +172,8 @@ def attack_in_ball(
     check_positive_int(steps, "steps")
     check_positive_int(restarts, "restarts")
     if not callable(objective):
-        raise ValueError(f"expected objective as a callable (model, x) -> Tensor[N], got {objective!r}")
-    if isinstance(proj_rounds, bool) or not isinstance(proj_rounds, int) or proj_rounds < 0:
-        raise ValueError(f"expected proj_rounds as an int >= 0, got {proj_rounds!r}")
+        raise ValueError(f"expected objective as a callable (z, y) -> Tensor[N], got {objective!r}")
+    check_int(proj_rounds, "proj_rounds", low=0)
     n, shape = len(x0), x0.shape
     r = check_radius(radius, n)
     eta0 = check_radius(step_size, n)
@@ -184,20 +183,13 @@ def attack_in_ball(
     mdev = metric.eigvals.device
     x0f = x0.reshape(n, -1).double().to(mdev)
     r = r.to(mdev)
-    was_training = model.training
-    model.eval()
+    with eval_mode(model):
 
-    def evaluate(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        with torch.enable_grad():
-            xi = x.float().reshape(shape).to(dev).requires_grad_(True)
-            val = objective(model, xi)
-            if val.shape != (n,):
-                raise ValueError(f"expected the objective to return shape ({n},), got {tuple(val.shape)}")
-            (g,) = torch.autograd.grad(val.sum(), xi)
-        val = val.detach().double().to(mdev)
-        return torch.nan_to_num(val, nan=-math.inf), g.reshape(n, -1).double().to(mdev)
+        def evaluate(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            val, g = input_gradient(lambda v: objective(model(v), None), x.float().reshape(shape).to(dev))
+            val = val.double().to(mdev)
+            return torch.nan_to_num(val, nan=-math.inf), g.reshape(n, -1).double().to(mdev)
 
-    try:
         best_x = x0f.clone()
         best_val, _ = evaluate(x0f)
         bar = progress(total=restarts * steps, desc="attack in ball", leave=False,
@@ -230,9 +222,8 @@ def attack_in_ball(
         x_adv = _round_into_ball(metric, best_x, x0f, r)
         with torch.no_grad():
             xa = x_adv.reshape(shape).to(dev)
-            conf = torch.softmax(model(xa).double(), dim=1).max(dim=1).values.cpu()
-            val = objective(model, xa).detach().double().cpu()
+            conf = (torch.softmax(model(xa).double(), dim=1).max(dim=1).values if confidence is None
+                    else confidence(xa)).double().cpu()
+            val = objective(model(xa), None).detach().double().cpu()
         dist = metric.distance(x_adv.double(), x0f).cpu()
         return BallAttack(x_adv.reshape(shape).cpu(), conf, val, dist)
-    finally:
-        model.train(was_training)

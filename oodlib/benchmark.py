@@ -96,32 +96,27 @@ def zoo_entries(profile: Profile) -> dict[str, zoo.Entry]:
 
 
 def make_detectors(entries: dict[str, zoo.Entry], s: Setup, profile: Profile) -> list[detectors.Detector]:
-    """One detector per method (see the module docstring); tuned parameters are in ``Detector.extra``."""
+    """One detector per method (see the module docstring); tuned parameters are in ``Detector.extra``.
+
+    The post-hoc scores use the plain model and are fitted on the validation split; every other zoo
+    model gets the detector of its training method (:func:`oodlib.detectors.for_entry`).
+    """
     plain = entries["plain"].model
-    odin_pick = detectors.tune_odin(plain, s.x_val_in, s.val_ood, profile)
     head = mahalanobis.fit(plain, s.x_train, s.y_train)
-    maha_eps = detectors.tune_mahalanobis(head, s.x_val_in, s.val_ood)
-    dets = [
-        detectors.msp_detector("MSP", plain, note="plain"),
-        detectors.odin_detector("ODIN", plain, odin_pick.temperature, odin_pick.eps, note="plain"),
-        detectors.energy_detector("energy", plain, note="plain"),
-        detectors.mahalanobis_detector("Mahalanobis", head, maha_eps, note="plain"),
-    ]
-    for name, e in entries.items():
-        if name in ("CEDA", "OE", "ACET"):
-            dets.append(detectors.msp_detector(name, e.model))
-        elif name == "CCU":
-            dets.append(detectors.ccu_detector(name, e.model))
-        elif name.startswith("GOOD_"):
-            dets.append(detectors.good_detector(name, e.model))
-        elif name in ("NTOM", "ATOM"):
-            dets.append(detectors.k1_detector(name, e.model))
-    return dets
+    posthoc = [detectors.make("msp", "MSP", plain), detectors.make("odin", "ODIN", plain, profile=profile),
+               detectors.make("energy", "energy", plain), detectors.make("mahalanobis", "Mahalanobis", head)]
+    for d in posthoc:
+        d.note, d.source = "plain", "plain"
+        d.fit(s.x_val_in, None, s.val_ood)
+    return posthoc + [detectors.for_entry(name, e) for name, e in entries.items() if name != "plain"]
 
 
 def entry_of(detector: detectors.Detector, entries: dict[str, zoo.Entry]) -> zoo.Entry:
     """The zoo entry behind a detector (the plain model for the post-hoc scores)."""
-    return entries["plain"] if detector.note == "plain" else entries[detector.name]
+    if detector.source not in entries:
+        raise ValueError(f"expected the zoo entry {detector.source!r} of detector {detector.name!r} among "
+                         f"{sorted(entries)}")
+    return entries[detector.source]
 
 
 def run(
@@ -214,7 +209,6 @@ def ranks(summary_: pd.DataFrame, metric: str = "AUROC_cons") -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- claims (chapter 07's check)
 
-POSTHOC = ("MSP", "ODIN", "energy", "Mahalanobis")  # scores on the plain model
 N_BOOT = 500  # bootstrap replicates for the benchmark's claims (12 detectors x 6 sets each)
 
 
@@ -243,7 +237,10 @@ def claims_of(
     sets = list(dict.fromkeys(table.ood_set))
     stand_in = dict(zip(table.ood_set, table.stand_in_for, strict=True))
     certified = [d.name for d in dets if d.certify is not None]
-    trained = [n for n in names if n not in POSTHOC and n not in ("CEDA", "ACET")]  # on the auxiliary pool
+    method = {d.name: entry_of(d, entries).record["config"]["method"] for d in dets}
+    posthoc = [d.name for d in dets if d.source == "plain"]  # scores on the plain model
+    trained = [n for n in names if n not in posthoc  # trained on the auxiliary pool (not noise: CEDA, ACET)
+               and zoo.PLUGINS[method[n]].factory.out_source == "aux"]
     tol32 = claims.float_tolerance(torch.float32)  # scores and IBP bounds are float32 (CCU: float64)
     agree_tol = 0.01 if gpu else claims.float_tolerance(torch.float64)  # GPU kernels are not bit-reproducible
 
@@ -272,10 +269,9 @@ def claims_of(
     def drop(i: Mapping, o: Mapping, d: str) -> float:  # AUC lost to the strong attack, same images
         return auc(i, o, d, SUBSET) - auc(i, o, d, "linf (strong)")
 
-    posthoc = [n for n in POSTHOC if n in names]
     lose = boot(lambda i, o: min(drop(i, o, d) for d in posthoc) - max(drop(i, o, d) for d in trained),
                 posthoc + trained, [SUBSET, "linf (strong)"])
-    goods = [n for n in certified if n.startswith("GOOD_")]
+    goods = [n for n in certified if method[n] == "good"]
     mean_gauc = {g: float(np.mean([claims.sorted_metric("AUROC_cons", s_sorted[g], sc[f"{g}|certified|{o}"])
                                    for o in sets])) for g in goods}
     g_best = max(goods, key=mean_gauc.get)

@@ -41,7 +41,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -49,7 +48,7 @@ from torch import nn
 from . import train
 from .gmm import EIG_FLOOR, GMM, Metric, augment_crops, check_batch, check_radius
 from .profiles import Profile
-from .validation import check_images, check_number, check_positive_int
+from .validation import check_images, check_int, check_number, check_positive_int, check_seed
 
 NU = 1.1  # certify max confidence <= NU / M ("1.1 · uniform confidence", §4)
 GMM_LR = 1e-5  # §4 / App. C: learning rate of the GMM parameters
@@ -98,11 +97,6 @@ class CCU(nn.Module):
         """``log(p̂(x|i) / (λ p̂(x|o)))`` (N,): the calibration of Theorem 3.1's proof."""
         lpi, lpo = self.log_densities(x)
         return lpi - lpo - math.log(self.lam)
-
-    def log_marginal(self, x: torch.Tensor) -> torch.Tensor:
-        """``log p̂(x) = log((p̂(x|i) + λ p̂(x|o)) / (1 + λ))`` (eq. 7, right)."""
-        lpi, lpo = self.log_densities(x)
-        return torch.logaddexp(lpi, lpo + math.log(self.lam)) - math.log1p(self.lam)
 
     def _log_posterior(self, logits: torch.Tensor, lpi: torch.Tensor, lpo: torch.Tensor) -> torch.Tensor:
         log_in = torch.log_softmax(logits.double(), dim=1) + lpi[:, None]
@@ -225,12 +219,8 @@ class CCUMethod(train.Method):
         self.em_in = check_positive_int(em_in, "em_in")
         self.em_out = check_positive_int(em_out, "em_out")
         self.gmm_lr = check_number(gmm_lr, "gmm_lr", low=0, low_open=True)
-        if isinstance(pad, bool) or not isinstance(pad, int) or pad < 0:
-            raise ValueError(f"expected pad as an int >= 0, got {pad!r}")
-        self.pad = pad
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"expected seed as an int >= 0, got {seed!r}")
-        self.seed = seed
+        self.pad = check_int(pad, "pad", low=0)
+        self.seed = check_seed(seed)
         self.dim = check_positive_int(dim, "dim")
 
     def wrap(self, model: nn.Module) -> CCU:
@@ -325,8 +315,7 @@ def linf_ball_radius(metric: Metric, eps: float) -> float:
     """
     if not isinstance(metric, Metric):
         raise ValueError(f"expected an oodlib.gmm.Metric, got {type(metric).__name__}")
-    if isinstance(eps, bool) or not isinstance(eps, int | float | np.floating) or not 0 <= eps < math.inf:
-        raise ValueError(f"expected eps as a finite number >= 0, got {eps!r}")
+    eps = check_number(eps, "eps", low=0)
     inv = (metric.eigvecs / metric.eigvals) @ metric.eigvecs.T  # C⁻¹ = U diag(1/λ) Uᵀ
     entrywise = float(inv.abs().sum())
     spectral = metric.dim / float(metric.eigvals.min())
@@ -487,3 +476,23 @@ def ccu_log_excess(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     p_max = torch.softmax(logits, dim=1).max(dim=1).values
     excess = (p_max - 1.0 / model.num_classes).clamp_min(1e-300)
     return excess.log() + F.logsigmoid(model.log_ratio(x))
+
+
+class LogExcess(nn.Module):
+    """``x -> log(max_y p̂(y|x) − 1/M)`` as a one-column output (:func:`ccu_log_excess`).
+
+    The module an attack differentiates to raise CCU's confidence (chapter 04's ball attack,
+    :func:`oodlib.detectors.ccu_detector`), with :func:`excess_objective` as its objective.
+    """
+
+    def __init__(self, ccu: CCU) -> None:
+        super().__init__()
+        self.ccu = _check_ccu(ccu)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return ccu_log_excess(self.ccu, x)[:, None]
+
+
+def excess_objective(z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    """The attack objective of :class:`LogExcess`'s output: its one column."""
+    return z[:, 0]

@@ -46,7 +46,7 @@ from scipy import stats
 
 from . import metrics
 from .runtime import cache_dir
-from .validation import check_scores
+from .validation import check_int, check_number, check_scores
 
 HOLDS = "holds"
 FAILS = "does not hold here"
@@ -108,19 +108,11 @@ class Estimate:
         return f"{self.value:{spec}} [{self.lo:{spec}}, {self.hi:{spec}}]"
 
 
-def _check_level(level: object) -> float:
-    if isinstance(level, bool) or not isinstance(level, int | float | np.floating) or not 0 < level < 1:
-        raise ValueError(f"expected level in (0, 1), got {level!r}")
-    return float(level)
-
-
-def _check_n_boot(n_boot: object) -> int:
-    if isinstance(n_boot, bool) or not isinstance(n_boot, int | np.integer) or n_boot < 20:
-        raise ValueError(f"expected n_boot as an integer >= 20, got {n_boot!r}")
-    return int(n_boot)
-
-
 # --------------------------------------------------------------------------- intervals
+
+
+def _check_level(level: object) -> float:
+    return check_number(level, "level", low=0, high=1, low_open=True, high_open=True)
 
 
 def bootstrap(
@@ -141,7 +133,7 @@ def bootstrap(
     ``statistic`` on the original data; the interval is the ``(1 ± level)/2`` quantiles of
     the replicates (percentile method).
     """
-    level, n_boot = _check_level(level), _check_n_boot(n_boot)
+    level, n_boot = _check_level(level), check_int(n_boot, "n_boot", low=20)
     if not strata:
         raise ValueError("expected at least one stratum, got none")
     data: dict[str, tuple[np.ndarray, ...]] = {}
@@ -212,7 +204,7 @@ def bootstrap_table(
     detector and threat on that set: they start from the same images). ``statistic`` receives the
     in-distribution scores **sorted** (for :func:`sorted_metric`) and the resampled OOD scores.
     """
-    level, n_boot = _check_level(level), _check_n_boot(n_boot)
+    level, n_boot = _check_level(level), check_int(n_boot, "n_boot", low=20)
     ins = {k: check_scores(v, f"s_in[{k!r}]") for k, v in s_in.items()}
     outs = {k: check_scores(v, f"s_out[{k!r}]") for k, v in s_out.items()}
     if len({len(v) for v in ins.values()}) != 1:
@@ -330,8 +322,7 @@ def proportion_interval(successes: int, trials: int, level: float = LEVEL) -> Es
     """Exact (Clopper–Pearson) interval for a fraction ``successes / trials`` (scipy's ``binomtest``)."""
     level = _check_level(level)
     for name, v in (("successes", successes), ("trials", trials)):
-        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 0:
-            raise ValueError(f"expected {name} as a non-negative integer, got {v!r}")
+        check_int(v, name, low=0)
     if trials == 0 or successes > trials:
         raise ValueError(f"expected 0 <= successes <= trials and trials > 0, got {successes}/{trials}")
     ci = stats.binomtest(int(successes), int(trials)).proportion_ci(confidence_level=level, method="exact")
@@ -372,8 +363,7 @@ def float_tolerance(dtype: object, magnitude: float = 1.0, ulps: int = 16) -> fl
         eps = float(np.finfo(np_dtype).eps)
     except (TypeError, ValueError) as err:
         raise ValueError(f"expected a floating dtype (e.g. torch.float32, 'float64'), got {dtype!r}") from err
-    if isinstance(ulps, bool) or not isinstance(ulps, int) or ulps < 1:
-        raise ValueError(f"expected ulps as a positive integer, got {ulps!r}")
+    check_int(ulps, "ulps", low=1)
     return ulps * eps * max(1.0, abs(float(magnitude)))
 
 
@@ -389,8 +379,7 @@ def decide(estimate: Estimate, threshold: float, direction: str = ">") -> str:
     """
     if direction not in DIRECTIONS:
         raise ValueError(f"expected direction in {DIRECTIONS}, got {direction!r}")
-    if isinstance(threshold, bool) or not isinstance(threshold, int | float | np.integer | np.floating):
-        raise ValueError(f"expected threshold as a number, got {threshold!r}")
+    check_number(threshold, "threshold", allow_inf=True)
     lo, hi = (estimate.lo, estimate.hi) if direction == ">" else (-estimate.hi, -estimate.lo)
     t = threshold if direction == ">" else -threshold
     if lo > t:

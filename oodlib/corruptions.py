@@ -55,7 +55,7 @@ from PIL import Image
 from torch import Tensor
 
 from .runtime import progress
-from .validation import check_choice, check_images, describe
+from .validation import check_choice, check_images, check_int, describe
 
 NAMES: tuple[str, ...] = (
     "gaussian_noise", "shot_noise", "impulse_noise",
@@ -107,7 +107,6 @@ _LUMA = torch.tensor([0.299, 0.587, 0.114])
 
 def _check_input(x: object) -> Tensor:
     check_images(x, "x")
-    assert isinstance(x, Tensor)
     if x.shape[1] not in (1, 3) or min(x.shape[2:]) < 8:
         raise ValueError(
             f"expected x as images (N, 1 or 3, H, W) with H, W >= 8 in [0, 1], got {describe(x)}"
@@ -116,9 +115,7 @@ def _check_input(x: object) -> Tensor:
 
 
 def _check_severity(severity: object) -> int:
-    if isinstance(severity, bool) or not isinstance(severity, int | np.integer) or not 1 <= severity <= 5:
-        raise ValueError(f"expected severity as an integer in 1..5, got {severity!r}")
-    return int(severity)
+    return check_int(severity, "severity", low=1, high=5)
 
 
 def _scale(x: Tensor) -> float:
@@ -450,7 +447,8 @@ class CorruptedStack:
                 better = val > best_val
                 best_val[better] = val[better]
                 best_idx[better] = k
-        assert best_val is not None
+        if best_val is None:
+            raise ValueError("expected a stack with at least one corrupted version per image, got none")
         chosen = self.images[best_idx, torch.arange(len(best_idx))]
         return WorstCase(chosen, [self.labels[int(k)] for k in best_idx], best_val)
 

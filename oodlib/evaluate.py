@@ -29,15 +29,18 @@ import torch
 
 from . import attacks, corruptions, metrics
 from . import scores as _scores
+from .apgd import max_confidence_attack
 from .data import OODSet, label
 from .detectors import Detector
 from .profiles import Profile
 from .runtime import cache_dir, derive_seed, progress
-from .validation import check_choice, check_images, check_positive_int, describe
+from .validation import check_choice, check_images, check_number, check_positive_int, describe
 
+VERSION = 2  # enters every cached_table key: bump when the evaluation code changes numbers
 ATOM_THREATS = ("natural", "corruption", "linf", "compositional")  # Chen et al. 2021, §5.1
-THREATS = (*ATOM_THREATS, "certified")
-AUC_NAMES = {"natural": "AUC", "corruption": "AUC", "linf": "AAUC", "compositional": "AAUC",
+THREATS = (*ATOM_THREATS, "certified")  # the benchmark's (chapter 07)
+GOOD_THREATS = ("natural", "apgd", "certified")  # Bitterwolf et al. 2020, Table 1: AUC, AAUC, GAUC
+AUC_NAMES = {"natural": "AUC", "corruption": "AUC", "linf": "AAUC", "compositional": "AAUC", "apgd": "AAUC",
              "certified": "GAUC"}  # what GOOD calls the conservative AUROC under each threat
 
 
@@ -141,19 +144,23 @@ class AttackSettings:
     restarts: int = 1
 
     def __post_init__(self) -> None:
-        if isinstance(self.eps, bool) or not isinstance(self.eps, int | float) or not 0 < self.eps <= 1:
-            raise ValueError(f"expected eps in (0, 1], got {self.eps!r}")
+        check_number(self.eps, "eps", low=0, low_open=True, high=1)
         check_positive_int(self.steps, "steps")
         check_positive_int(self.restarts, "restarts")
-        if (isinstance(self.step_size, bool) or not isinstance(self.step_size, int | float)
-                or not 0 < self.step_size <= 1):
-            raise ValueError(f"expected step_size in (0, 1], got {self.step_size!r}")
+        check_number(self.step_size, "step_size", low=0, low_open=True, high=1)
 
     @classmethod
     def from_profile(cls, profile: Profile) -> AttackSettings:
         """Chapter 06 (ATOM's evaluation attack)."""
         return cls(profile.atom_eval_eps, profile.atom_eval_steps, profile.atom_eval_step_size,
                    profile.atom_eval_restarts)
+
+    @classmethod
+    def good(cls, profile: Profile) -> AttackSettings:
+        """Chapter 05 (GOOD's Table 1): the ``apgd`` threat's radius, APGD steps per start and extra
+        uniform starts; ``step_size`` is unused (APGD adapts its own) and set to ε."""
+        return cls(profile.good_eps, profile.good_attack_steps, profile.good_eps,
+                   profile.good_attack_restarts)
 
     def weak(self, steps: int) -> AttackSettings:
         """The same radius with a weak budget: ``steps`` PGD steps of ε/2, one start (chapter 07)."""
@@ -217,7 +224,12 @@ def threat_table(
     the other threats its first ``attack_size`` images (corruption stacks are computed once
     and shared by all detectors unless given). ``certified`` scores each OOD image by the
     detector's certificate — an upper bound on its score anywhere in the ℓ∞ ball of radius
-    ``attack.eps`` — and is skipped for detectors without one. ``metrics_`` picks keys of
+    ``attack.eps`` — and is skipped for detectors without one. ``apgd`` (GOOD's AAUC, Bitterwolf
+    et al. 2020 §5) scores each OOD image by the highest confidence APGD finds in its ball
+    (:func:`oodlib.apgd.max_confidence_attack`: clean, low-contrast and ``attack.restarts`` uniform
+    starts of ``attack.steps`` steps, the clean point included) on the detector's
+    ``confidence_model`` — the network whose max softmax is the score (MSP, GOOD, CCU) — and is
+    skipped for the others; with :data:`GOOD_THREATS` this is chapter 05's Table 1. ``metrics_`` picks keys of
     :func:`oodlib.metrics.ood_metrics` (``FPR95`` = FPR at 95 % TPR = the paper's FPR at 5 %
     FNR; ``AUROC_cons`` = GOOD's conservative AUC, see :data:`AUC_NAMES`).
 
@@ -229,7 +241,7 @@ def threat_table(
     ``"detector|threat|set"``) — what :mod:`oodlib.claims` bootstraps.
     """
     for t in threats:
-        check_choice(t, THREATS, "threat")
+        check_choice(t, (*THREATS, "apgd"), "threat")
     check_positive_int(attack_size, "attack_size")
     if not detectors or not all(isinstance(d, Detector) for d in detectors):
         raise ValueError("expected a non-empty list of oodlib.detectors.Detector")
@@ -254,7 +266,8 @@ def threat_table(
     rows: list[dict] = []
     seconds: dict[str, float] = {}
     scores = Scores()
-    jobs = [(d, t) for d in detectors for t in threats if t != "certified" or d.certify is not None]
+    jobs = [(d, t) for d in detectors for t in threats if (t != "certified" or d.certify is not None)
+            and (t != "apgd" or d.confidence_model is not None)]
     s_in_of: dict[int, torch.Tensor] = {}
     worst_of: dict[tuple[int, str], torch.Tensor] = {}  # shared by the corruption and compositional threats
     for det, threat in progress(jobs, desc=desc, disable=desc is None):
@@ -264,16 +277,21 @@ def threat_table(
         s_in = s_in_of[id(det)]
         s_out = {}
         for k, v in (ood.items() if threat == "natural" else subsets.items()):
+            # one random stream per (detector, threat, set): a row does not depend on the other rows
+            gen = torch.Generator().manual_seed(derive_seed(seed, f"{det.name}|{threat}|{k}"))
             if threat == "certified":
                 s_out[k] = det.certify(v, attack.eps)
+                continue
+            if threat == "apgd":  # the worst point APGD finds, the clean point included (GOOD §5)
+                res = max_confidence_attack(det.confidence_model, v, attack.eps, steps=attack.steps,
+                                            restarts=attack.restarts, generator=gen)
+                s_out[k] = det.score(res.x_adv)  # scored like every other image: ties compare like with like
                 continue
             worst = None
             if threat in ("corruption", "compositional"):
                 if (id(det), k) not in worst_of:
                     worst_of[(id(det), k)] = stacks[k].worst(det.score).images
                 worst = worst_of[(id(det), k)]
-            # one random stream per (detector, threat, set): a row does not depend on the other rows
-            gen = torch.Generator().manual_seed(derive_seed(seed, f"{det.name}|{threat}|{k}"))
             imgs = threat_images(det, v, threat, stacks.get(k), attack, gen, worst=worst)
             s_out[k] = det.score(imgs)
         rows += [r for r in ood_rows(det.name, s_in, s_out, threat=threat, stand_in=stand_in)
@@ -345,12 +363,13 @@ def cached_table(name: str, key: Mapping[str, object], compute: Callable[[], pd.
     ``key`` must name everything the numbers depend on (the models' weights — e.g.
     :attr:`oodlib.zoo.Entry.weights_hash` — sizes, attack settings, seeds); it must be plain
     JSON (no tensors), is hashed into the file name and stored in a JSON sidecar.
-    ``attrs["seconds"]`` (evaluation wall times) survives the round trip.
+    ``attrs["seconds"]`` (evaluation wall times) survives the round trip. :data:`VERSION` enters
+    every key, so a change of the evaluation code that moves numbers invalidates old tables.
     """
     if not name.replace("_", "").replace("-", "").isalnum():
         raise ValueError(f"expected a table name of letters, digits, '-' or '_', got {name!r}")
     try:
-        blob = json.dumps(key, sort_keys=True, allow_nan=False)
+        blob = json.dumps({**key, "evaluate_version": VERSION}, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as err:
         raise ValueError(f"expected a plain-JSON key (str, numbers, lists, dicts; no NaN): {err}") from err
     digest = hashlib.sha256(blob.encode()).hexdigest()[:12]

@@ -25,6 +25,7 @@ from .odin import fpr_grid, run_study
 from .odin_analysis import HELD_OUT, check_classes, class_split, subset
 from .profiles import Profile
 from .runtime import progress
+from .validation import check_seed
 
 
 def load_subset_model(profile: Profile, classes: Sequence[int], **kwargs: object) -> zoo.Entry:
@@ -105,8 +106,7 @@ def ablation_seed_models(
     """
     out: dict[int, dict[str, zoo.Entry]] = {}
     for seed in progress(list(seeds), desc="ablation seeds"):
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"expected seeds as non-negative integers, got {seed!r}")
+        check_seed(seed, "each of seeds")
         abl = atom.ablation_profile(profile).replace(seed=seed)
         models_ = {"ATOM (rand. sample)": zoo.load_or_train("atom", profile=abl, sampling="random")}
         models_.update({f"ATOM (q={q})": zoo.load_or_train("atom", profile=abl, q=q) for q in qs})

@@ -17,7 +17,7 @@ import numpy as np
 from scipy.special import ndtr as _Phi  # standard normal CDF Φ (eq. 17)
 from scipy.stats import binom as _binom
 
-from .validation import check_choice, check_positive_int, describe
+from .validation import check_choice, check_number, check_positive_int, describe
 
 GAUSSIAN_CASES = ("no auxiliary", "ideal auxiliary", "mixture", "mixture + mining")
 
@@ -42,12 +42,9 @@ class GaussianOODModel:
         if mu.ndim != 1 or mu.size == 0 or not np.all(np.isfinite(mu)):
             raise ValueError(f"expected mu as a finite 1-D vector, got {describe(self.mu)}")
         object.__setattr__(self, "mu", mu)
-        for name, low in (("sigma", 0.0), ("nu", None), ("eps", None), ("far", None)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-                raise ValueError(f"expected {name} as a finite number, got {value!r}")
-            if (low is not None and value <= low) or value < 0:
-                raise ValueError(f"expected {name} {'> 0' if low is not None else '>= 0'}, got {value!r}")
+        check_number(self.sigma, "sigma", low=0, low_open=True)
+        for name in ("nu", "eps", "far"):
+            check_number(getattr(self, name), name, low=0)
 
     @property
     def d(self) -> int:

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .validation import check_images, check_number, check_positive_int, describe
+from .validation import check_images, check_int, check_number, check_positive_int, describe
 
 EIG_FLOOR = 1e-6  # eq. 12: eigenvalues floored at 1e-6 · max eigenvalue
 LOG_2PI = math.log(2 * math.pi)
@@ -60,8 +60,7 @@ def augment_crops(x: torch.Tensor, pad: int = 2, generator: torch.Generator | No
     filling with zeros. Used to compute the covariance ``C'`` of eq. 12.
     """
     check_images(x, "x")
-    if isinstance(pad, bool) or not isinstance(pad, int) or pad < 0:
-        raise ValueError(f"expected pad as an int >= 0, got {pad!r}")
+    check_int(pad, "pad", low=0)
     if pad == 0:
         return x.clone()
     n, _, h, w = x.shape

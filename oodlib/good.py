@@ -7,7 +7,8 @@
   κ ramp up linearly (:func:`ramp`; §4.1, the paper's exact schedule is in its Appendix D).
 * **Evaluation (§5).** The AUC, the adversarial AUC (AAUC: the worst confidence an APGD attack
   finds in the ε-ball) and the guaranteed AUC (GAUC: IBP's certified upper bound, eq. 6) of
-  Table 2 (:func:`worst_case_confidences`, :func:`auc_triplet`).
+  Table 1 are the threats :data:`oodlib.evaluate.GOOD_THREATS` of the book's one evaluation,
+  :func:`oodlib.evaluate.threat_table`, with :func:`oodlib.detectors.good_detector`.
 
 The bounds themselves (eq. 3–8) are in :mod:`oodlib.ibp`.
 """
@@ -16,18 +17,14 @@ from __future__ import annotations
 
 import math
 
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from . import train
-from .apgd import max_confidence_attack
-from .ibp import certified_confidence, cub_loss, cub_loss_clean, logit_diff_upper, supports
-from .metrics import auroc_conservative
+from .ibp import cub_loss, cub_loss_clean, logit_diff_upper
 from .profiles import Profile
-from .runtime import predict_proba, progress
-from .validation import check_images, check_positive_int, describe
+from .validation import check_number
 
 # --------------------------------------------------------------------------- GOOD training (eq. 9 / 10)
 
@@ -40,20 +37,6 @@ def ramp(step: int, total_steps: int, start: float, end: float) -> float:
     if end <= start:
         return 1.0 if frac >= start else 0.0
     return float(min(1.0, max(0.0, (frac - start) / (end - start))))
-
-
-def _check_frac(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not (0.0 <= value <= 1.0):
-        raise ValueError(f"expected {name} as a number in [0, 1], got {value!r}")
-    return float(value)
-
-
-def _check_nonneg(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not (
-        math.isfinite(value) and value >= 0
-    ):
-        raise ValueError(f"expected {name} as a finite number >= 0, got {value!r}")
-    return float(value)
 
 
 class GOOD(train.Method):
@@ -84,16 +67,14 @@ class GOOD(train.Method):
         ramp_end: float = 0.5,
         lam: float = 1.0,
     ) -> None:
-        self.quantile = _check_frac(quantile, "quantile")
-        self.eps = _check_nonneg(eps, "eps")
-        self.kappa = _check_nonneg(kappa, "kappa")
-        self.ramp_start = _check_frac(ramp_start, "ramp_start")
-        self.ramp_end = _check_frac(ramp_end, "ramp_end")
+        self.quantile = check_number(quantile, "quantile", low=0, high=1)
+        self.eps = check_number(eps, "eps", low=0)
+        self.kappa = check_number(kappa, "kappa", low=0)
+        self.ramp_start = check_number(ramp_start, "ramp_start", low=0, high=1)
+        self.ramp_end = check_number(ramp_end, "ramp_end", low=0, high=1)
         if self.ramp_end < self.ramp_start:
             raise ValueError(f"expected ramp_start <= ramp_end, got {ramp_start} and {ramp_end}")
-        if isinstance(lam, bool) or not isinstance(lam, int | float) or not (math.isfinite(lam) and lam > 0):
-            raise ValueError(f"expected lam as a finite number > 0, got {lam!r}")
-        self.lam = float(lam)
+        self.lam = check_number(lam, "lam", low=0, low_open=True)
 
     def schedule(self, step: int, total_steps: int) -> tuple[float, float]:
         """``(ε_t, κ_t)`` at ``step`` (linear ramp-up, §4.1)."""
@@ -163,110 +144,3 @@ def zoo_defaults(profile: Profile) -> dict[str, object]:
 def quantile_name(q: float) -> str:
     """``GOOD_Q`` with ``Q = 100 q`` (e.g. ``GOOD_80``)."""
     return f"GOOD_{round(100 * q)}"
-
-
-# --------------------------------------------------------------------------- evaluation: AUC / AAUC / GAUC
-
-
-def worst_case_confidences(
-    model: nn.Module,
-    x: torch.Tensor,
-    eps: float,
-    steps: int,
-    restarts: int = 1,
-    seed: int = 0,
-    certify: bool | None = None,
-) -> dict[str, torch.Tensor]:
-    """Per point: clean confidence <= attacked (lower bound on the worst case) <= certified (upper bound).
-
-    ``attacked`` comes from :func:`oodlib.apgd.max_confidence_attack` (clean,
-    low-contrast and ``restarts`` uniform starts, worst case per point, the clean
-    point included); ``certified`` is eq. 6 on the ball ∩ [0, 1]^d
-    (:func:`certified_confidence`). ``certify=None`` certifies with IBP when
-    :func:`supports` the model and otherwise uses the trivial bound 1 (e.g. CCU,
-    whose Gaussian mixtures IBP here cannot pass); ``False`` skips the bound.
-    Returns CPU tensors ``clean``, ``attacked`` and ``certified``.
-    """
-    gen = torch.Generator().manual_seed(seed)
-    res = max_confidence_attack(model, x, eps, steps=steps, restarts=restarts, generator=gen)
-    out = {"clean": res.clean.float(), "attacked": res.confidence.float()}
-    if certify is None:
-        certify = supports(model)
-        if not certify:
-            out["certified"] = torch.ones(len(x))
-    if certify:
-        out["certified"] = certified_confidence(model, x, eps)
-    return out
-
-
-def auc_triplet(s_in: torch.Tensor, conf: dict[str, torch.Tensor]) -> dict[str, float]:
-    """``AUC``, ``AAUC``, ``GAUC`` (as fractions) from in-distribution confidences and the OOD
-    confidences of :func:`worst_case_confidences`.
-
-    All three use the conservative AUC (ties count as failures, GOOD App. C; pitfall 2):
-    P(conf_in > conf_out) with conf_out clean, attacked and certified. Since the
-    conservative AUC falls when any OOD score rises, ``GAUC <= AAUC <= AUC`` holds
-    whenever ``clean <= attacked <= certified`` point by point.
-    """
-    names = {"clean": "AUC", "attacked": "AAUC", "certified": "GAUC"}
-    return {names[k]: auroc_conservative(s_in, v) for k, v in conf.items() if k in names}
-
-
-def good_table(
-    models_: dict[str, object],
-    x_in: torch.Tensor,
-    y_in: torch.Tensor,
-    ood_sets: dict[str, object],
-    eps: float,
-    n_attack: int,
-    steps: int,
-    restarts: int = 1,
-    seed: int = 0,
-) -> tuple[object, dict[str, dict[str, dict[str, torch.Tensor]]]]:
-    """Table 1 of GOOD: accuracy and AUC / AAUC / GAUC per model and OOD set.
-
-    ``models_`` maps display names to :class:`oodlib.zoo.Entry` (results are
-    cached in the entry's record under a key naming ε, the attack and the set)
-    or bare modules. Each OOD set contributes its first ``n_attack`` images, the
-    same images for all three AUCs; the in-distribution side is the clean
-    confidence on ``x_in``. Returns the long DataFrame
-    ``(model, ood_set, stand_in_for, metric, value, certificate)`` (accuracy as
-    ``ood_set='(in-distribution)'``; ``certificate`` is ``"IBP"`` or ``"trivial"``
-    (bound 1) for models IBP cannot pass, see :func:`worst_case_confidences`) and the
-    per-point confidences
-    ``conf[model][set] = {clean, attacked, certified}``.
-    """
-    check_positive_int(n_attack, "n_attack")
-    check_images(x_in, "x_in")
-    if not isinstance(y_in, torch.Tensor) or y_in.shape != (len(x_in),):
-        raise ValueError(f"expected y_in as a tensor of {len(x_in)} labels, got {describe(y_in)}")
-    rows: list[dict] = []
-    confs: dict[str, dict[str, dict[str, torch.Tensor]]] = {}
-    for name, obj in progress(models_.items(), desc="Table 1", leave=False):
-        model = getattr(obj, "model", obj)
-        if not isinstance(model, nn.Module):
-            raise ValueError(
-                f"expected models_ values as zoo entries or nn.Modules, got {type(obj).__name__}"
-            )
-        conf_in, pred = predict_proba(model, x_in).max(dim=1)  # the MSP score and the prediction
-        s_in = conf_in
-        cert = "IBP" if supports(model) else "trivial"
-        rows.append({"model": name, "ood_set": "(in-distribution)", "stand_in_for": None,
-                     "metric": "accuracy", "value": float((pred == y_in.cpu()).float().mean()),
-                     "certificate": cert})
-        confs[name] = {}
-        for set_name, s in ood_sets.items():
-            x = s.x[:n_attack]
-
-            def compute(x: torch.Tensor = x, model: nn.Module = model) -> dict[str, list[float]]:
-                c = worst_case_confidences(model, x, eps, steps, restarts, seed)
-                return {k: v.tolist() for k, v in c.items()}
-
-            key = f"good_eval|{set_name}|n={len(x)}|eps={eps:g}|steps={steps}|restarts={restarts}|seed={seed}"
-            raw = obj.cached(key, compute) if hasattr(obj, "cached") else compute()
-            conf = {k: torch.tensor(v) for k, v in raw.items()}
-            confs[name][set_name] = conf
-            for metric, value in auc_triplet(s_in, conf).items():
-                rows.append({"model": name, "ood_set": set_name, "stand_in_for": s.stand_in_for,
-                             "metric": metric, "value": value, "certificate": cert})
-    return pd.DataFrame(rows), confs

@@ -38,27 +38,18 @@ import copy
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .runtime import model_device
-from .validation import check_images, check_positive_int, describe
+from .runtime import eval_mode, model_device
+from .validation import check_images, check_number, check_positive_int, describe
 
 SUPPORTED = (nn.Linear, nn.Conv2d, nn.ReLU, nn.Flatten, nn.MaxPool2d, nn.AvgPool2d, nn.Identity,
              nn.Dropout)
 
 
 # --------------------------------------------------------------------------- checks
-
-
-def _check_eps(eps: object) -> float:
-    if isinstance(eps, bool) or not isinstance(eps, int | float | np.floating | np.integer) or not (
-        math.isfinite(eps) and eps >= 0
-    ):
-        raise ValueError(f"expected eps as a finite number >= 0, got {eps!r}")
-    return float(eps)
 
 
 def _check_box(lo: torch.Tensor, hi: torch.Tensor) -> None:
@@ -117,7 +108,7 @@ def input_box(
     Clamping is part of the threat model (the ball ∩ [0, 1]^d) and makes the bounds
     tighter; ``domain=None`` gives the unclamped ball of eq. 3.
     """
-    eps = _check_eps(eps)
+    eps = check_number(eps, "eps", low=0)
     lo, hi = x - eps, x + eps
     if domain is not None:
         lo, hi = lo.clamp(domain[0], domain[1]), hi.clamp(domain[0], domain[1])
@@ -303,21 +294,17 @@ def certified_confidence(
     double-precision copy of the model (slower, for checks near ties).
     """
     check_images(x, "x")
-    eps = _check_eps(eps)
+    eps = check_number(eps, "eps", low=0)
     check_positive_int(batch_size, "batch_size")
-    was_training = model.training
-    model.eval()
-    net = model
-    if dtype is not None:
-        net = copy.deepcopy(model).to(dtype)
-    dev = model_device(net)
-    outs = []
-    try:
+    with eval_mode(model):
+        net = model
+        if dtype is not None:
+            net = copy.deepcopy(model).to(dtype)
+        dev = model_device(net)
+        outs = []
         for i in range(0, len(x), batch_size):
             xb = x[i : i + batch_size].to(dev, dtype=dtype or x.dtype)
             u = logit_diff_upper(net, xb, eps)
             lc = log_confidence_upper_eq7(u) if eq7 else log_confidence_upper(u)
             outs.append(lc.clamp_max(0.0).exp().float().cpu())
-    finally:
-        model.train(was_training)
     return torch.cat(outs)

@@ -27,8 +27,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .runtime import batched, eval_mode, model_device
-from .validation import check_images, check_positive_int, describe
+from .runtime import batched, eval_mode, input_gradient, model_device
+from .validation import check_images, check_number, check_positive_int, describe
 
 
 def _check_sequential(model: nn.Module) -> nn.Sequential:
@@ -117,29 +117,22 @@ def mahalanobis(
     Higher = more in-distribution.
     """
     check_images(x)
+    check_number(eps, "eps", low=0)
     if isinstance(model, MahalanobisHead):
         head = model
     if head is None:
         raise ValueError("expected a fitted MahalanobisHead: pass head=oodlib.mahalanobis.fit(model, x, y)")
-    if isinstance(eps, bool) or not isinstance(eps, int | float) or eps < 0:
-        raise ValueError(f"expected eps as a number >= 0, got {eps!r}")
     check_positive_int(batch_size, "batch_size")
     dev = model_device(head)
-    was_training = head.training
-    head.eval()
-    out = []
-    try:
+    with eval_mode(head):
+        out = []
         for s in range(0, len(x), batch_size):
             xb = x[s : s + batch_size].detach().to(dev)
             if eps > 0:
-                with torch.enable_grad():
-                    u = xb.clone().requires_grad_(True)
-                    (g,) = torch.autograd.grad(head(u).max(1).values.sum(), u)
+                _, g = input_gradient(lambda v: head(v).max(1).values, xb)
                 xb = xb + eps * g.sign()
             with torch.no_grad():
                 out.append(head(xb).max(1).values.cpu())
-    finally:
-        head.train(was_training)
     return torch.cat(out)
 
 

@@ -25,7 +25,7 @@ import math
 import numpy as np
 import torch
 
-from .validation import check_scores, describe
+from .validation import check_number, check_scores, describe
 
 __all__ = [
     "auroc",
@@ -48,16 +48,6 @@ def _check_pair(s_in: object, s_out: object) -> tuple[np.ndarray, np.ndarray]:
     return check_scores(s_in, "s_in (in-distribution scores)"), check_scores(
         s_out, "s_out (out-of-distribution scores)"
     )
-
-
-def _check_tpr(tpr: object) -> float:
-    """Raise ``ValueError`` unless ``tpr`` is a real number in (0, 1]."""
-    if isinstance(tpr, bool) or not isinstance(tpr, int | float | np.integer | np.floating):
-        raise ValueError(f"expected tpr as a number in (0, 1], got {tpr!r}")
-    value = float(tpr)
-    if not (0.0 < value <= 1.0):  # also rejects NaN
-        raise ValueError(f"expected tpr as a number in (0, 1], got {tpr!r}")
-    return value
 
 
 def _pair_counts(s_in: np.ndarray, s_out: np.ndarray) -> tuple[int, int]:
@@ -209,7 +199,7 @@ def tpr_threshold(s_in: object, tpr: float = 0.95) -> float:
     ``k = ceil(tpr · n)`` it is the k-th largest in-distribution score.
     """
     s_in = check_scores(s_in, "s_in")
-    tpr = _check_tpr(tpr)
+    tpr = check_number(tpr, "tpr", low=0, low_open=True, high=1)
     n = s_in.size
     k = tpr_rank(n, tpr)
     # the k-th largest in-score: at least k in-scores are >= it, and any larger t accepts < k
@@ -353,7 +343,7 @@ def ood_metrics(s_in: object, s_out: object, *, tpr: float = 0.95) -> dict[str, 
         tpr: target TPR for the FPR metric, in (0, 1]; default 0.95.
     """
     a, b = _check_pair(s_in, s_out)
-    tpr = _check_tpr(tpr)
+    tpr = check_number(tpr, "tpr", low=0, low_open=True, high=1)
     wins, ties = _pair_counts(a, b)
     n_pairs = a.size * b.size
     return {

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .runtime import torch_generator
-from .validation import IMAGE_SHAPE, check_images, check_positive_int, check_shape, describe
+from .validation import IMAGE_SHAPE, check_images, check_number, check_positive_int, check_shape, describe
 
 
 def uniform_noise(n: int, seed: int = 0, shape: Sequence[int] = IMAGE_SHAPE) -> Tensor:
@@ -37,8 +37,8 @@ def gaussian_noise(
     unit variance, clipped).
     """
     n = check_positive_int(n, "n")
-    if not std > 0:
-        raise ValueError(f"expected std > 0, got {std!r}")
+    std = check_number(std, "std", low=0, low_open=True)
+    mean = check_number(mean, "mean")
     x = torch.randn((n, *check_shape(shape)), generator=torch_generator(seed))
     return x.mul_(std).add_(mean).clamp_(0.0, 1.0)
 

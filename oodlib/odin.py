@@ -45,7 +45,6 @@ The analysis of §4.5 and §5 (temperature terms, distances, the same-manifold s
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -56,29 +55,18 @@ from torch import nn
 
 from . import metrics
 from .profiles import Profile
-from .runtime import derive_seed, eval_mode, model_device, progress
-from .validation import check_images, check_positive_int, describe
-
-PAPER_TEMPERATURES: tuple[float, ...] = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
-
+from .runtime import derive_seed, eval_mode, input_gradient, model_device, progress
+from .validation import check_images, check_number, check_positive_int, describe
 
 # --------------------------------------------------------------------------- validation
 
 
 def check_temperature(value: object, name: str = "temperature") -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating) or not (
-        math.isfinite(float(value)) and float(value) > 0
-    ):
-        raise ValueError(f"expected {name} as a finite number > 0, got {value!r}")
-    return float(value)
+    return check_number(value, name, low=0, low_open=True)
 
 
 def check_eps(value: object, name: str = "eps") -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating) or not (
-        math.isfinite(float(value)) and float(value) >= 0
-    ):
-        raise ValueError(f"expected {name} as a finite number >= 0 (pixel units in [0, 1]), got {value!r}")
-    return float(value)
+    return check_number(value, f"{name} (pixel units in [0, 1])", low=0)
 
 
 def check_grid(values: object, name: str, check: Callable[[object, str], float]) -> np.ndarray:
@@ -115,11 +103,8 @@ def softmax_score(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tenso
 
 def _ascent_direction(model: nn.Module, x: torch.Tensor, temperature: float) -> torch.Tensor:
     """``sign(∇ₓ log S_ŷ(x; T))`` for one batch on the model's device (eq. 2)."""
-    with torch.enable_grad():
-        u = x.detach().requires_grad_(True)
-        logp = torch.log_softmax(model(u) / temperature, dim=1)
-        target = logp.max(dim=1).values  # log S_ŷ with ŷ = argmax f(x), the same for every T
-        (grad,) = torch.autograd.grad(target.sum(), u)
+    # log S_ŷ with ŷ = argmax f(x), the same for every T
+    _, grad = input_gradient(lambda v: torch.log_softmax(model(v) / temperature, dim=1).max(dim=1).values, x)
     return grad.sign()
 
 
@@ -225,18 +210,12 @@ def grad_norm(
     t = check_temperature(temperature)
     check_positive_int(batch_size, "batch_size")
     dev = model_device(model)
-    was_training = model.training
-    model.eval()
-    out = []
-    try:
+    with eval_mode(model):
+        out = []
         for s in range(0, len(x), batch_size):
-            with torch.enable_grad():
-                u = x[s : s + batch_size].detach().to(dev).requires_grad_(True)
-                target = torch.log_softmax(model(u) / t, dim=1).max(dim=1).values
-                (g,) = torch.autograd.grad(target.sum(), u)
+            _, g = input_gradient(lambda v: torch.log_softmax(model(v) / t, dim=1).max(dim=1).values,
+                                  x[s : s + batch_size].to(dev))
             out.append(g.flatten(1).abs().sum(1).double().cpu())
-    finally:
-        model.train(was_training)
     return torch.cat(out)
 
 

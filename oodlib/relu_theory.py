@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .runtime import eval_mode, model_device
-from .validation import check_positive_int, describe
+from .validation import check_number, check_positive_int, describe
 
 # --------------------------------------------------------------------------- helpers
 
@@ -257,12 +257,6 @@ def _check_batch(x: object, name: str = "x") -> torch.Tensor:
     return x
 
 
-def _check_prob(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
-        raise ValueError(f"expected {name} as a number in (0, 1), got {value!r}")
-    return float(value)
-
-
 @torch.no_grad()
 def _conf_at(model: nn.Module, x: torch.Tensor, alpha: torch.Tensor, batch_size: int
              ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -341,13 +335,9 @@ def alpha_search(
         batch_size: evaluation batch size.
     """
     _check_batch(x)
-    threshold = _check_prob(threshold, "threshold")
-    if isinstance(alpha_max, bool) or not isinstance(alpha_max, int | float) or not (
-        math.isfinite(alpha_max) and alpha_max > 1
-    ):
-        raise ValueError(f"expected alpha_max as a finite number > 1, got {alpha_max!r}")
-    if isinstance(tol, bool) or not isinstance(tol, int | float) or not 0 < tol < 1:
-        raise ValueError(f"expected tol as a relative tolerance in (0, 1), got {tol!r}")
+    threshold = check_number(threshold, "threshold", low=0, high=1, low_open=True, high_open=True)
+    check_number(alpha_max, "alpha_max", low=1, low_open=True)
+    check_number(tol, "tol", low=0, high=1, low_open=True, high_open=True)
     check_positive_int(batch_size, "batch_size")
     n = len(x)
     grid = [1.0]
@@ -406,7 +396,7 @@ def overconfident(
     infinite α uses the limit ``clip(α x) → 1[x > 0]``.
     """
     _check_batch(x)
-    threshold = _check_prob(threshold, "threshold")
+    threshold = check_number(threshold, "threshold", low=0, high=1, low_open=True, high_open=True)
     check_positive_int(batch_size, "batch_size")
     a = torch.as_tensor(alpha, dtype=torch.float64).flatten()
     if a.numel() == 1:
@@ -463,10 +453,7 @@ class RBFNet(nn.Module):
     ) -> None:
         super().__init__()
         check_positive_int(num_classes, "num_classes")
-        if isinstance(gamma, bool) or not isinstance(gamma, int | float) or not (
-            math.isfinite(gamma) and gamma > 0
-        ):
-            raise ValueError(f"expected gamma as a finite number > 0, got {gamma!r}")
+        check_number(gamma, "gamma", low=0, low_open=True)
         if isinstance(centres, torch.Tensor):
             if centres.ndim < 2 or centres.shape[0] == 0 or not torch.is_floating_point(centres):
                 raise ValueError(f"expected centres as a float tensor (L, d), got {describe(centres)}")
@@ -529,8 +516,7 @@ def rbf_far_radius(model: RBFNet, eps: float) -> float:
     """
     if not isinstance(model, RBFNet):
         raise ValueError(f"expected an RBFNet, got {type(model).__name__}")
-    if isinstance(eps, bool) or not isinstance(eps, int | float) or not (math.isfinite(eps) and eps > 0):
-        raise ValueError(f"expected eps as a finite number > 0, got {eps!r}")
+    check_number(eps, "eps", low=0, low_open=True)
     K = model.coef.shape[0]
     alpha = float(_rbf_alpha(model))
     if alpha == 0.0:

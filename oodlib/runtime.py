@@ -66,15 +66,23 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
         model.train(was_training)
 
 
-def input_gradient(objective: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """``∇ₓ Σ objective(x)`` with respect to the input only (parameters get no ``.grad``).
+def input_gradient(
+    objective: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(objective(x), ∇ₓ Σ objective(x))`` with respect to the input only (parameters get no ``.grad``).
 
-    The gradient every attack and ODIN's preprocessing step takes; ``objective`` maps a batch
-    to one value per sample. ``x`` is detached first; the result has its shape and device.
+    The one input gradient of oodlib: every attack, ODIN's and Mahalanobis' preprocessing step
+    take it. ``objective`` maps a batch ``(N, ...)`` to one value per sample ``(N,)`` (checked);
+    ``x`` is detached first. Returns the detached values and the gradient (shape and device of ``x``).
     """
-    u = x.detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(objective(u).sum(), u)
-    return grad
+    with torch.enable_grad():
+        u = x.detach().requires_grad_(True)
+        val = objective(u)
+        if not isinstance(val, torch.Tensor) or val.shape != (len(u),):
+            got = tuple(val.shape) if isinstance(val, torch.Tensor) else type(val).__name__
+            raise ValueError(f"expected the objective to return shape ({len(u)},), got {got}")
+        (grad,) = torch.autograd.grad(val.sum(), u)
+    return val.detach(), grad
 
 
 def default_device(device: str | torch.device | None = None) -> torch.device:

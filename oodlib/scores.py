@@ -1,7 +1,9 @@
-"""Detector scores with one signature and one convention.
+"""The logit scores: MSP and energy (ODIN's is :func:`oodlib.odin.odin`, Mahalanobis'
+:func:`oodlib.mahalanobis.mahalanobis`, CCU's and (K+1)'s via :mod:`oodlib.detectors`).
 
 Every score is a function ``score(model, x, **params) -> Tensor[N]`` on the CPU,
-and **higher = more in-distribution**. Metrics in :mod:`oodlib.metrics` treat
+and **higher = more in-distribution**. Every score of the book is reachable by method name
+from :data:`oodlib.detectors.FACTORIES`. Metrics in :mod:`oodlib.metrics` treat
 the in-distribution as the positive class, so a score can be passed straight
 to them.
 """
@@ -13,10 +15,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from .mahalanobis import mahalanobis
-from .odin import odin
 from .runtime import logits
-from .validation import check_images
+from .validation import check_images, check_number
 
 ScoreFn = Callable[..., torch.Tensor]
 
@@ -40,17 +40,6 @@ def energy(
     ``log S_ŷ(x; T) = f_ŷ(x)/T − logsumexp(f(x)/T)``.
     """
     check_images(x)
-    if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not temperature > 0:
-        raise ValueError(f"expected temperature as a number > 0, got {temperature!r}")
+    temperature = check_number(temperature, "temperature", low=0, low_open=True)
     z = logits(model, x, batch_size) / temperature
     return temperature * torch.logsumexp(z, dim=1)
-
-
-SCORES: dict[str, ScoreFn] = {"msp": msp, "odin": odin, "energy": energy, "mahalanobis": mahalanobis}
-
-
-def get(name: str) -> ScoreFn:
-    """The score function registered as ``name``."""
-    if name not in SCORES:
-        raise ValueError(f"unknown score {name!r}; expected one of {sorted(SCORES)}")
-    return SCORES[name]

@@ -28,7 +28,7 @@ from torch import Tensor
 
 from .profiles import Profile
 from .runtime import derive_seed, numpy_generator
-from .validation import IMAGE_SIDE, check_positive_int
+from .validation import IMAGE_SIDE, check_int, check_positive_int
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage  # noqa: PLC0415 - a heavy optional source, loaded when a stand-in is built
@@ -63,8 +63,7 @@ def digits_standin(
     shifts). With ``return_labels`` also returns the digit labels (int64).
     """
     n = check_positive_int(n, "n")
-    if isinstance(max_shift, bool) or not isinstance(max_shift, int) or not 0 <= max_shift <= 4:
-        raise ValueError(f"expected max_shift as an int in [0, 4], got {max_shift!r}")
+    check_int(max_shift, "max_shift", low=0, high=4)
     base, labels = _digit_images()
     rng = numpy_generator(seed)
     rounds = math.ceil(n / len(base))

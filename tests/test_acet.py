@@ -28,6 +28,25 @@ def test_out_losses_minimal_at_equal_logits(fn, minimum):
         assert fn(other).item() > minimum + 1e-4
 
 
+@pytest.mark.parametrize("method, lam", [("ceda", 1.0), ("ceda", 0.5), ("oe", 0.5)])
+def test_ceda_and_oe_losses_match_a_hand_computation(method, lam):
+    # eq. 1: CE on the in-batch plus lam times the mean out-loss, written out with explicit softmaxes
+    g = torch.Generator().manual_seed(0)
+    model = models.build("mlp", hidden=8, seed=0)
+    x_in, y_in = torch.rand(4, 1, 28, 28, generator=g), torch.tensor([0, 3, 5, 9])
+    x_out = torch.rand(2, 1, 28, 28, generator=g)
+    batch = train.Batch(x_in, y_in, x_out, 0, 1, g)
+    loss, logs = zoo.make_method(method, lam=lam).loss(model, batch)
+    with torch.no_grad():
+        p_in = torch.softmax(model(x_in), 1)
+        p_out = torch.softmax(model(x_out), 1)
+    ce = -torch.log(p_in[torch.arange(4), y_in]).mean()
+    out = (torch.log(p_out.max(1).values) if method == "ceda" else -torch.log(p_out).mean(1)).mean()
+    assert loss.item() == pytest.approx((ce + lam * out).item(), rel=1e-5)
+    assert logs["ce"] == pytest.approx(ce.item(), rel=1e-5)
+    assert logs["out"] == pytest.approx(out.item(), rel=1e-5)
+
+
 def test_uniform_ce_gradient_vanishes_at_equal_logits_only():
     z = torch.full((3, K), -1.0, requires_grad=True)
     (g,) = torch.autograd.grad(acet.uniform_ce_loss(z), z)

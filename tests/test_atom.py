@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from oodlib import atom, detectors, evaluate, mahalanobis, metrics, models, scores, train, zoo
+from oodlib import atom, detectors, evaluate, mahalanobis, metrics, models, train, zoo
 
 K = 10
 
@@ -205,8 +205,7 @@ def test_mahalanobis_matches_the_formula():
     assert torch.allclose(s.double(), -d.min(1).values, rtol=1e-3, atol=1e-3)
     assert torch.allclose(prec @ (cov + 1e-6 * cov.diagonal().mean() * torch.eye(len(cov), dtype=cov.dtype)),
                           torch.eye(len(cov), dtype=cov.dtype), atol=1e-3)
-    assert scores.get("mahalanobis") is mahalanobis.mahalanobis
-    assert torch.allclose(scores.get("mahalanobis")(head, xt), s)
+    assert torch.allclose(detectors.make("mahalanobis", "M", head, eps=0.0).score(xt), s)
 
 
 def test_mahalanobis_preprocessing_and_attack_raise_the_score():
@@ -216,7 +215,7 @@ def test_mahalanobis_preprocessing_and_attack_raise_the_score():
     xt = _images(8, 14)
     plain = mahalanobis.mahalanobis(head, xt)
     assert bool((mahalanobis.mahalanobis(head, xt, eps=0.002) >= plain - 1e-4).all())
-    det = detectors.mahalanobis_detector("maha", head)
+    det = detectors.mahalanobis_detector("maha", head, eps=0.0)
     adv = evaluate.threat_images(det, xt, "linf", attack=evaluate.AttackSettings(steps=5, step_size=2 / 255))
     assert float(det.score(adv).mean()) > float(plain.mean())
     with pytest.raises(ValueError, match="MahalanobisHead"):

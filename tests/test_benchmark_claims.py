@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from oodlib import benchmark, claims, evaluate, models, profiles
+from oodlib import atom, benchmark, claims, evaluate, models, profiles, zoo
 
 SETS = {"uniform noise": None, "sklearn digits": "MNIST"}
 
@@ -38,9 +38,12 @@ def _fake(unsound: bool = False):
                              "value": 0.0})
     table = pd.DataFrame(rows)
     table.attrs["scores"] = scores
-    dets = [SimpleNamespace(name=n, certify=(object() if n in certify else None), note="") for n in names]
+    source = {"MSP": "plain"}  # the post-hoc score of the plain model
+    dets = [SimpleNamespace(name=n, certify=(object() if n in certify else None), note="",
+                            source=source.get(n, n)) for n in names]
     net = models.build("small_cnn", num_classes=10, seed=0, width=4).eval()
-    entries = {n: SimpleNamespace(model=net) for n in ["plain", *names]}
+    method = {"plain": "plain", "CCU": "ccu", "GOOD_100": "good", "ATOM": "atom"}
+    entries = {n: SimpleNamespace(model=net, record={"config": {"method": method[n]}}) for n in method}
     x = torch.rand(50, 1, 28, 28, generator=torch.Generator().manual_seed(1))
     return table, dets, entries, x, torch.randint(0, 10, (50,), generator=torch.Generator().manual_seed(2))
 
@@ -79,3 +82,32 @@ def test_benchmark_claims_need_the_scores():
     table.attrs.pop("scores")
     with pytest.raises(ValueError, match="scores"):
         benchmark.claims_of(table, dets, entries, profiles.CI, {}, x, y)
+
+
+def _cnn(k: int = 10) -> torch.nn.Module:
+    return models.build("small_cnn", num_classes=k, seed=0, width=4).eval()
+
+
+def test_make_detectors_maps_each_zoo_method_to_its_detector():
+    # a tiny fake zoo: the benchmark picks detectors by training method, not by display name
+    g = torch.Generator().manual_seed(0)
+    ccu_model = zoo.make_method("ccu").wrap(models.build("mlp", hidden=8))
+    method = {"plain": "plain", "CEDA": "ceda", "OE": "oe", "ACET": "acet", "CCU": "ccu", "GOOD_100": "good",
+              "NTOM": "ntom", "ATOM": "atom"}
+    nets = {"CCU": ccu_model, "NTOM": _cnn(11), "ATOM": _cnn(11)}
+    entries = {n: SimpleNamespace(model=nets.get(n) or _cnn(), record={"config": {"method": m}})
+               for n, m in method.items()}
+    x = torch.rand(60, 1, 28, 28, generator=g)
+    y = torch.arange(60) % 10
+    s = benchmark.Setup(x, y, x[:20], x[20:40], {}, torch.rand(20, 1, 28, 28, generator=g) * 0.3)
+    dets = benchmark.make_detectors(entries, s, profiles.CI.replace(odin_num_eps=2))
+    kind = {d.name: d for d in dets}
+    assert list(kind) == ["MSP", "ODIN", "energy", "Mahalanobis", "CEDA", "OE", "ACET", "CCU", "GOOD_100",
+                          "NTOM", "ATOM"]
+    assert {d.name for d in dets if d.source == "plain"} == {"MSP", "ODIN", "energy", "Mahalanobis"}
+    assert all(benchmark.entry_of(d, entries) is entries[d.source] for d in dets)
+    assert {d.name for d in dets if d.certify is not None} == {"CCU", "GOOD_100"}
+    assert kind["CCU"].confidence_model is ccu_model and kind["ODIN"].confidence_model is None
+    assert set(kind["ODIN"].extra) == {"temperature", "eps"} and set(kind["Mahalanobis"].extra) == {"eps"}
+    z = torch.rand(3, 1, 28, 28, generator=g)
+    assert torch.allclose(kind["ATOM"].score(z), atom.ood_score(entries["ATOM"].model, z))

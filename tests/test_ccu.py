@@ -10,7 +10,7 @@ import torch
 from scipy.stats import multivariate_normal
 from torch import nn
 
-from oodlib import ball_attack, ccu, gmm, models, toy, train, zoo
+from oodlib import attacks, ball_attack, ccu, gmm, models, toy, train, zoo
 
 # --------------------------------------------------------------------------- helpers
 
@@ -206,9 +206,12 @@ def test_soundness_no_sampled_or_attacked_point_beats_the_certificate(seed):
         pts = ball_attack.sample_in_ball(model.metric, x0, radius, 300, g)
         conf = _conf(model, pts.float().reshape(-1, 1, 2, 2)).reshape(12, 300)
         assert (conf.max(1).values <= bound + 1e-9).all()
-        for objective in (ball_attack.log_confidence, ccu.ccu_log_excess):
-            adv = ball_attack.attack_in_ball(model, model.metric, x0, radius, objective, steps=20, restarts=2,
-                                     proj_rounds=seed % 2, generator=g, show_progress=False)
+        # the log-confidence of CCU itself, and its log-excess (what ccu_detector attacks)
+        targets = ((model, attacks.log_max_confidence), (ccu.LogExcess(model), ccu.excess_objective))
+        for target, objective in targets:
+            adv = ball_attack.attack_in_ball(target, model.metric, x0, radius, objective, steps=20,
+                                             restarts=2, proj_rounds=seed % 2, generator=g,
+                                             show_progress=False, confidence=lambda u: _conf(model, u))
             assert (adv.distance <= radius).all()
             assert (adv.x >= 0).all() and (adv.x <= 1).all()
             assert (adv.confidence <= bound + 1e-9).all()
@@ -306,9 +309,10 @@ def test_toy_ccu_is_uniform_far_away_and_plain_is_not():
     # Corollary 3.1 in R^2 (no box): the attack never beats the bound, and reaches it only near the data
     x0 = torch.tensor([[3.0, 2.0]]).repeat(6, 1)
     radius = torch.linspace(0.5, 6, 6, dtype=torch.float64)
-    adv = ball_attack.attack_in_ball(ccu_toy, ccu_toy.metric, x0, radius, ccu.ccu_log_excess, steps=40,
+    excess = ccu.LogExcess(ccu_toy)
+    adv = ball_attack.attack_in_ball(excess, ccu_toy.metric, x0, radius, ccu.excess_objective, steps=40,
                                      restarts=2, box=False, generator=torch.Generator().manual_seed(0),
-                                     show_progress=False)
+                                     show_progress=False, confidence=lambda u: _conf(ccu_toy, u))
     assert (adv.distance <= radius).all()
     assert (adv.confidence <= ccu.corollary_bound(ccu_toy, x0, radius) + 1e-12).all()
     assert float(adv.confidence[-1]) > 0.9  # a ball of radius 6 reaches the data

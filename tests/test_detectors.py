@@ -148,6 +148,19 @@ def test_tuning_helpers_pick_the_lowest_validation_fpr(cnn):
     assert fprs[grid.index(eps)] == min(fprs)
     pick = detectors.tune_odin(cnn, x_in, x_out, profiles.CI.replace(odin_num_eps=3))
     assert pick.temperature == 1000.0 and 0.0 <= pick.eps <= profiles.CI.odin_max_eps
+    # the detectors' fit step is these helpers: an untuned detector refuses to score, a fitted one has them
+    odin_det = detectors.make("odin", "ODIN", cnn, profile=profiles.CI.replace(odin_num_eps=3))
+    maha_det = detectors.make("mahalanobis", "M", head, grid=grid)
+    for det in (odin_det, maha_det):
+        with pytest.raises(ValueError, match="call .fit"):
+            det.score(x_in)
+        with pytest.raises(ValueError, match="x_val_out"):
+            det.fit(x_in)
+        det.fit(x_in, None, x_out)
+    assert odin_det.extra == {"temperature": pick.temperature, "eps": pick.eps}
+    assert maha_det.extra == {"eps": eps}
+    assert torch.equal(maha_det.score(x_in), mahalanobis.mahalanobis(head, x_in, eps=eps))
+    assert detectors.make("msp", "MSP", cnn).fit(x_in) is not None  # nothing to tune: unchanged
 
 
 def test_benchmark_summary_and_ranks():
@@ -158,7 +171,8 @@ def test_benchmark_summary_and_ranks():
     rec = {"test_error": 0.1, "train_time_s": 10.0, "hash": "h"}
     entries = {"plain": SimpleNamespace(record=rec),
                "GOOD_100": SimpleNamespace(record=rec | {"test_error": 0.2})}
-    dets = [SimpleNamespace(name="MSP", note="plain"), SimpleNamespace(name="GOOD_100", note="")]
+    dets = [SimpleNamespace(name="MSP", note="plain", source="plain"),
+            SimpleNamespace(name="GOOD_100", note="", source="GOOD_100")]
     rows = []
     for model, nat, cert in [("MSP", 0.9, None), ("GOOD_100", 0.8, 0.6)]:
         for ood_set, shift in [("a", 0.0), ("b", 0.1)]:

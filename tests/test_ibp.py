@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from oodlib import apgd, good, ibp, models, profiles, scores, train, zoo
+from oodlib import apgd, detectors, evaluate, good, ibp, models, profiles, scores, train, zoo
 
 TOL = 1e-5  # float32 rounding of the centre-radius form
 
@@ -262,41 +262,24 @@ def test_apgd_helpers():
         apgd.max_confidence_attack(_mlp(0), torch.rand(2, 1, 8, 8), 0.1, starts=("nowhere",))
 
 
-def test_good_table_orders_auc_aauc_gauc():
-    from oodlib.data import OODSet
-
+def test_good_threats_order_auc_aauc_gauc_point_by_point():
+    # chapter 05's Table 1 is threat_table with GOOD's threats: clean <= APGD-attacked <= IBP bound per image
     torch.manual_seed(0)
     nets = {"a": models.build("mlp", seed=1), "b": models.build("small_cnn", seed=2)}
-    x_in, y_in = torch.rand(40, 1, 28, 28), torch.randint(10, (40,))
-    sets = {"noise": OODSet("noise", torch.rand(12, 1, 28, 28), None, "uniform"),
-            "dark": OODSet("dark", 0.2 * torch.rand(12, 1, 28, 28), "something", "dim noise")}
-    table, conf = good.good_table(nets, x_in, y_in, sets, eps=0.05, n_attack=8, steps=5, restarts=1)
-    assert set(table.metric) == {"accuracy", "AUC", "AAUC", "GAUC"}
-    assert len(table) == 2 * (1 + 2 * 3)
-    v = table.set_index(["model", "ood_set", "metric"]).value
+    dets = [detectors.good_detector(n, m) for n, m in nets.items()]
+    x_in = torch.rand(40, 1, 28, 28)
+    sets = {"noise": torch.rand(8, 1, 28, 28), "dark": 0.2 * torch.rand(8, 1, 28, 28)}
+    table = evaluate.threat_table(dets, x_in, sets, threats=evaluate.GOOD_THREATS, attack_size=8,
+                                  attack=evaluate.AttackSettings(eps=0.05, steps=5, restarts=1), desc=None,
+                                  metrics_=("AUROC_cons",))
+    assert len(table) == 2 * 2 * 3 and set(table.threat) == set(evaluate.GOOD_THREATS)
+    v = table.set_index(["model", "ood_set", "threat"]).value
     for m in nets:
         for s in sets:
-            assert v[(m, s, "GAUC")] <= v[(m, s, "AAUC")] <= v[(m, s, "AUC")]
-            c = conf[m][s]
-            assert len(c["clean"]) == 8
-            assert torch.all(c["clean"] <= c["attacked"]) and torch.all(c["attacked"] <= c["certified"] + TOL)
-    with pytest.raises(ValueError, match="n_attack"):
-        good.good_table(nets, x_in, y_in, sets, eps=0.05, n_attack=0, steps=5)
-
-
-def test_unsupported_models_get_the_trivial_bound():
-    class Wrapped(nn.Module):  # not an nn.Sequential, like CCU's wrapper around a classifier
-        def __init__(self) -> None:
-            super().__init__()
-            self.net = _mlp(0)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.net(x)
-
-    x = torch.rand(4, 1, 8, 8)
-    assert ibp.supports(_mlp(0)) and not ibp.supports(Wrapped())
-    assert not ibp.supports(nn.Sequential(nn.Flatten(), nn.Linear(64, 3), nn.ReLU()))
-    c = good.worst_case_confidences(Wrapped(), x, 0.1, steps=3)
-    assert torch.equal(c["certified"], torch.ones(4)) and torch.all(c["attacked"] >= c["clean"])
-    c = good.worst_case_confidences(_mlp(0), x, 0.1, steps=3)
-    assert torch.all(c["certified"] < 1)
+            assert v[(m, s, "certified")] <= v[(m, s, "apgd")] <= v[(m, s, "natural")]
+            clean, att, cert = (evaluate.scores_of(table, m, t)[s] for t in evaluate.GOOD_THREATS)
+            assert len(clean) == 8 and (clean <= att).all() and (att <= cert + TOL).all()
+    # the APGD threat needs a detector whose score is a network's max softmax
+    k1 = detectors.k1_detector("k1", models.build("mlp", num_classes=11, seed=3))
+    t = evaluate.threat_table([k1], x_in, sets, threats=("apgd",), attack_size=8, desc=None)
+    assert t.empty

@@ -329,9 +329,9 @@ def test_bad_scores_raise(func, s_in, s_out, msg):
 @pytest.mark.parametrize("tpr", [0, 0.0, 1.5, -0.1, float("nan"), True, "0.95", None])
 def test_bad_tpr_raises(tpr):
     s = np.linspace(0, 1, 10)
-    with pytest.raises(ValueError, match=r"tpr as a number in \(0, 1\]"):
+    with pytest.raises(ValueError, match=r"tpr as a finite number in \(0, 1\]"):
         M.fpr_at_tpr(s, s, tpr)
-    with pytest.raises(ValueError, match=r"tpr as a number in \(0, 1\]"):
+    with pytest.raises(ValueError, match=r"tpr as a finite number in \(0, 1\]"):
         M.ood_metrics(s, s, tpr=tpr)
 
 

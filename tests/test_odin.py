@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from oodlib import experiments, metrics, models, odin, odin_analysis, scores, train, zoo
+from oodlib import detectors, experiments, metrics, models, odin, odin_analysis, scores, train, zoo
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +34,9 @@ def test_odin_with_t1_eps0_is_msp(mlp, images):
 
 
 def test_registered_scores(mlp, images):
-    assert scores.get("odin") is odin.odin
-    e = scores.get("energy")(mlp, images, temperature=2.0)
+    assert torch.equal(detectors.make("odin", "ODIN", mlp, temperature=2.0, eps=0.001).score(images),
+                       odin.odin(mlp, images, temperature=2.0, eps=0.001))
+    e = detectors.make("energy", "E", mlp, temperature=2.0).score(images)
     assert torch.allclose(e, 2.0 * torch.logsumexp(mlp(images).detach() / 2.0, 1), atol=1e-5)
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from oodlib import models, scores
+from oodlib import detectors, models, scores, zoo
 
 
 def test_msp_is_max_softmax_and_in_unit_interval():
@@ -26,7 +26,16 @@ def test_msp_rejects_bad_images(bad):
         scores.msp(models.build("mlp"), bad)
 
 
-def test_score_registry():
-    assert scores.get("msp") is scores.msp
-    with pytest.raises(ValueError, match="unknown score"):
-        scores.get("magic")
+def test_every_score_of_the_book_is_in_the_detector_registry():
+    assert set(detectors.FACTORIES) == {"msp", "odin", "energy", "mahalanobis", "ccu", "good", "k1"}
+    m = models.build("small_cnn", width=4, seed=0)
+    x = torch.rand(5, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(detectors.make("msp", "MSP", m).score(x), scores.msp(m, x))
+    assert torch.equal(detectors.make("energy", "E", m, temperature=2.0).score(x), scores.energy(m, x, 2.0))
+    with pytest.raises(ValueError, match="unknown detector 'magic'"):
+        detectors.make("magic", "x", m)
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['eps'\] for detector 'msp'"):
+        detectors.make("msp", "MSP", m, eps=0.1)
+    # every zoo method has a detector
+    assert set(detectors.ZOO_DETECTORS) == set(zoo.PLUGINS)
+    assert set(detectors.ZOO_DETECTORS.values()) <= set(detectors.FACTORIES)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from oodlib import evaluate, runtime, validation
+from oodlib import evaluate, mahalanobis, models, noise, runtime, scores, validation
 
 
 @pytest.mark.parametrize("value", [0.5, 1, np.float32(0.25), np.float64(0.75), np.int64(1)])
@@ -63,8 +63,12 @@ def test_runtime_helpers():
         assert not m.training
     assert m.training  # restored
     x = torch.randn(3, 2)
-    g = runtime.input_gradient(lambda u: (u ** 2).sum(1), x)
-    assert torch.allclose(g, 2 * x) and m[0].weight.grad is None
+    val, g = runtime.input_gradient(lambda u: m[0](u).pow(2).sum(1), x)
+    w, b = m[0].weight.detach(), m[0].bias.detach()
+    assert torch.allclose(val, (x @ w.T + b).pow(2).sum(1))
+    assert torch.allclose(g, 2 * (x @ w.T + b) @ w, atol=1e-6) and m[0].weight.grad is None
+    with pytest.raises(ValueError, match=r"return shape \(3,\)"):
+        runtime.input_gradient(lambda u: u.sum(), x)
     assert runtime.derive_seed(0, "a") != runtime.derive_seed(0, "b")
     assert runtime.derive_seed(3, "a") == runtime.derive_seed(3, "a")
     assert torch.equal(torch.rand(3, generator=runtime.torch_generator(1)),
@@ -76,3 +80,16 @@ def test_paper_vs_ours_formats_and_marks_missing_paper_values():
                                  ("MMC", "ours only", None, float("nan")), ("note", "text", "n/a", "x")])
     assert list(df.columns) == ["quantity", "setting", "paper", "ours"]
     assert df.paper.tolist() == ["0.9877", "—", "n/a"] and df.ours.tolist() == ["0.9123", "—", "x"]
+
+
+@pytest.mark.parametrize("call", [
+    lambda m, x: scores.energy(m, x, temperature=math.inf),
+    lambda m, x: scores.energy(m, x, temperature=np.float32("nan")),
+    lambda m, x: noise.gaussian_noise(4, std=math.inf),
+    lambda m, x: noise.gaussian_noise(4, mean=math.nan),
+    lambda m, x: mahalanobis.mahalanobis(m, x, eps=math.nan),
+])
+def test_non_finite_parameters_are_refused_where_they_used_to_pass(call):
+    model = models.build("mlp", hidden=8)
+    with pytest.raises(ValueError, match="expected .* as a finite number"):
+        call(model, torch.rand(2, 1, 28, 28))

@@ -62,7 +62,9 @@ def test_config_hash_changes_with_settings(tiny_profile):
 def test_load_or_train_caches_and_reloads(zoo_cache, tiny_profile, monkeypatch):
     e1 = zoo.load_or_train("plain", profile=tiny_profile)
     assert e1.path.exists() and e1.path.with_suffix(".json").exists()
-    assert 0.0 <= e1.record["test_error"] < 0.9
+    # one epoch on 512 images gives ~0.55 here: clearly better than chance (0.9, what a broken
+    # trainer or a label mix-up gives), with a margin far beyond run-to-run noise on 256 test images
+    assert 0.0 <= e1.record["test_error"] < 0.8
     assert e1.cached("answer", lambda: {"x": 1.5}) == {"x": 1.5}
 
     def boom(*a, **k):
