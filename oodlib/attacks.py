@@ -57,6 +57,13 @@ def log_max_confidence(logits: torch.Tensor, y: torch.Tensor | None = None) -> t
     return torch.log_softmax(logits, dim=1).max(dim=1).values
 
 
+def log_max_confidence_at(temperature: float) -> Objective:
+    """``max_k log softmax_k(z / T)``: the white-box objective of ODIN's temperature-scaled score
+    (Liang et al. 2018, eq. 1; Chen et al. 2021, App. B.4); ``T = 1`` is :func:`log_max_confidence`."""
+    t = check_number(temperature, "temperature", low=0, low_open=True)
+    return lambda z, y=None: log_max_confidence(z / t)
+
+
 def max_confidence(logits: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
     """Per-sample maximal softmax probability ``max_k softmax_k(logits)``; ``y`` is ignored."""
     return torch.softmax(logits, dim=1).max(dim=1).values

@@ -181,10 +181,7 @@ def run(
 def summary(table: pd.DataFrame, dets: list[detectors.Detector], entries: dict[str, zoo.Entry],
             percent: bool = True) -> pd.DataFrame:
     """One row per detector: (threat, metric) means over the OOD sets, test error, wall times."""
-    t = table.groupby(["model", "threat", "metric"], sort=False)["value"].mean().unstack(["threat", "metric"])
-    cols = [(th, m) for th in ORDER for m in METRICS if (th, m) in t.columns]
-    t = t[cols] * (100 if percent else 1)
-    t = t.reindex([d.name for d in dets])
+    t = evaluate.summarise(table, percent, ORDER, METRICS).reindex([d.name for d in dets])
     scale = 100 if percent else 1
     t[("test error", "")] = [scale * entry_of(d, entries).record["test_error"] for d in dets]
     t[("train time (s)", "")] = [entry_of(d, entries).record["train_time_s"] for d in dets]

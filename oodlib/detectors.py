@@ -95,15 +95,9 @@ class Detector:
         return self
 
 
-def log_max_confidence_at(temperature: float = 1.0) -> attacks.Objective:
-    """``max_k log softmax_k(z / T)``: the white-box objective for MSP (T = 1) and ODIN's scaled score."""
-    t = check_number(temperature, "temperature", low=0, low_open=True)
-    return lambda z, y=None: torch.log_softmax(z / t, dim=1).max(dim=1).values
-
-
 def msp_detector(name: str, model: nn.Module, note: str = "", certify: Certificate | None = None) -> Detector:
     """Max-softmax score; attacked with ``max_k log softmax_k`` (the score itself; cf. eq. 115)."""
-    return Detector(name, model, lambda z: msp(model, z), log_max_confidence_at(1.0), note, certify=certify,
+    return Detector(name, model, lambda z: msp(model, z), attacks.log_max_confidence, note, certify=certify,
                     confidence_model=model)
 
 
@@ -149,11 +143,11 @@ def odin_detector(name: str, model: nn.Module, temperature: float | None = None,
             fixed = odin_detector(det.name, model, pick.temperature, pick.eps, det.note)
             det.score, det.objective, det.extra = fixed.score, fixed.objective, fixed.extra
 
-        return Detector(name, model, _unfitted(name), log_max_confidence_at(1.0), note, tune=tune)
+        return Detector(name, model, _unfitted(name), attacks.log_max_confidence, note, tune=tune)
     t = check_number(temperature, "temperature", low=0, low_open=True)
     e = check_number(eps, "eps", low=0)
     return Detector(name, model, lambda z: odin(model, z, temperature=t, eps=e),
-                    log_max_confidence_at(t), note, {"temperature": temperature, "eps": eps})
+                    attacks.log_max_confidence_at(t), note, {"temperature": temperature, "eps": eps})
 
 
 def energy_detector(name: str, model: nn.Module, temperature: float = 1.0, note: str = "") -> Detector:

@@ -231,7 +231,9 @@ def threat_table(
     ``confidence_model`` — the network whose max softmax is the score (MSP, GOOD, CCU) — and is
     skipped for the others; with :data:`GOOD_THREATS` this is chapter 05's Table 1. ``metrics_`` picks keys of
     :func:`oodlib.metrics.ood_metrics` (``FPR95`` = FPR at 95 % TPR = the paper's FPR at 5 %
-    FNR; ``AUROC_cons`` = GOOD's conservative AUC, see :data:`AUC_NAMES`).
+    FNR; ``AUROC_cons`` = GOOD's conservative AUC, see :data:`AUC_NAMES`), or ``MMC`` (the mean
+    OOD score, Hein et al. 2019's mean maximal confidence; only for detectors whose score is a
+    confidence, i.e. with a ``confidence_model``).
 
     Each (detector, threat, set) draws its PGD random starts from its own seed (derived from
     ``seed`` and the three names), so a detector's rows are the same whichever other
@@ -253,7 +255,7 @@ def threat_table(
         raise ValueError("expected at least one OOD set")
     for k, v in ood.items():
         check_images(v, f"ood[{k!r}]")
-    known = set(metrics.ood_metrics([1.0, 0.0], [0.5]))
+    known = {*metrics.ood_metrics([1.0, 0.0], [0.5]), "MMC"}
     for m in metrics_:
         check_choice(m, sorted(known), "metric")
     attack = attack or AttackSettings()
@@ -294,8 +296,9 @@ def threat_table(
                 worst = worst_of[(id(det), k)]
             imgs = threat_images(det, v, threat, stacks.get(k), attack, gen, worst=worst)
             s_out[k] = det.score(imgs)
-        rows += [r for r in ood_rows(det.name, s_in, s_out, threat=threat, stand_in=stand_in)
-                 if r["metric"] in metrics_]
+        mmc = "MMC" in metrics_ and det.confidence_model is not None  # the score is a confidence
+        rows += [r for r in ood_rows(det.name, s_in, s_out, threat=threat, stand_in=stand_in,
+                                     confidences_out=s_out if mmc else None) if r["metric"] in metrics_]
         scores[f"{det.name}|in"] = _as_array(s_in)
         scores.update({f"{det.name}|{threat}|{k}": _as_array(v) for k, v in s_out.items()})
         seconds[det.name] = seconds.get(det.name, 0.0) + time.perf_counter() - t0
@@ -349,10 +352,12 @@ def scores_of(
     return out
 
 
-def summarise(table: pd.DataFrame, percent: bool = True) -> pd.DataFrame:
-    """Chen et al.'s Table 1 layout: one row per model, (threat, metric) columns, mean over OOD sets."""
+def summarise(table: pd.DataFrame, percent: bool = True, threats: Sequence[str] = THREATS,
+              metrics_: Sequence[str] = ("FPR95", "AUROC", "AUROC_cons")) -> pd.DataFrame:
+    """Chen et al.'s Table 1 layout: one row per model, (threat, metric) columns in the order of
+    ``threats`` and ``metrics_`` (those present), mean over OOD sets; percent unless ``percent=False``."""
     t = table.groupby(["model", "threat", "metric"], sort=False)["value"].mean().unstack(["threat", "metric"])
-    order = [(th, m) for th in THREATS for m in ("FPR95", "AUROC", "AUROC_cons") if (th, m) in t.columns]
+    order = [(th, m) for th in threats for m in metrics_ if (th, m) in t.columns]
     t = t[order] * (100 if percent else 1)
     return t.reindex(list(dict.fromkeys(table.model)))
 

@@ -25,9 +25,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import metrics, train
-from .claims import Estimate
+from .claims import Estimate, bootstrap, per_set_interval
 from .data import label
-from .odin import IN, Study, _choose, check_logits, check_temperature, fpr_grid
+from .odin import IN, Study, _choose, check_logits, check_temperature, fpr_grid, softmax_score
 from .runtime import progress
 from .validation import check_positive_int, describe
 
@@ -329,3 +329,73 @@ def temperature_sweep(
             rows.append({"ood_set": name, "T": t, "FPR95": metrics.fpr_at_tpr(a, b, tpr),
                          "DetErr": metrics.detection_error(a, b), "AUROC": metrics.auroc(a, b)})
     return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- the chapter's claims
+
+
+def _mean_u2_gap(d: Mapping[str, tuple[np.ndarray, np.ndarray]], k: str, edges: np.ndarray) -> float:
+    """Mean over shared U1 bins of E[U2 | U1] in-distribution minus that of the set ``k`` (Fig. 5b)."""
+    _, m_in, _ = binned_mean(*d[IN], bins=edges, min_count=10)
+    _, m_out, _ = binned_mean(*d[k], bins=edges, min_count=10)
+    both = ~np.isnan(m_in) & ~np.isnan(m_out)
+    return float(np.mean(m_in[both] - m_out[both])) if both.any() else -math.inf
+
+
+def claim_estimates(
+    study: Study,
+    z_in: torch.Tensor,
+    z_out: Mapping[str, torch.Tensor],
+    u: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
+    grad_norms: Mapping[str, torch.Tensor],
+    edges: np.ndarray,
+    seed: int = 0,
+) -> dict[str, Estimate]:
+    """The intervals behind chapter 03's claims, each a paired bootstrap over the evaluation images.
+
+    * ``gain_min`` — min over natural sets of FPR95(baseline) − FPR95(ODIN tuned on the set) (Table 2);
+    * ``noise_max`` — max FPR95 of tuned ODIN on uniform / Gaussian noise (Table 2);
+    * ``eps_gain`` — mean FPR95 gain of the input step at the tuned T (Fig. 4);
+    * ``t_help`` / ``t_sat`` — mean FPR95 at T = 1 minus T = 1000, and mean |FPR95(100) − FPR95(1000)|,
+      temperature scaling alone on the evaluation logits ``z_in``/``z_out`` (Fig. 3);
+    * ``u1`` — min over sets of median U1 in − out (Fig. 5a); ``u2`` — min over sets of the mean
+      E[U2 | U1] gap over the shared bins ``edges`` (Fig. 5b); ``u`` maps :data:`IN` and each set to
+      ``(U1, U2)`` (:func:`u1_u2`);
+    * ``grad`` — the number of sets whose median ‖∇ₓ log S(x; 1000)‖₁ is below the in-distribution one
+      (Fig. 5c); ``grad_norms`` maps :data:`IN` and each set to the norms (:func:`oodlib.odin.grad_norm`).
+    """
+    names = study.sets
+    for key, what in ((u, "u"), (grad_norms, "grad_norms")):
+        missing = sorted({IN, *names} - set(key))
+        if missing:
+            raise ValueError(f"expected {what} for {IN!r} and every set of the study, missing {missing}")
+    base = study.scores_at({k: (1.0, 0.0) for k in names})
+    tuned = study.scores_at({k: study.chosen(k) for k in names})
+    zero_eps = study.scores_at({k: (study.chosen(k)[0], 0.0) for k in names})
+    nat = [k for k in names if "noise" not in k]
+    noise = [k for k in ("uniform noise", "gaussian noise") if k in names]
+
+    def only(v: Mapping[str, np.ndarray], keep: list[str]) -> dict[str, np.ndarray]:
+        return {k: v[k] for k in keep}
+
+    def at_t(t: float) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        return (softmax_score(z_in, t).double().numpy(),
+                {k: softmax_score(z, t).double().numpy() for k, z in z_out.items()})
+
+    u_strata = {k: (u[k][0].numpy(), u[k][1].numpy()) for k in [IN, *names]}
+    g = {k: (v.double().numpy(),) for k, v in grad_norms.items()}
+    return {
+        "gain_min": per_set_interval("FPR95", *(only(v, nat) for v in (*base, *tuned)), reduce="min",
+                                     seed=seed),
+        "noise_max": per_set_interval("FPR95", only(tuned[0], noise), only(tuned[1], noise), reduce="max",
+                                      seed=seed),
+        "eps_gain": per_set_interval("FPR95", *zero_eps, *tuned, seed=seed),
+        "t_help": per_set_interval("FPR95", *at_t(1.0), *at_t(1000.0), seed=seed),
+        "t_sat": per_set_interval("FPR95", *at_t(100.0), *at_t(1000.0), absolute=True, seed=seed),
+        "u1": bootstrap(lambda d: min(np.median(d[IN][0]) - np.median(d[k][0]) for k in names), u_strata,
+                        seed=seed),
+        "u2": bootstrap(lambda d: min(_mean_u2_gap(d, k, edges) for k in names), u_strata, n_boot=300,
+                        seed=seed),
+        "grad": bootstrap(lambda d: sum(np.median(d[IN][0]) > np.median(d[k][0]) for k in names), g,
+                          seed=seed),
+    }

@@ -254,3 +254,13 @@ def test_threat_table_keeps_its_scores_through_the_cache(cnn, zoo_cache):
     pd.concat([fresh, cached])  # attrs holding arrays must not break pandas
     with pytest.raises(ValueError, match="unknown detector"):
         evaluate.scores_of(fresh, "x")
+
+
+def test_threat_table_reports_the_mmc_of_confidence_scores_only(cnn):
+    x_in, x_out = _images(20, 21), _images(10, 22)
+    k1 = detectors.k1_detector("k1", models.build("small_cnn", num_classes=11, seed=1, width=4))
+    t = evaluate.threat_table([detectors.msp_detector("MSP", cnn), k1], x_in, {"o": x_out},
+                              threats=("natural",), desc=None, metrics_=("MMC", "AUROC"))
+    mmc = t[t.metric == "MMC"]
+    assert list(mmc.model) == ["MSP"]  # the (K+1) score is not a confidence: no MMC row
+    assert mmc.value.iloc[0] == pytest.approx(float(scores.msp(cnn, x_out).double().mean()))

@@ -10,7 +10,19 @@ import pandas as pd
 import pytest
 import torch
 
-from oodlib import detectors, experiments, metrics, models, odin, odin_analysis, scores, train, zoo
+from oodlib import (
+    detectors,
+    experiments,
+    metrics,
+    models,
+    odin,
+    odin_analysis,
+    profiles,
+    runtime,
+    scores,
+    train,
+    zoo,
+)
 
 
 @pytest.fixture(scope="module")
@@ -361,3 +373,31 @@ def test_fpr_grid_and_choice_match_the_search():
     # ties in FPR: every setting equal -> the search's tie-break (AUROC, then smaller T, then smaller eps)
     same_in, same_out = g_in[:1, :1].expand(3, 2, 50).clone(), g_out[:1, :1].expand(3, 2, 30).clone()
     assert odin._choose(same_in.numpy(), same_out.numpy()) == (0, 0)
+
+
+def test_chapter_claim_estimates_on_a_tiny_study(mlp):
+    g = torch.Generator().manual_seed(5)
+    x_in = torch.rand(230, 1, 28, 28, generator=g) ** 2
+    ood = {"uniform noise": torch.rand(215, 1, 28, 28, generator=g),
+           "gaussian noise": (0.5 + 0.3 * torch.randn(215, 1, 28, 28, generator=g)).clamp(0, 1),
+           "dark": 0.1 * torch.rand(215, 1, 28, 28, generator=g)}
+    prof = profiles.CI.replace(odin_tune_in=30, odin_tune_size=15, odin_temperatures=(1.0, 100.0, 1000.0),
+                               odin_num_eps=2)
+    study = odin.run_study(mlp, x_in, ood, prof)
+    ev = {k: study.scorer.images[k] for k in [odin.IN, *study.sets]}
+    z = {k: runtime.logits(mlp, x) for k, x in ev.items()}
+    u = {k: odin_analysis.u1_u2(v) for k, v in z.items()}
+    gn = {k: odin.grad_norm(mlp, x, 1000.0) for k, x in ev.items()}
+    edges = np.linspace(0, float(max(v[0].max() for v in u.values())), 5)
+    z_out = {k: z[k] for k in study.sets}
+    est = odin_analysis.claim_estimates(study, z[odin.IN], z_out, u, gn, edges, seed=0)
+    assert set(est) == {"gain_min", "noise_max", "eps_gain", "t_help", "t_sat", "u1", "u2", "grad"}
+    for e in est.values():
+        assert e.lo <= e.value <= e.hi or not np.isfinite(e.value)
+    assert 0 <= est["grad"].value <= 3 and 0 <= est["noise_max"].value <= 1
+    # a known answer: in-distribution gradient norms far above every set's -> all 3 sets, in every replicate
+    big = {**gn, odin.IN: gn[odin.IN] + 1e6}
+    grad = odin_analysis.claim_estimates(study, z[odin.IN], z_out, u, big, edges, seed=0)["grad"]
+    assert grad.value == grad.lo == grad.hi == 3
+    with pytest.raises(ValueError, match="missing"):
+        odin_analysis.claim_estimates(study, z[odin.IN], z_out, {odin.IN: u[odin.IN]}, gn, edges)
