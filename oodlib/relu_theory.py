@@ -49,6 +49,13 @@ def _single_point(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return xb.detach().to(model_device(model))
 
 
+def _linear_step(m: nn.Linear, V: torch.Tensor, a: torch.Tensor, dtype: torch.dtype
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One ``nn.Linear`` applied to the affine form ``x -> V x + a`` (App. D): ``(W V, W a + b)``."""
+    W = m.weight.to(dtype)
+    return F.linear(V, W), F.linear(a, W, None if m.bias is None else m.bias.to(dtype))
+
+
 def _check_supported(layers: list[nn.Module], allowed: tuple[type, ...], what: str) -> None:
     for m in layers:
         if not isinstance(m, allowed):
@@ -103,10 +110,7 @@ def affine_form(
     a = torch.zeros_like(xb, dtype=dtype)
     for m in layers:
         if isinstance(m, nn.Linear):
-            h = m(h)
-            W = m.weight.to(dtype)
-            V = F.linear(V, W)
-            a = F.linear(a, W, None if m.bias is None else m.bias.to(dtype))
+            h, V, a = m(h), *_linear_step(m, V, a, dtype)
         elif isinstance(m, nn.Conv2d):
             if m.padding_mode != "zeros":
                 raise ValueError(f"affine_form supports Conv2d with zero padding, got {m.padding_mode!r}")
@@ -170,10 +174,7 @@ def linear_region(
     rows_b: list[torch.Tensor] = []
     for m in layers:
         if isinstance(m, nn.Linear):
-            h = m(h)
-            W = m.weight.to(dtype)
-            V = F.linear(V, W)
-            a = F.linear(a, W, None if m.bias is None else m.bias.to(dtype))
+            h, V, a = m(h), *_linear_step(m, V, a, dtype)
         elif isinstance(m, nn.ReLU):
             on = (h > 0)[0]
             s = on.to(dtype) * 2 - 1  # +1 on, -1 off
