@@ -46,9 +46,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import train
+from .ball_attack import BallAttack, attack_in_ball, sample_in_ball
 from .gmm import EIG_FLOOR, GMM, Metric, augment_crops, check_batch, check_radius
 from .profiles import Profile
-from .validation import check_images, check_int, check_number, check_positive_int, check_seed
+from .runtime import predict_proba
+from .validation import check_images, check_int, check_number, check_positive_int, check_seed, describe
 
 NU = 1.1  # certify max confidence <= NU / M ("1.1 · uniform confidence", §4)
 GMM_LR = 1e-5  # §4 / App. C: learning rate of the GMM parameters
@@ -496,3 +498,43 @@ class LogExcess(nn.Module):
 def excess_objective(z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
     """The attack objective of :class:`LogExcess`'s output: its one column."""
     return z[:, 0]
+
+
+@dataclass
+class BallCheck:
+    """Corollary 3.1 against sampling and the App. C.2 attack, ball by ball (:func:`check_corollary`)."""
+
+    radii: torch.Tensor  # (R,) float64, the balls' radii in the metric
+    bound: torch.Tensor  # (R,) Corollary 3.1's upper bound on the confidence in each ball
+    sampled_max: torch.Tensor  # (R,) highest confidence among the random points of each ball
+    attacked: BallAttack  # the attack's best point per ball, its confidence and objective
+
+    def sound(self, tol: float) -> bool:
+        """Whether the bound is >= every sampled and attacked confidence (up to ``tol``)."""
+        return bool((self.attacked.confidence <= self.bound + tol).all()
+                    and (self.sampled_max <= self.bound + tol).all())
+
+
+def check_corollary(model: CCU, x0: torch.Tensor, radii: torch.Tensor, n_samples: int = 2000,
+                    steps: int = 100, restarts: int = 3, generator: torch.Generator | None = None,
+                    box: bool = True) -> BallCheck:
+    """Corollary 3.1's bound in balls of radius ``radii`` around one point ``x0`` (1, ...), checked by
+    ``n_samples`` random points of each ball (:func:`oodlib.ball_attack.sample_in_ball`) and by the
+    attack of App. C.2 on CCU's log-excess (:func:`oodlib.ball_attack.attack_in_ball`).
+
+    The bound must never be below what either finds (chapter 04's Fig. 1 check). ``box=False``
+    drops the ``[0, 1]^d`` constraint (the 2-D toy).
+    """
+    model = _check_ccu(model)
+    radii = torch.as_tensor(radii, dtype=torch.float64).flatten()
+    if x0.ndim < 2 or x0.shape[0] != 1:
+        raise ValueError(f"expected x0 as one point of shape (1, ...), got {describe(x0)}")
+    x0s = x0.repeat(len(radii), *([1] * (x0.ndim - 1)))
+    bound = corollary_bound(model, x0s, radii)
+    samples = sample_in_ball(model.metric, x0s, radii, n_samples, generator, box=box).float()
+    samples = samples.reshape(-1, *x0.shape[1:])
+    conf = predict_proba(model, samples).max(1).values.double()
+    attacked = attack_in_ball(LogExcess(model), model.metric, x0s, radii, excess_objective, steps=steps,
+                              restarts=restarts, box=box, generator=generator, show_progress=False,
+                              confidence=lambda u: predict_proba(model, u).max(1).values)
+    return BallCheck(radii, bound, conf.reshape(len(radii), -1).max(1).values, attacked)

@@ -16,15 +16,19 @@ The bounds themselves (eq. 3–8) are in :mod:`oodlib.ibp`.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from . import train
-from .ibp import cub_loss, cub_loss_clean, logit_diff_upper
+from .ibp import certified_confidence, cub_loss, cub_loss_clean, logit_diff_upper
+from .metrics import auroc_conservative
 from .profiles import Profile
-from .validation import check_number
+from .runtime import progress
+from .validation import check_number, describe
 
 # --------------------------------------------------------------------------- GOOD training (eq. 9 / 10)
 
@@ -144,3 +148,83 @@ def zoo_defaults(profile: Profile) -> dict[str, object]:
 def quantile_name(q: float) -> str:
     """``GOOD_Q`` with ``Q = 100 q`` (e.g. ``GOOD_80``)."""
     return f"GOOD_{round(100 * q)}"
+
+
+# --------------------------------------------------------------------------- the paper's Table 1 and App. I
+
+# Bitterwolf et al. 2020, Table 1 (in-distribution MNIST, eps = 0.3, their L CNN): test accuracy (%), then
+# (AUC, AAUC, GAUC) in % on three OOD sets
+PAPER_TABLE1: dict[str, tuple[float, dict[str, tuple[float, float, float]]]] = {
+    "plain": (99.4, {"EMNIST letters": (88.0, 31.4, 0.0), "CIFAR-10": (98.8, 36.6, 0.0),
+                     "uniform noise": (99.1, 36.5, 0.0)}),
+    "CEDA": (99.4, {"EMNIST letters": (92.6, 52.8, 0.0), "CIFAR-10": (100.0, 95.1, 0.0),
+                    "uniform noise": (100.0, 100.0, 0.0)}),
+    "OE": (99.4, {"EMNIST letters": (92.7, 50.9, 0.0), "CIFAR-10": (100.0, 92.4, 0.0),
+                  "uniform noise": (100.0, 100.0, 0.0)}),
+    "ACET": (99.4, {"EMNIST letters": (95.9, 61.5, 0.0), "CIFAR-10": (100.0, 99.3, 0.0),
+                    "uniform noise": (100.0, 100.0, 0.0)}),
+    "CCU": (99.5, {"EMNIST letters": (92.9, 3.1, 0.0), "CIFAR-10": (100.0, 98.9, 0.0),
+                   "uniform noise": (100.0, 100.0, 0.0)}),
+    "GOOD_0": (99.5, {"EMNIST letters": (92.9, 55.0, 0.0), "CIFAR-10": (100.0, 94.7, 0.0),
+                      "uniform noise": (100.0, 100.0, 0.0)}),
+    "GOOD_20": (99.0, {"EMNIST letters": (95.3, 54.3, 0.0), "CIFAR-10": (100.0, 97.6, 28.3),
+                       "uniform noise": (100.0, 100.0, 100.0)}),
+    "GOOD_40": (99.0, {"EMNIST letters": (95.7, 56.6, 0.0), "CIFAR-10": (100.0, 97.7, 65.2),
+                       "uniform noise": (100.0, 100.0, 100.0)}),
+    "GOOD_60": (99.0, {"EMNIST letters": (96.6, 57.9, 0.1), "CIFAR-10": (100.0, 97.9, 85.3),
+                       "uniform noise": (100.0, 100.0, 100.0)}),
+    "GOOD_80": (99.1, {"EMNIST letters": (97.9, 63.1, 3.4), "CIFAR-10": (100.0, 98.4, 94.7),
+                       "uniform noise": (100.0, 100.0, 100.0)}),
+    "GOOD_90": (98.8, {"EMNIST letters": (98.0, 59.4, 5.1), "CIFAR-10": (100.0, 99.0, 97.8),
+                       "uniform noise": (100.0, 100.0, 100.0)}),
+    "GOOD_95": (98.8, {"EMNIST letters": (98.7, 59.2, 5.6), "CIFAR-10": (100.0, 99.4, 98.8),
+                       "uniform noise": (100.0, 100.0, 100.0)}),
+    "GOOD_100": (98.7, {"EMNIST letters": (99.0, 53.8, 3.3), "CIFAR-10": (100.0, 99.9, 99.4),
+                        "uniform noise": (100.0, 100.0, 100.0)}),
+}
+
+
+def table1_beside_paper(table: pd.DataFrame, pairs: Mapping[str, str]) -> pd.DataFrame:
+    """Our Table 1 beside the paper's: one row per model, accuracy and ``AUC / AAUC / GAUC`` (%) per set.
+
+    ``table`` has rows ``model, ood_set, metric, value`` (fractions) with metrics ``accuracy`` (on
+    ``ood_set="(in-distribution)"``), ``AUC``, ``AAUC``, ``GAUC``; ``pairs`` maps each paper set of
+    :data:`PAPER_TABLE1` to ours. Models or sets the paper lacks show ``—``.
+    """
+    need = {"model", "ood_set", "metric", "value"}
+    if not isinstance(table, pd.DataFrame) or not need <= set(table.columns):
+        raise ValueError(f"expected a long table with columns {sorted(need)}, got {describe(table)}")
+    vals = table.set_index(["model", "ood_set", "metric"]).value
+
+    def fmt(triple: Sequence[float]) -> str:
+        return " / ".join(f"{v:.1f}" for v in triple)
+
+    rows = []
+    for model in dict.fromkeys(table.model):
+        paper_acc, paper_sets = PAPER_TABLE1.get(model, (None, {}))
+        row = {"model": model, "acc paper": "—" if paper_acc is None else paper_acc,
+               "acc ours": round(100 * vals[(model, "(in-distribution)", "accuracy")], 1)}
+        for theirs, ours in pairs.items():
+            row[f"{theirs} (paper)"] = fmt(paper_sets[theirs]) if theirs in paper_sets else "—"
+            row[f"{ours} (ours)"] = fmt([100 * vals[(model, ours, m)] for m in ("AUC", "AAUC", "GAUC")])
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("model")
+
+
+def gauc_by_radius(models: Mapping[str, nn.Module], s_in: Mapping[str, torch.Tensor],
+                   ood: Mapping[str, torch.Tensor], radii: Sequence[float]) -> pd.DataFrame:
+    """GAUC (conservative AUC of the IBP bound, eq. 6) of each model on each set at each radius (App. I).
+
+    ``s_in`` holds each model's in-distribution scores; rows ``model, radius, ood_set, GAUC``.
+    """
+    missing = sorted(set(models) - set(s_in))
+    if missing:
+        raise ValueError(f"expected in-distribution scores for every model, missing {missing}")
+    rows = []
+    for name, model in models.items():
+        for r in progress(list(radii), desc=f"GAUC vs radius {name}", leave=False):
+            for set_name, x in ood.items():
+                cert = certified_confidence(model, x, r)
+                rows.append({"model": name, "radius": r, "ood_set": set_name,
+                             "GAUC": auroc_conservative(s_in[name], cert)})
+    return pd.DataFrame(rows)

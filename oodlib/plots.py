@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 
 from . import metrics, toy
 from .atom import select_slice
+from .ccu import CCU
 from .data import OODSet
 from .relu_theory import activation_pattern
 from .runtime import eval_mode, model_device
@@ -186,11 +187,28 @@ def confidence_map(
     im = ax.imshow(conf, origin="lower", extent=(-lim, lim, -lim, lim), cmap="viridis",
                    vmin=1.0 / k, vmax=1.0, interpolation="nearest")
     if points is not None:
-        ax.scatter(points[:, 0], points[:, 1], c=None if labels is None else labels.numpy(), s=4,
-                   cmap="tab10", edgecolors="none")
+        colours = {} if labels is None else {"c": labels.numpy(), "cmap": "tab10"}
+        ax.scatter(points[:, 0], points[:, 1], s=4, edgecolors="none", **colours)
     ax.set_title(title or f"confidence on [-{lim:g}, {lim:g}]²", fontsize="small")
     ax.grid(False)
     ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    return ax.figure
+
+
+def certified_ball(ccu: CCU, x0: torch.Tensor, radius: float, lim: float, ax: plt.Axes,
+                   points: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> Figure:
+    """A 2-D CCU's confidence map with the certified ball ``d(x, x0) <= radius`` (white ellipse) and the
+    centres of the in- (orange) and out-distribution (blue) mixtures (Meinke & Hein 2020, Fig. 1)."""
+    confidence_map(ccu, lim, n=150, points=points, labels=labels, ax=ax,
+                   title=f"certified ball, R = {radius:.2f}")
+    angle = torch.linspace(0, 2 * math.pi, 200, dtype=torch.float64)
+    circle = torch.stack([torch.cos(angle), torch.sin(angle)], 1)
+    ellipse = x0.double().cpu() + ccu.metric.inverse(radius * circle.to(ccu.metric.eigvals.device)).cpu()
+    ax.plot(ellipse[:, 0], ellipse[:, 1], "w-", lw=2)
+    for gm, colour in [(ccu.gmm_in, "C1"), (ccu.gmm_out, "C0")]:
+        centres = ccu.metric.inverse(gm.mu.detach()).cpu()
+        ax.scatter(centres[:, 0], centres[:, 1], marker="X", s=60, c=colour, edgecolors="k")
+    ax.set(xlim=(-lim, lim), ylim=(-lim, lim))
     return ax.figure
 
 

@@ -29,7 +29,7 @@ from . import acet, atom, ccu, data, good, models, odin_analysis, profiles, stan
 from .profiles import Profile
 from .runtime import cache_dir, default_device, logits
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: a class-subset model's test error is on its own classes
 TRAIN_FIELDS = (
     "train_size", "epochs", "batch_size", "lr", "weight_decay", "lr_milestones",
     "aux_size", "pgd_train_steps", "pgd_train_step_size", "eps", "seed",

@@ -317,3 +317,21 @@ def test_toy_ccu_is_uniform_far_away_and_plain_is_not():
     assert (adv.confidence <= ccu.corollary_bound(ccu_toy, x0, radius) + 1e-12).all()
     assert float(adv.confidence[-1]) > 0.9  # a ball of radius 6 reaches the data
     assert float((ccu_toy(x).argmax(1) == y).float().mean()) > 0.95  # it still classifies the data
+
+
+def test_check_corollary_bound_holds_against_samples_and_the_attack():
+    model = _random_ccu(21)
+    x0 = torch.rand(1, 1, 2, 2, generator=torch.Generator().manual_seed(1))
+    radii = torch.tensor([0.0, 0.5, 2.0, 8.0], dtype=torch.float64)
+    check = ccu.check_corollary(model, x0, radii, n_samples=50, steps=10, restarts=1,
+                                generator=torch.Generator().manual_seed(0))
+    assert check.bound.shape == check.sampled_max.shape == (4,) and check.attacked.x.shape == (4, 1, 2, 2)
+    assert check.sound(1e-9)
+    # sampling and the attack both stay inside each ball; at radius 0 they see the centre's confidence
+    assert (check.attacked.distance <= radii + 1e-9).all()
+    assert check.attacked.confidence[0] == pytest.approx(float(_conf(model, x0)), abs=1e-6)
+    # a bound shrunk below what the attack finds is caught
+    broken = ccu.BallCheck(check.radii, check.attacked.confidence - 0.01, check.sampled_max, check.attacked)
+    assert not broken.sound(1e-9)
+    with pytest.raises(ValueError, match=r"one point of shape \(1, ...\)"):
+        ccu.check_corollary(model, torch.rand(2, 1, 2, 2), radii)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -283,3 +284,25 @@ def test_good_threats_order_auc_aauc_gauc_point_by_point():
     k1 = detectors.k1_detector("k1", models.build("mlp", num_classes=11, seed=3))
     t = evaluate.threat_table([k1], x_in, sets, threats=("apgd",), attack_size=8, desc=None)
     assert t.empty
+
+
+def test_table1_beside_paper_and_gauc_by_radius():
+    rows = [{"model": m, "ood_set": "(in-distribution)", "metric": "accuracy", "value": 0.9}
+            for m in ("plain", "GOOD_100", "mine")]
+    rows += [{"model": m, "ood_set": s, "metric": k, "value": v}
+             for m in ("plain", "GOOD_100", "mine") for s in ("letters", "noise")
+             for k, v in (("AUC", 0.95), ("AAUC", 0.5), ("GAUC", 0.25))]
+    t = good.table1_beside_paper(pd.DataFrame(rows), {"EMNIST letters": "letters", "uniform noise": "noise"})
+    assert t.loc["plain", "EMNIST letters (paper)"] == "88.0 / 31.4 / 0.0"  # Bitterwolf et al., Table 1
+    assert t.loc["GOOD_100", "acc paper"] == 98.7 and t.loc["mine", "acc paper"] == "—"
+    assert t.loc["mine", "noise (ours)"] == "95.0 / 50.0 / 25.0" and t.loc["mine", "acc ours"] == 90.0
+    with pytest.raises(ValueError, match="columns"):
+        good.table1_beside_paper(pd.DataFrame({"x": [1]}), {})
+    # GAUC vs radius: at radius 0 the bound is the clean confidence; it can only fall as the ball grows
+    net = _mlp(0)
+    x_in, x_out = torch.rand(30, 1, 8, 8), torch.rand(10, 1, 8, 8) * 0.3
+    s_in = {"a": torch.softmax(net(x_in), 1).max(1).values.detach()}
+    g = good.gauc_by_radius({"a": net}, s_in, {"dim": x_out}, [0.0, 0.05, 0.3])
+    assert list(g.radius) == [0.0, 0.05, 0.3] and g.GAUC.is_monotonic_decreasing
+    with pytest.raises(ValueError, match="missing"):
+        good.gauc_by_radius({"a": net, "b": net}, s_in, {"dim": x_out}, [0.0])

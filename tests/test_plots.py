@@ -48,3 +48,16 @@ def test_every_figure_function_runs_on_tiny_inputs():
     plots.plot_samples(sets, n=3)
     plots.plot_selection(rng.random(40), torch.rand(40, 1, 28, 28), 0.25, 10, show=4)
     assert len(plt.get_fignums()) >= 8
+
+
+def test_certified_ball_draws_the_ellipse_and_the_mixture_centres():
+    from oodlib import ccu
+
+    method = ccu.CCUMethod(dim=2, n_in=2, n_out=2, em_in=40, em_out=40, pad=0)
+    model = method.wrap(models.build("toy_mlp", num_classes=2, seed=0))
+    x = torch.randn(40, 2, generator=torch.Generator().manual_seed(0))
+    method.init_from_data(model, x, 3 * torch.randn(40, 2, generator=torch.Generator().manual_seed(1)))
+    _, ax = plt.subplots()
+    plots.certified_ball(model, torch.tensor([[0.5, 0.5]]), 1.0, 3.0, ax, points=x)
+    assert len(ax.get_lines()) == 1 and len(ax.collections) >= 3  # ellipse; map points, two centre sets
+    assert ax.get_xlim() == (-3.0, 3.0)
