@@ -102,7 +102,8 @@ class CEDA(train.Method):
         self.out_loss, self.out_objective = _OUT_LOSSES[variant]
 
     def make_out(self, x_in: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """``ceil(lam * B)`` smooth-noise images (see :func:`_smooth_noise_batch`)."""
+        """``ceil(lam * B)`` smooth-noise images (:func:`oodlib.noise.smooth_noise`, unshuffled, drawn
+        from the training loop's generator)."""
         out = noise.smooth_noise(math.ceil(self.lam * len(x_in)), x_in, generator, shuffle=False)
         return out.to(device=x_in.device, dtype=x_in.dtype)
 

@@ -471,7 +471,8 @@ def ccu_log_excess(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     ``ξ = p̂(x|i)/(λ p̂(x|o))``, so the objective is
     ``log(max_y p̂(y|x,i) - 1/M) + logsigmoid(log ξ)``. It has the same maximiser
     as the confidence, but its gradient does not vanish in float arithmetic where
-    ``p̂(y|x)`` rounds to ``1/M`` — a stronger attack on CCU than ``log_confidence``.
+    ``p̂(y|x)`` rounds to ``1/M`` — a stronger attack on CCU than
+    :func:`oodlib.attacks.log_max_confidence`.
     """
     model = _check_ccu(model)
     logits = model.classifier(x).double()
