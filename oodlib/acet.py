@@ -31,15 +31,16 @@ standard deviation σ ~ U[1, 2.5] and min–max rescaled to [0, 1].
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from . import attacks, noise, train
 from .profiles import Profile
-from .validation import check_choice, check_number, check_positive_int
+from .validation import check_choice, check_number, check_positive_int, describe
 
 VARIANTS = ("log_max_conf", "uniform_ce")
 
@@ -191,3 +192,56 @@ OE_HPARAMS = ("lam",)
 def acet_zoo_defaults(p: Profile) -> dict[str, object]:
     """ACET's attack from the profile (Hein et al. §5: ε = 0.3, 40 steps of 0.0075 in ``full``)."""
     return {"eps": p.eps, "steps": p.pgd_train_steps, "step_size": p.pgd_train_step_size}
+
+
+# --------------------------------------------------------------------------- the paper's Table 1
+
+# Hein et al. 2019, Table 1, trained on MNIST (LeNet, 100 epochs): test error (%), then (MMC, AUROC,
+# FPR@95) per evaluation set; the in-distribution row has MMC only. Their FMNIST column sits beside
+# our MNIST set (our in-distribution is Fashion-MNIST: the roles are swapped).
+PAPER_TABLE1: dict[str, tuple[float, dict[str, tuple[float, float | None, float | None]]]] = {
+    "plain": (0.51, {"MNIST (in)": (0.991, None, None), "FMNIST": (0.654, 0.972, 0.121),
+                     "EMNIST": (0.821, 0.883, 0.374), "grayCIFAR-10": (0.492, 0.996, 0.003),
+                     "Noise": (0.463, 0.998, 0.000), "Adv. Noise": (1.000, 0.031, 1.000),
+                     "Adv. Samples": (0.999, 0.358, 0.992)}),
+    "CEDA": (0.74, {"MNIST (in)": (0.987, None, None), "FMNIST": (0.373, 0.994, 0.027),
+                    "EMNIST": (0.787, 0.895, 0.358), "grayCIFAR-10": (0.105, 1.000, 0.000),
+                    "Noise": (0.100, 1.000, 0.000), "Adv. Noise": (0.102, 0.998, 0.002),
+                    "Adv. Samples": (0.987, 0.549, 0.953)}),
+    "ACET": (0.66, {"MNIST (in)": (0.986, None, None), "FMNIST": (0.239, 0.998, 0.003),
+                    "EMNIST": (0.752, 0.912, 0.313), "grayCIFAR-10": (0.101, 1.000, 0.000),
+                    "Noise": (0.100, 1.000, 0.000), "Adv. Noise": (0.162, 0.992, 0.042),
+                    "Adv. Samples": (0.854, 0.692, 0.782)}),
+}
+TABLE1_METRICS = ("MMC", "AUROC", "FPR95")
+
+
+def table1_beside_paper(table: pd.DataFrame, pairs: Mapping[str, str],
+                        test_error: Mapping[str, float]) -> pd.DataFrame:
+    """Hein et al.'s Table 1 (MNIST) beside ours: MMC, AUROC and FPR@95 per (paper set, our set, model).
+
+    ``table`` is the long table (``model, ood_set, metric, value``; our in-distribution MMC under
+    ``ood_set="(in-distribution)"``); ``pairs`` maps each paper set of :data:`PAPER_TABLE1` to the
+    start of our set's label; ``test_error`` holds each model's test error (a fraction), shown in %
+    in the test-error rows' MMC columns. A value the paper does not report shows ``—``.
+    """
+    need = {"model", "ood_set", "metric", "value"}
+    if not isinstance(table, pd.DataFrame) or not need <= set(table.columns):
+        raise ValueError(f"expected a long table with columns {sorted(need)}, got {describe(table)}")
+    rows = []
+    for model, (paper_te, paper_sets) in PAPER_TABLE1.items():
+        part = table[table.model == model]
+        if part.empty:
+            continue
+        for paper_set, ours in pairs.items():
+            sel = part[part.ood_set.str.startswith(ours)].set_index("metric").value
+            row = {"paper set (MNIST)": paper_set, "our set": ours, "model": model}
+            for metric, p in zip(TABLE1_METRICS, paper_sets[paper_set], strict=True):
+                row[f"{metric} paper"] = "—" if p is None else p
+                row[f"{metric} ours"] = round(float(sel[metric]), 3) if metric in sel else "—"
+            rows.append(row)
+        if model in test_error:
+            rows.append({"paper set (MNIST)": "test error (%)", "our set": "Fashion-MNIST test",
+                         "model": model, "MMC paper": paper_te,
+                         "MMC ours": round(100 * float(test_error[model]), 2)})
+    return pd.DataFrame(rows).set_index(["paper set (MNIST)", "our set", "model"]).fillna("—")

@@ -33,7 +33,7 @@ from . import atom, claims, data, detectors, evaluate, experiments, good, mahala
 from .profiles import Profile
 
 METRICS = ("FPR95", "AUROC", "AUROC_cons")
-VERSION = 3  # enters the cache key: bump when the evaluation code changes numbers
+VERSION = 4  # enters the cache key: bump when the evaluation code or data change numbers (4: real MNIST)
 SUBSET = "natural (attacked images)"  # the natural threat on the images the attacks start from
 ORDER = ("natural", "corruption", "linf (weak)", "linf", "linf (strong)", "compositional", "certified")
 
@@ -206,6 +206,43 @@ def ranks(summary_: pd.DataFrame, metric: str = "AUROC_cons") -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- claims (chapter 07's check)
 
+# Each method's accuracy cost in its paper: test-error points above that paper's plain / base model.
+PAPER_ACCURACY_COST: dict[str, tuple[float, str]] = {
+    "CEDA": (0.23, "Hein et al. 2019 Table 1, MNIST: 0.74 vs 0.51 %"),
+    "OE": (0.9, "Meinke & Hein 2020 Table 1, FMNIST: 5.7 vs 4.8 %"),
+    "ACET": (-0.2, "Meinke & Hein 2020 Table 5 (ACET2), FMNIST: 4.6 vs 4.8 %"),
+    "CCU": (0.1, "Meinke & Hein 2020 Table 1, FMNIST: 4.9 vs 4.8 %"),
+    "GOOD_50": (0.4, "Bitterwolf et al. 2020 Table 1, MNIST: GOOD_40 and GOOD_60 99.0 vs 99.4 %"),
+    "GOOD_80": (0.3, "Bitterwolf et al. 2020 Table 1, MNIST: 99.1 vs 99.4 %"),
+    "GOOD_100": (0.7, "Bitterwolf et al. 2020 Table 1, MNIST: 98.7 vs 99.4 %"),
+    "NTOM": (-0.97, "Chen et al. 2021 Table 12, CIFAR-10 DenseNet: 95.89 vs 94.92 % accuracy"),
+    "ATOM": (-0.97, "Chen et al. 2021 Table 12, CIFAR-10 DenseNet: 95.89 vs 94.92 % accuracy"),
+}
+
+
+def accuracy_costs(entries: Mapping[str, zoo.Entry], base: str = "plain") -> pd.DataFrame:
+    """Each trained model's test error and its cost over ``base`` (points), beside its paper's cost.
+
+    Issue 15's bar: every method stays within its paper's accuracy cost of the plain model. The
+    ``within`` column allows half a point of noise (the binomial standard error of a test-error
+    difference on 10 000 images is ~0.3 points); the chapters' claims decide with intervals.
+    """
+    if base not in entries:
+        raise ValueError(f"expected the base model {base!r} among the entries, got {sorted(entries)}")
+    err0 = 100 * float(entries[base].record["test_error"])
+    rows = []
+    for name, e in entries.items():
+        err = 100 * float(e.record["test_error"])
+        paper, source = PAPER_ACCURACY_COST.get(name, (None, "—"))
+        rows.append({"model": name, "test error (%)": round(err, 2), "cost (points)": round(err - err0, 2),
+                     "paper cost (points)": "—" if paper is None else paper,
+                     "within paper's cost (+0.5)": "—" if paper is None or name == base
+                     else ("yes" if err - err0 <= paper + 0.5 else "no"), "paper source": source})
+    return pd.DataFrame(rows).set_index("model")
+
+
+# the detectors of ATOM's Table 1 (Chen et al. 2021) this book runs (not SOFL, ROWL)
+ATOM_TABLE1 = ("MSP", "ODIN", "Mahalanobis", "OE", "ACET", "CCU", "NTOM")
 N_BOOT = 500  # bootstrap replicates for the benchmark's claims (12 detectors x 6 sets each)
 
 
@@ -280,9 +317,11 @@ def claims_of(
                                       for s in noise_sets), ["CCU"], ["certified"])
     ccu_glyph = boot(lambda i, o: max(claims.sorted_metric("AUROC_cons", i["CCU"], o[("CCU", "certified", s)])
                                       for s in glyph_sets), ["CCU"], ["certified"])
-    comp = [n for n in names if n != "ATOM"]
-    atom_comp = boot(lambda i, o: auc(i, o, "ATOM", "compositional")
-                     - max(auc(i, o, d, "compositional") for d in comp), names, ["compositional"])
+    comp = [n for n in ATOM_TABLE1 if n in names]  # the detectors ATOM's Table 1 compares, that we run
+    beyond = [n for n in names if n not in comp and n != "ATOM"]  # ours too: CEDA, energy, GOOD_Q
+    atom_comp, atom_beyond = (boot(lambda i, o, ds=ds: auc(i, o, "ATOM", "compositional")
+                                   - max(auc(i, o, d, "compositional") for d in ds), ["ATOM", *ds],
+                                   ["compositional"]) if ds else None for ds in (comp, beyond))
     err = {n: (runtime.predict_proba(entries[n].model, x_test).argmax(1) != y_test).double().numpy()
            for n in ("plain", g_best, "CCU")}
     weak_expected = FAILS if profile.name == "ci" else HOLDS  # ci: 8/255 is a small ball on 28x28 images
@@ -316,6 +355,9 @@ def claims_of(
         C("CCU's does not (at most 1 point)", "CCU Table 1", "test error CCU - plain",
           claims.paired_mean_difference(err["CCU"], err["plain"], seed=profile.seed), 0.01, "<",
           paper_value="+0.1 points"),
-        C("ATOM has the highest conservative AUC under the compositional threat", "ATOM Table 1",
-          "mean compositional AUC ATOM - best other", atom_comp, 0.0, ">"),
-    ]
+        C("ATOM has the highest conservative AUC under the compositional threat (ATOM Table 1's detectors)",
+          "ATOM Table 1", f"mean compositional AUC ATOM - best of {', '.join(comp)}", atom_comp, 0.0, ">"),
+    ] + ([C("... and above the detectors ATOM's paper does not compare (CEDA, energy, GOOD_Q)", "this book",
+             f"mean compositional AUC ATOM - best of {', '.join(beyond)}", atom_beyond, 0.0, ">",
+             expected=None, note="reported: GOOD's certified training is not in ATOM's Table 1")]
+         if atom_beyond else [])

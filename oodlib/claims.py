@@ -59,6 +59,7 @@ LEVEL = 0.95
 
 __all__ = [
     "HOLDS", "FAILS", "INCONCLUSIVE", "Estimate", "Claim", "bootstrap", "metric_interval",
+    "rank_correlation_interval",
     "difference_interval", "per_set_interval", "mean_interval",
     "paired_mean_difference",
     "proportion_interval", "report", "seed_interval", "exact",
@@ -328,6 +329,28 @@ def proportion_interval(successes: int, trials: int, level: float = LEVEL) -> Es
     ci = stats.binomtest(int(successes), int(trials)).proportion_ci(confidence_level=level, method="exact")
     return Estimate(successes / trials, float(ci.low), float(ci.high), level,
                     f"Clopper–Pearson over {trials} trials")
+
+
+def rank_correlation_interval(x: Sequence[float], y: Sequence[float], level: float = LEVEL) -> Estimate:
+    """Spearman's rank correlation of paired values with a Fisher-z interval.
+
+    The interval is ``tanh(atanh(ρ) ± z · sqrt(1.06 / (n − 3)))`` (Fieller, Hartley & Pearson
+    1957's variance for Spearman's ρ). It needs n ≥ 4 points; with a handful of points it is
+    wide, which is the honest answer for a correlation over a few OOD sets (ODIN Fig. 2).
+    """
+    level = _check_level(level)
+    a, b = check_scores(x, "x"), check_scores(y, "y")
+    if len(a) != len(b):
+        raise ValueError(f"expected paired values of equal length, got {len(a)} and {len(b)}")
+    n = len(a)
+    if n < 4:
+        raise ValueError(f"expected at least 4 paired values for a rank-correlation interval, got {n}")
+    rho = float(stats.spearmanr(a, b).statistic)
+    if math.isnan(rho):  # a constant input has no ranking
+        return Estimate(0.0, -1.0, 1.0, level, f"Spearman over {n} points (a constant input)")
+    z = math.atanh(min(max(rho, -1 + 1e-12), 1 - 1e-12))
+    half = float(stats.norm.ppf((1 + level) / 2)) * math.sqrt(1.06 / (n - 3))
+    return Estimate(rho, math.tanh(z - half), math.tanh(z + half), level, f"Fisher z over {n} points")
 
 
 def seed_interval(values: Sequence[float], level: float = LEVEL, what: str = "training seeds") -> Estimate:

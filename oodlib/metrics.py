@@ -236,21 +236,39 @@ def fpr_at_tpr(s_in: object, s_out: object, tpr: float = 0.95) -> float:
     return float(np.count_nonzero(b >= t) / b.size)
 
 
-def detection_error(s_in: object, s_out: object) -> float:
-    """Detection error P_e = min_t [0.5 (1 - TPR(t)) + 0.5 FPR(t)].
+def detection_error(s_in: object, s_out: object, tpr: float = 0.95) -> float:
+    """Detection error P_e = 0.5 (1 - TPR) + 0.5 FPR at the ``tpr`` threshold (ODIN's "DetErr").
 
     Liang et al. (2018, §4.3, metric 2): the misclassification probability when in- and
-    out-distribution samples are equally likely. The paper's text evaluates P_e "when TPR is
-    95%"; like the authors' released evaluation code (and most follow-up work) we report the
-    minimum over all thresholds t ("accept iff score >= t"), including t = +inf (accept nothing,
-    P_e = 0.5), so the value is in [0, 0.5]. Perfect separation gives 0; constant scores give 0.5.
+    out-distribution samples are equally likely, "when TPR is 95%". The threshold is FPR95's
+    (:func:`tpr_threshold`, accept iff score >= t*), so without ties at t*
+
+        P_e = 0.5 (1 - 0.95) + 0.5 FPR95 = 2.5 % + FPR95 / 2,
+
+    which every entry of ODIN's Table 2 satisfies. With ties the achieved TPR (which may exceed
+    ``tpr``) is used. Perfect separation gives 0.5 (1 - k/N_in) (0.025 for N_in = 100).
+    :func:`min_detection_error` is the minimum over all thresholds, which other code bases report.
 
     Args:
         s_in: in-distribution scores, shape (N_in,), higher = more in-distribution.
         s_out: out-of-distribution scores, shape (N_out,).
+        tpr: target true positive rate in (0, 1]; default 0.95.
 
     Returns:
-        Minimal detection error in [0, 0.5].
+        P_e in [0, 1].
+    """
+    a, b = _check_pair(s_in, s_out)
+    t = tpr_threshold(a, tpr)
+    achieved = np.count_nonzero(a >= t) / a.size
+    return float(0.5 * (1.0 - achieved) + 0.5 * np.count_nonzero(b >= t) / b.size)
+
+
+def min_detection_error(s_in: object, s_out: object) -> float:
+    """The minimal detection error min_t [0.5 (1 - TPR(t)) + 0.5 FPR(t)] over all thresholds.
+
+    Not ODIN's Table 2 metric (that is :func:`detection_error`, at 95 % TPR) but the one some
+    released evaluation code computes; thresholds include t = +inf (accept nothing, P_e = 0.5),
+    so the value is in [0, 0.5]. Perfect separation gives 0; constant scores give 0.5.
     """
     fpr, tpr, _ = roc_curve(s_in, s_out)
     return float(np.min(0.5 * (1.0 - tpr) + 0.5 * fpr))
@@ -335,7 +353,8 @@ def ood_metrics(s_in: object, s_out: object, *, tpr: float = 0.95) -> dict[str, 
     Keys: ``"AUROC"`` (:func:`auroc`, ties half), ``"AUROC_cons"`` (:func:`auroc_conservative`,
     ties fail; Bitterwolf et al. 2020), ``"AUPR_in"``, ``"AUPR_out"`` (:func:`aupr_in`,
     :func:`aupr_out`), ``"FPR95"`` (:func:`fpr_at_tpr` at ``tpr``; the key keeps its name for
-    any ``tpr``) and ``"DetErr"`` (:func:`detection_error`), following Liang et al. (2018, §4.3).
+    any ``tpr``) and ``"DetErr"`` (:func:`detection_error` at the same ``tpr``), following Liang et
+    al. (2018, §4.3).
 
     Args:
         s_in: in-distribution scores, shape (N_in,), higher = more in-distribution.
@@ -352,5 +371,5 @@ def ood_metrics(s_in: object, s_out: object, *, tpr: float = 0.95) -> dict[str, 
         "AUPR_in": _average_precision(a, b),
         "AUPR_out": _average_precision(-b, -a),
         "FPR95": fpr_at_tpr(a, b, tpr),
-        "DetErr": detection_error(a, b),
+        "DetErr": detection_error(a, b, tpr),
     }

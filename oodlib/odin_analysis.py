@@ -306,6 +306,50 @@ def baseline_vs_odin(table: pd.DataFrame, metrics_: Sequence[str] = TABLE2_METRI
     return pd.DataFrame(rows).set_index("OOD set")
 
 
+# Liang et al. 2018, baseline / ODIN in percent, columns TABLE2_METRICS (FPR95, DetErr, AUROC, AUPR-in,
+# AUPR-out). Table 3 (App. A.1): MNIST, 3-layer MLP (the only 28x28 grayscale in-distribution);
+# Table 2: DenseNet-BC on CIFAR-10. Keyed by our OOD set, with the paper's set and setting.
+_T3 = "Table 3, MLP / MNIST: "
+_T2 = "Table 2, Dense-BC / CIFAR-10: "
+PAPER_TABLES = {
+    "uniform noise": [
+        (_T3 + "Uniform", ((0.0, 0.0), (2.5, 2.5), (99.9, 100.0), (99.9, 100.0), (99.9, 100.0))),
+        (_T2 + "Uniform", ((23.5, 0.0), (14.3, 2.5), (96.5, 99.9), (97.8, 100.0), (93.0, 99.9)))],
+    "gaussian noise": [
+        (_T3 + "Gaussian", ((0.0, 0.0), (2.5, 2.5), (99.7, 100.0), (99.8, 100.0), (99.7, 100.0))),
+        (_T2 + "Gaussian", ((12.3, 0.0), (8.7, 2.5), (97.5, 100.0), (98.3, 100.0), (95.9, 100.0)))],
+    "font letters": [
+        (_T3 + "notMNIST", ((10.3, 8.7), (7.7, 6.8), (97.2, 98.2), (97.5, 98.4), (97.4, 98.0)))],
+    "photo crops": [
+        (_T3 + "CIFAR-10bw", ((0.1, 0.0), (2.5, 2.5), (99.7, 100.0), (99.8, 100.0), (99.7, 100.0))),
+        (_T2 + "TinyImageNet (crop)", ((34.7, 4.3), (19.9, 4.7), (95.3, 99.1), (96.4, 99.1), (93.8, 99.1)))],
+}
+
+
+def table2_beside_paper(table: pd.DataFrame, setting: str) -> pd.DataFrame:
+    """Every metric of ODIN's Tables 2-3 (baseline → ODIN, %) beside ours for the sets with a counterpart.
+
+    ``table`` is :meth:`Study.table`'s long table; ``setting`` describes ours (e.g. model and profile).
+    Rows: OOD set x paper row x metric, with the paper's and our ``"baseline → ODIN"`` pair. DetErr
+    is P_e at 95 % TPR on both sides (:func:`oodlib.metrics.detection_error`).
+    """
+    need = {"ood_set", "stand_in_for", "detector", "metric", "value"}
+    if not isinstance(table, pd.DataFrame) or not need <= set(table.columns):
+        raise ValueError(f"expected the long table of Study.table() with columns {sorted(need)}, "
+                         f"got {describe(table)}")
+    rows = []
+    for name, part in table.groupby("ood_set", sort=False):
+        value = part.set_index(["detector", "metric"]).value
+        for paper_row, values in PAPER_TABLES.get(name, []):
+            for metric, (p_base, p_odin) in zip(TABLE2_METRICS, values, strict=True):
+                rows.append({"OOD set": label(name, part.stand_in_for.iloc[0]), "paper row": paper_row,
+                             "metric": metric, "paper": f"{p_base:.1f} → {p_odin:.1f}",
+                             "ours": f"{100 * value['baseline', metric]:.1f} → "
+                                     f"{100 * value['ODIN', metric]:.1f}",
+                             "setting": setting})
+    return pd.DataFrame(rows).set_index(["OOD set", "paper row", "metric"])
+
+
 def temperature_sweep(
     logits_in: torch.Tensor, logits_out: Mapping[str, torch.Tensor], temperatures: Sequence[float],
     tpr: float = 0.95,

@@ -209,6 +209,28 @@ def activation_pattern(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return torch.cat(pats, dim=1) if pats else torch.zeros(len(x), 0, dtype=torch.bool)
 
 
+def last_layer_off(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Whether every ReLU of the last hidden layer is off at each point of ``x``: bool ``(N,)``.
+
+    There the output is the last layer's bias, so ``V = 0`` — all rows identical, the case
+    Hein et al.'s Theorem 3.1 excludes ("unless the output of the network is constant"). If
+    it holds at ``αx`` for large α, the ray stays in a region where the network is constant
+    and its confidence never approaches 1.
+    """
+    layers = _layers(model)
+    _check_supported(layers, _AFFINE_LAYERS, "last_layer_off")
+    relus = [i for i, m in enumerate(layers) if isinstance(m, nn.ReLU)]
+    if not relus:
+        raise ValueError("expected a ReLU network, got a model without nn.ReLU layers")
+    if not isinstance(x, torch.Tensor) or x.ndim < 2 or x.shape[0] == 0:
+        raise ValueError(f"expected x as a batch (N, ...), got {describe(x)}")
+    h = x.to(model_device(model))
+    with torch.no_grad():
+        for m in layers[: relus[-1] + 1]:
+            h = m(h)
+    return ~(h > 0).flatten(1).any(dim=1)
+
+
 # --------------------------------------------------------------------------- α-scaling (Thm 3.1, Table 2)
 
 

@@ -136,8 +136,14 @@ def _render_glyph(path: str, char: str, stroke: int = 0) -> PILImage.Image:
     return image
 
 
+# Font families split between the letters test set and the auxiliary pool: no font file (and no
+# family) feeds both, so the pool's glyphs share no typeface with the test letters (issue 15).
+TEST_FONT_FAMILIES: tuple[str, ...] = ("DejaVu", "cm")  # DejaVu Sans / Serif / Sans Mono, Computer Modern
+POOL_FONT_FAMILIES: tuple[str, ...] = ("STIX",)  # STIXGeneral (4 styles)
+
+
 @functools.lru_cache(maxsize=1)
-def letter_fonts() -> tuple[str, ...]:
+def text_fonts() -> tuple[str, ...]:
     """Paths of the matplotlib TTF fonts that render the 26 letters A–Z.
 
     A font qualifies if its character map sends every letter to the glyph named for
@@ -159,17 +165,31 @@ def letter_fonts() -> tuple[str, ...]:
     return tuple(found)
 
 
+def _of_families(fonts: Sequence[str], families: Sequence[str]) -> tuple[str, ...]:
+    return tuple(f for f in fonts if Path(f).name.startswith(tuple(families)))
+
+
+def letter_fonts() -> tuple[str, ...]:
+    """The text fonts of the letters test set, :data:`TEST_FONT_FAMILIES` (19 with matplotlib 3.11)."""
+    return _of_families(text_fonts(), TEST_FONT_FAMILIES)
+
+
+def pool_fonts() -> tuple[str, ...]:
+    """The text fonts of the auxiliary pool's symbols: :data:`POOL_FONT_FAMILIES` (4 STIXGeneral styles)."""
+    return _of_families(text_fonts(), POOL_FONT_FAMILIES)
+
+
 @functools.lru_cache(maxsize=1)
 def _symbol_items() -> tuple[tuple[str, str], ...]:
-    """(symbol, font path) pairs: the :data:`AUX_SYMBOLS` each text font draws.
+    """(symbol, font path) pairs: the :data:`AUX_SYMBOLS` each pool font draws.
 
-    The text fonts are those of :func:`letter_fonts`; a pair counts if the font maps
-    the symbol to its standard glyph and that glyph is not empty.
+    The fonts are those of :func:`pool_fonts` (none of them renders the letters test set);
+    a pair counts if the font maps the symbol to its standard glyph and that glyph is not empty.
     """
     return tuple(
         (ch, path)
         for ch in AUX_SYMBOLS
-        for path in letter_fonts()
+        for path in pool_fonts()
         if _has_standard_glyph(path, ch) and _render_glyph(path, ch).getbbox() is not None
     )
 
@@ -209,9 +229,9 @@ def letters_standin(
 ) -> Tensor | tuple[Tensor, Tensor]:
     """``n`` letters A–Z rendered from matplotlib's fonts (EMNIST-letters / notMNIST stand-in).
 
-    White glyph on black as in EMNIST; the letter and font (one of
-    :func:`letter_fonts`) are drawn uniformly, then stroke width, rotation, size
-    (14–24 px) and position vary (:func:`_compose_glyphs`). With ``return_labels``
+    White glyph on black as in EMNIST; the letter and font (one of :func:`letter_fonts`,
+    the DejaVu and Computer Modern families) are drawn uniformly, then stroke width,
+    rotation, size (14–24 px) and position vary (:func:`_compose_glyphs`). With ``return_labels``
     also returns the letter index (A = 0, ..., Z = 25, int64).
     """
     n = check_positive_int(n, "n")
@@ -395,13 +415,15 @@ def aux_pool(n: int, seed: int = 0, symbol_fraction: float = 0.15) -> Tensor:
       hubble_deep_field, immunohistochemistry, retina, cell, microaneurysms, horse,
       stereo_motorcycle (left) and the 200 lfw_subset faces, and scikit-learn's flower;
     * ``symbol_fraction`` glyphs of :data:`AUX_SYMBOLS` (punctuation, math, arrows,
-      card suits, shapes; no letters, no digits) rendered from matplotlib's fonts:
+      card suits, shapes; no letters, no digits) rendered from matplotlib's STIX fonts
+      (:func:`pool_fonts`, a family the letters test set does not use):
       a symbol is drawn uniformly, then a font that has it, then the glyph is varied
       as in :func:`letters_standin`.
 
     Disjoint from every OOD test set by source: no photo is shared with
-    :data:`PHOTO_TEST_SOURCES`, no glyph is a letter (letters set) or a digit
-    (digits set), and no noise is included (noise sets). Images are shuffled.
+    :data:`PHOTO_TEST_SOURCES`, no font with :func:`letter_fonts`, no glyph is a letter
+    (letters set) or a digit (digits sets), and no noise is included (noise sets);
+    :func:`oodlib.provenance.audit` checks it. Images are shuffled.
     """
     n = check_positive_int(n, "n")
     if not 0.0 <= symbol_fraction <= 1.0:
@@ -439,6 +461,6 @@ def _aux_pool_cached(n: int, seed: int) -> Tensor:
 
 def clear_cache() -> None:
     """Forget the stand-ins' in-process caches (photo sources, fonts, glyphs, digits)."""
-    for cached in (_digit_images, _photo_pyramid, _font_cmap, _pil_font, letter_fonts, _symbol_items,
+    for cached in (_digit_images, _photo_pyramid, _font_cmap, _pil_font, text_fonts, _symbol_items,
                    _render_glyph, _aux_pool_cached):
         cached.cache_clear()

@@ -29,7 +29,8 @@ from . import acet, atom, ccu, data, good, models, odin_analysis, profiles, stan
 from .profiles import Profile
 from .runtime import cache_dir, default_device, logits
 
-FORMAT_VERSION = 2  # 2: a class-subset model's test error is on its own classes
+FORMAT_VERSION = 3  # 2: a class-subset model's test error is on its own classes; 3: the aux pool
+# draws its symbols from the STIX fonts only (no font shared with the letters test set)
 TRAIN_FIELDS = (
     "train_size", "epochs", "batch_size", "lr", "weight_decay", "lr_milestones",
     "aux_size", "pgd_train_steps", "pgd_train_step_size", "eps", "seed",

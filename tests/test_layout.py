@@ -18,7 +18,7 @@ PACKAGE = Path(oodlib.__file__).parent
 LAYERS = [
     ("validation", "profiles", "runtime"),
     ("noise", "standins", "metrics", "models"),
-    ("data", "claims", "attacks", "apgd", "corruptions", "ibp", "gmm", "ball_attack", "train"),
+    ("data", "provenance", "claims", "attacks", "apgd", "corruptions", "ibp", "gmm", "ball_attack", "train"),
     ("toy", "relu_theory", "acet", "odin", "odin_analysis", "mahalanobis", "ccu", "good", "atom",
      "gaussian_model"),
     ("zoo",),

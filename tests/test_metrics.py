@@ -27,9 +27,17 @@ def _brute_fpr(s_in: np.ndarray, s_out: np.ndarray, tpr: float) -> float:
     raise AssertionError("unreachable: the smallest threshold has TPR 1")
 
 
-def _brute_deterr(s_in: np.ndarray, s_out: np.ndarray) -> float:
+def _brute_min_deterr(s_in: np.ndarray, s_out: np.ndarray) -> float:
     thresholds = np.r_[np.inf, np.unique(np.r_[s_in, s_out])]
     return min(0.5 * (1 - np.mean(s_in >= t)) + 0.5 * np.mean(s_out >= t) for t in thresholds)
+
+
+def _brute_deterr(s_in: np.ndarray, s_out: np.ndarray, tpr: float = 0.95) -> float:
+    """P_e at the largest candidate threshold whose TPR reaches ``tpr`` (ODIN §4.3)."""
+    for t in np.unique(np.r_[s_in, s_out])[::-1]:
+        if np.mean(s_in >= t) >= tpr:
+            return 0.5 * (1 - np.mean(s_in >= t)) + 0.5 * np.mean(s_out >= t)
+    raise AssertionError("unreachable: the smallest threshold has TPR 1")
 
 
 def _brute_auc(s_in: np.ndarray, s_out: np.ndarray) -> tuple[float, float]:
@@ -143,7 +151,18 @@ def test_detection_error_matches_brute_force(decimals):
     for s_in, s_out in _random_cases(15, decimals=decimals):
         d = M.detection_error(s_in, s_out)
         assert d == pytest.approx(_brute_deterr(s_in, s_out), abs=1e-12)
-        assert 0.0 <= d <= 0.5
+        expected = _brute_deterr(s_in, s_out, 0.8)
+        assert M.detection_error(s_in, s_out, tpr=0.8) == pytest.approx(expected, abs=1e-12)
+        low = M.min_detection_error(s_in, s_out)
+        assert low == pytest.approx(_brute_min_deterr(s_in, s_out), abs=1e-12)
+        assert 0.0 <= low <= 0.5 and low <= d + 1e-12
+
+
+def test_detection_error_is_odins_table2_identity():
+    """Without ties at the threshold every ODIN Table 2 entry is 2.5 % + FPR95 / 2 (§4.3)."""
+    rng = np.random.default_rng(5)
+    s_in, s_out = rng.normal(1, 1, 1000), rng.normal(0, 1, 700)  # 950 = 0.95 * 1000 exactly
+    assert M.detection_error(s_in, s_out) == pytest.approx(0.025 + M.fpr_at_tpr(s_in, s_out) / 2, abs=1e-15)
 
 
 # --------------------------------------------------------------------------- edge cases
@@ -167,7 +186,7 @@ def test_constant_scores():
     assert M.auroc(s_in, s_out) == 0.5
     assert M.auroc_conservative(s_in, s_out) == 0.0
     assert M.fpr_at_tpr(s_in, s_out) == 1.0
-    assert M.detection_error(s_in, s_out) == 0.5
+    assert M.detection_error(s_in, s_out) == 0.5 == M.min_detection_error(s_in, s_out)
     y, s = _labels(s_in, s_out)
     assert M.aupr_in(s_in, s_out) == pytest.approx(skm.average_precision_score(y, s))
     assert M.aupr_in(s_in, s_out) == pytest.approx(10 / 17)
@@ -211,8 +230,9 @@ def test_perfect_separation():
         "AUPR_in": 1.0,
         "AUPR_out": 1.0,
         "FPR95": 0.0,
-        "DetErr": 0.0,
+        "DetErr": pytest.approx(0.025, abs=1e-15),  # 0.5 (1 - 95/100): ODIN's P_e at 95 % TPR
     }
+    assert M.min_detection_error(s_in, s_out) == 0.0
 
 
 def test_reversed_separation():
@@ -221,7 +241,8 @@ def test_reversed_separation():
     assert M.auroc(s_in, s_out) == 0.0
     assert M.auroc_conservative(s_in, s_out) == 0.0
     assert M.fpr_at_tpr(s_in, s_out) == 1.0
-    assert M.detection_error(s_in, s_out) == 0.5
+    assert M.detection_error(s_in, s_out) == pytest.approx(0.52, abs=1e-15)  # 0.5 (1 - 48/50) + 0.5
+    assert M.min_detection_error(s_in, s_out) == 0.5
 
 
 def test_ood_metrics_agrees_with_individual_functions():
@@ -235,7 +256,7 @@ def test_ood_metrics_agrees_with_individual_functions():
     assert m["AUPR_in"] == M.aupr_in(s_in, s_out)
     assert m["AUPR_out"] == M.aupr_out(s_in, s_out)
     assert m["FPR95"] == M.fpr_at_tpr(s_in, s_out, tpr=0.9)
-    assert m["DetErr"] == M.detection_error(s_in, s_out)
+    assert m["DetErr"] == M.detection_error(s_in, s_out, tpr=0.9)
 
 
 def test_input_types_agree():
@@ -303,6 +324,7 @@ ALL_PAIR_FUNCS = [
     M.aupr_out,
     M.fpr_at_tpr,
     M.detection_error,
+    M.min_detection_error,
     M.roc_curve,
     M.ood_metrics,
 ]

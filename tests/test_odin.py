@@ -406,3 +406,25 @@ def test_chapter_claim_estimates_on_a_tiny_study(mlp):
     assert grad.value == grad.lo == grad.hi == 3
     with pytest.raises(ValueError, match="missing"):
         odin_analysis.claim_estimates(study, z[odin.IN], z_out, {odin.IN: u[odin.IN]}, gn, edges)
+
+
+def test_paper_tables_satisfy_the_deterr_identity():
+    """Data-entry check: every transcribed DetErr is 2.5 + FPR95 / 2 (ODIN §4.3), within rounding."""
+    for rows in odin_analysis.PAPER_TABLES.values():
+        for _, values in rows:
+            fpr, deterr = values[0], values[1]
+            for f, d in zip(fpr, deterr, strict=True):
+                assert abs(d - (2.5 + f / 2)) <= 0.1, (rows, f, d)
+
+
+def test_table2_beside_paper_puts_every_metric_beside_ours():
+    rows = [{"ood_set": "font letters", "stand_in_for": "EMNIST", "detector": det, "metric": m, "value": v}
+            for det, v in (("baseline", 0.5), ("ODIN", 0.25)) for m in odin_analysis.TABLE2_METRICS]
+    rows += [{"ood_set": "MNIST", "stand_in_for": None, "detector": "ODIN", "metric": "FPR95", "value": 0.1}]
+    out = odin_analysis.table2_beside_paper(pd.DataFrame(rows), "ours: test")
+    assert len(out) == len(odin_analysis.TABLE2_METRICS)  # one paper row for letters; MNIST has none
+    key = ("font letters (stand-in for EMNIST)", "Table 3, MLP / MNIST: notMNIST", "DetErr")
+    assert out.loc[key, "paper"] == "7.7 → 6.8"
+    assert (out["ours"] == "50.0 → 25.0").all()
+    with pytest.raises(ValueError, match="Study.table"):
+        odin_analysis.table2_beside_paper(pd.DataFrame({"x": [1]}), "s")

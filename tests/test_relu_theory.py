@@ -248,3 +248,18 @@ def test_rbf_validates(rbf):
         relu_theory.rbf_far_radius(rbf, 0.0)
     net = relu_theory.RBFNet(8, num_classes=3, in_features=2, generator=torch.Generator().manual_seed(0))
     assert net(torch.rand(5, 2)).shape == (5, 3)
+
+
+def test_last_layer_off_detects_a_constant_output_region():
+    net = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]))
+        net[0].bias.zero_()
+    x = torch.tensor([[1.0, 1.0], [-1.0, -1.0], [1.0, -2.0]])
+    off = relu_theory.last_layer_off(net, x)
+    assert off.tolist() == [False, True, False]
+    # where it is off the output is the bias at every scale: Thm 3.1's limit does not apply
+    with torch.no_grad():
+        assert torch.equal(net(1e6 * x[1:2]), net[2].bias[None])
+    with pytest.raises(ValueError, match="ReLU"):
+        relu_theory.last_layer_off(torch.nn.Sequential(torch.nn.Linear(2, 2)), x)
