@@ -1,8 +1,8 @@
 """Model architectures used in the book.
 
-All image models take inputs ``(N, 1, 28, 28)`` in [0, 1] and return logits;
-no batch norm anywhere, so every model can also be certified with interval
-bound propagation (Bitterwolf et al. 2020, pitfall 5 in DESIGN.md) and behaves
+All image models take inputs ``(N, 1, 28, 28)`` in [0, 1] and return logits.
+All but ``resnet18`` have no batch norm, so they can be certified with interval
+bound propagation (Bitterwolf et al. 2020, pitfall 5 in DESIGN.md) and behave
 the same in train and eval mode during attacks.
 
 * ``small_cnn`` — ~0.33M parameters, the ``ci`` workhorse (a 60k Fashion-MNIST
@@ -11,6 +11,10 @@ the same in train and eval mode during attacks.
   Meinke & Hein 2020 for MNIST-size inputs (~3.3M parameters).
 * ``good_l`` — the "large" IBP CNN of Gowal et al. (2018) used by Bitterwolf et
   al. 2020 for MNIST (~13.3M parameters).
+* ``resnet18`` — torchvision's ResNet-18 for 28×28 grayscale inputs (a 3×3 stride-1
+  stem without max-pooling, as for CIFAR-size images; ~11.2M parameters): CCU's
+  architecture for Fashion-MNIST ("LeNet on MNIST and a ResNet18 otherwise", Meinke &
+  Hein 2020 §4). It has batch norm: not for IBP, and attack it in eval mode.
 * ``mlp`` — 784-256-256-K.
 * ``toy_mlp`` — a ReLU MLP on 2-D inputs for the toy figures of chapters 01 and 04.
 
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torchvision import models as torchvision_models
 
 from .validation import check_choice, check_positive_int
 
@@ -80,6 +85,28 @@ def good_l(num_classes: int = 10, in_channels: int = 1) -> nn.Sequential:
     )
 
 
+def resnet18(num_classes: int = 10, in_channels: int = 1) -> nn.Sequential:
+    """torchvision's ResNet-18 with a 3×3 stride-1 stem and no max-pool, as an ``nn.Sequential``.
+
+    The blocks are torchvision's (a maintained implementation, not a copy); only the stem is
+    changed for 28×28 inputs (spatial sizes 28 → 28 → 14 → 7 → 4). Laid out as a Sequential so
+    ``model[:-1]`` gives the penultimate features (Mahalanobis, ATOM's (K+1) head).
+    """
+    net = torchvision_models.resnet18(num_classes=num_classes)
+    return nn.Sequential(
+        nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False),
+        net.bn1,
+        net.relu,
+        net.layer1,
+        net.layer2,
+        net.layer3,
+        net.layer4,
+        net.avgpool,
+        nn.Flatten(),
+        net.fc,
+    )
+
+
 def mlp(num_classes: int = 10, in_features: int = 784, hidden: int = 256) -> nn.Sequential:
     """A 784-256-256-K ReLU MLP (flattens its input)."""
     return nn.Sequential(
@@ -108,6 +135,7 @@ ARCHITECTURES = {
     "small_cnn": small_cnn,
     "lenet": lenet,
     "good_l": good_l,
+    "resnet18": resnet18,
     "mlp": mlp,
     "toy_mlp": toy_mlp,
 }

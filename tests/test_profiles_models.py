@@ -94,3 +94,16 @@ def test_seed_comes_from_the_environment(monkeypatch):
         monkeypatch.setenv("OODLIB_SEED", bad)
         with pytest.raises(ValueError, match="OODLIB_SEED"):
             profiles.current()
+
+
+def test_resnet18_for_28x28_grayscale():
+    """CCU's Fashion-MNIST architecture: torchvision's ResNet-18 with a 3x3 stride-1 stem, no max-pool."""
+    m = models.build("resnet18").eval()
+    # torchvision's 11,689,512 minus the 1000-class head and the 7x7 RGB stem, plus a 10-class head
+    # and a 3x3 grayscale stem: 11,689,512 - 513,000 - 9,408 + 5,130 + 576
+    assert models.num_parameters(m) == 11_172_810
+    assert m(torch.rand(3, 1, 28, 28)).shape == (3, 10)
+    assert m[:-1](torch.rand(2, 1, 28, 28)).shape == (2, 512)  # penultimate features
+    assert models.build("resnet18", num_classes=11)(torch.rand(2, 1, 28, 28)).shape == (2, 11)
+    assert any(isinstance(layer, torch.nn.BatchNorm2d) for layer in m.modules())
+    assert not any(isinstance(layer, torch.nn.MaxPool2d) for layer in m.modules())
