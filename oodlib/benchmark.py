@@ -341,7 +341,8 @@ def claims_of(
           expected=weak_expected, note="ci: 8/255 is a small ball on 28x28 images (see the discussion)"),
         C("every post-hoc score on the plain model loses more AUC under attack than every model trained on "
           "outliers", "ATOM Table 1; GOOD Table 1", "min post-hoc drop - max outlier-trained drop", lose,
-          0.0, ">"),
+          0.0, ">", expected=None, note="reported: Mahalanobis vs OE decides it, and their order changed "
+          "with the training seed (one model each)"),
         C(f"certified training gives a non-trivial guarantee: {g_best}'s mean GAUC > 50 %", "GOOD Table 1",
           f"mean GAUC {g_best}", gauc_best, 0.5, ">"),
         C("CCU's corollary certifies the L∞ ball around noise (GAUC > 50 % on a noise set)",
