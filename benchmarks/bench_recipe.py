@@ -12,7 +12,8 @@ measurement, not a guess:
 * random-crop augmentation (2-pixel zero padding, CCU App. C.1) applied to each in-batch.
 
 Measured on the 2-core CI machine (seed 0; 2026-12-01): the chosen recipe, small_cnn, 6 epochs,
-lr 2e-3, no weight decay, reaches 9.05 % in 18 s (seed 1: 9.08 %); with the paper's decay 11.08 %.
+lr 2e-3, no weight decay, reaches 9.05 % in 18 s (seed 1: 9.08 %); 6 epochs with the paper's lr 1e-3
+and 5e-4 decay 11.08 %, with lr 1e-3 and no decay 10.50 %.
 
 Run ``python benchmarks/bench_recipe.py [--quick]``. A benchmark, not a test: it asserts nothing.
 Time it alone on the machine (two torch jobs on two cores slow each other down many times).
