@@ -8,11 +8,12 @@ Two checks, both in :func:`audit`:
 * **sources are disjoint** — every set lists its sources (a font file, a photograph, a package
   file, a generator); the pool's list and each test set's list must not intersect;
 * **no near-duplicates** — for a sample of each test set, the nearest pool image (root mean
-  square pixel distance) must be farther than ``threshold``; a crop of a shared photograph or
-  a glyph of a shared font lands well inside it (the tests show both).
+  square pixel distance) must be farther than ``threshold``; a copy of a test image lands
+  inside it. A glyph of a shared font does *not* (random size, rotation and position keep it
+  far in pixel space), which is why the source lists are checked too; the tests show both.
 
-:data:`PROVENANCE` describes each set for chapter 00's table: its source package, how many
-images the source holds, its licence and what it stands in for.
+:func:`provenance` describes each set for chapter 00's table (:func:`provenance_table`): its
+source package, how many images the source holds, its licence and its sources.
 """
 
 from __future__ import annotations
