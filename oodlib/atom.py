@@ -177,6 +177,18 @@ def validation_split(pool: torch.Tensor, holdout: int) -> tuple[torch.Tensor, to
     return pool[: len(pool) - holdout], pool[len(pool) - holdout :]
 
 
+def test_split(x_test: torch.Tensor, max_val: int = 1000, max_eval: int = 5000
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(tuning, evaluation)`` in-distribution test images, disjoint (App. B.3: q, ODIN and Mahalanobis
+    are tuned on held-out data): the last ``min(max_val, N // 5)`` tune, the first ``max_eval`` of
+    the rest evaluate (``ci`` / ``full``: 1 000 and 5 000 of 10 000)."""
+    check_images(x_test, "x_test")
+    if len(x_test) < 5:
+        raise ValueError(f"expected at least 5 test images to split, got {len(x_test)}")
+    n_val = min(max_val, len(x_test) // 5)
+    return x_test[len(x_test) - n_val :], x_test[: len(x_test) - n_val][:max_eval]
+
+
 # --------------------------------------------------------------------------- training plug-ins
 
 

@@ -44,7 +44,7 @@ class Setup:
 
     x_train: torch.Tensor
     y_train: torch.Tensor
-    x_eval_in: torch.Tensor  # first 5 000 test images (as chapter 06)
+    x_eval_in: torch.Tensor  # first 5 000 test images (as chapter 06: atom.test_split)
     x_val_in: torch.Tensor  # last 1 000 test images: tuning only
     ood: dict[str, data.OODSet]
     val_ood: torch.Tensor  # 1 000 held-out auxiliary-pool images: tuning only
@@ -53,12 +53,10 @@ class Setup:
 def setup(profile: Profile) -> Setup:
     """The data split chapter 06 uses: evaluation, tuning and OOD images."""
     x_train, y_train, x_test, _ = data.in_distribution(profile)
-    n_eval = min(5000, len(x_test) - 1000)
-    if n_eval <= 0:
-        raise ValueError(f"expected more than 1000 test images, the profile has {len(x_test)}")
+    x_val_in, x_eval_in = atom.test_split(x_test)
     pool_val = atom.validation_split(standins.aux_pool_for(profile), profile.atom_holdout)[1]
     ood = data.ood_sets(profile, in_train_x=x_train)
-    return Setup(x_train, y_train, x_test[:n_eval], x_test[-1000:], ood, pool_val[:1000])
+    return Setup(x_train, y_train, x_eval_in, x_val_in, ood, pool_val[:1000])
 
 
 def _configs(profile: Profile) -> list[tuple[str, str, Profile, dict[str, object]]]:

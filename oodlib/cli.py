@@ -9,6 +9,7 @@ Examples::
     python -m oodlib export zoo.csv --zoo          # the cache listing
     python -m oodlib export claims.md --claims     # every chapter's verdicts (after the chapters ran)
     python -m oodlib export claims.md --claims --readme README.md   # ... also into the README's table
+    python -m oodlib synthetic-data DIR            # smoke: small synthetic MNIST/EMNIST/CIFAR/SVHN files
 
 Unknown method, profile or device names exit with status 2 and a message that
 lists the valid choices.
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import benchmark, claims, data, evaluate, profiles, zoo
+from . import benchmark, claims, data, evaluate, profiles, synthetic_files, zoo
 from .profiles import Profile
 from .runtime import cache_dir, default_device
 
@@ -145,6 +146,12 @@ def cmd_export(args: argparse.Namespace) -> None:
     print(f"wrote {len(df)} rows to {out}")
 
 
+def cmd_synthetic_data(args: argparse.Namespace) -> None:
+    files = synthetic_files.write(args.root, n=args.images, seed=args.seed)
+    print(f"wrote {len(files)} synthetic files ({', '.join(synthetic_files.SETS)}; {args.images} images "
+          f"each) under {args.root}: use them with OODLIB_DATA={args.root} OODLIB_PROFILE=smoke")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m oodlib", description="oodbook's model zoo and evaluation")
     sub = p.add_subparsers(dest="command", required=True)
@@ -152,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
                                ("evaluate", cmd_evaluate, "MSP evaluation of a zoo model on every OOD set")]:
         s = sub.add_parser(name, help=helptext)
         s.add_argument("method", help="training method, e.g. plain, ceda, acet, oe")
-        s.add_argument("--profile", choices=None, help="ci or full (default: $OODLIB_PROFILE or ci)")
+        s.add_argument("--profile", choices=None, help="ci, full or smoke (default: $OODLIB_PROFILE or ci)")
         s.add_argument("--device", help="cpu or cuda (default: CUDA when present)")
         s.add_argument("--hparam", action="append", default=[], metavar="KEY=VALUE",
                        help="method hyper-parameter (repeatable), e.g. --hparam eps=0.1")
@@ -168,9 +175,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="export every chapter's recorded claims and verdicts")
     s.add_argument("--readme", help="with --claims: also replace the claims table in this README")
     s.add_argument("--train", action="store_true", help="train the benchmark's missing models (slow)")
-    s.add_argument("--profile", help="ci or full (default: $OODLIB_PROFILE or ci)")
+    s.add_argument("--profile", help="ci, full or smoke (default: $OODLIB_PROFILE or ci)")
     s.add_argument("--device", help="cpu or cuda (default: CUDA when present)")
     s.set_defaults(func=cmd_export)
+    s = sub.add_parser("synthetic-data",
+                       help="write synthetic files in torchvision's formats (smoke profile)")
+    s.add_argument("root", help="a data root of its own (never a real one: files are overwritten)")
+    s.add_argument("--images", type=int, default=300, help="images per set (default 300)")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_synthetic_data)
     return p
 
 

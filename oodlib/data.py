@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchvision.datasets import CIFAR10, CIFAR100, EMNIST, MNIST, SVHN, FashionMNIST
 
-from . import noise, standins
+from . import noise, standins, synthetic_files
 from .profiles import Profile
 from .runtime import derive_seed, torch_generator
 from .validation import IMAGE_SIDE, check_choice, check_images, check_positive_int
@@ -231,28 +231,63 @@ def in_distribution(profile: Profile) -> tuple[Tensor, Tensor, Tensor, Tensor]:
 # ---------------------------------------------------------------------------
 
 
-def _torchvision_dataset(label: str, factory: Callable[[str, bool], Any]) -> Any:
-    """``factory(root, download)`` with files on disk, downloading only when allowed.
+def _torchvision_dataset(
+    label: str, files: tuple[str, ...], factory: Callable[[str, bool, bool], Any]
+) -> Any:
+    """``factory(root, download, verify)``: a torchvision dataset read from the data root.
 
-    Raises ``FileNotFoundError`` naming the dataset and the fix when it is missing.
+    ``files`` are the paths (relative to the root) the reader needs. Missing files are
+    downloaded only when allowed, otherwise ``FileNotFoundError`` names them and the fix; files
+    that are present but unreadable (truncated, corrupt, a failed MD5 check) raise ``ValueError``
+    naming them, instead of a traceback from inside torchvision. ``verify`` is false only for
+    the synthetic files of :mod:`oodlib.synthetic_files`, which cannot match the published MD5s.
     """
     root = data_root()
-    try:
-        return factory(str(root), False)
-    except (RuntimeError, OSError) as missing:
+    missing = [f for f in files if not (root / f).is_file()]
+    if missing:
         if not download_allowed():
             raise FileNotFoundError(
-                f"{label} not found under {root} (the data root, ${DATA_ENV}). To get it, "
-                f"allow torchvision to download it with `export {DOWNLOAD_ENV}=1` on a "
-                f"machine with internet, or copy the files there."
-            ) from missing
+                f"{label} not found under {root} (the data root, ${DATA_ENV}): missing {', '.join(missing)}. "
+                f"To get it, allow torchvision to download it with `export {DOWNLOAD_ENV}=1` on a machine "
+                f"with internet, or copy the files there."
+            )
+        try:
+            return factory(str(root), True, True)
+        except Exception as failed:  # network errors come in many types
+            raise FileNotFoundError(
+                f"{label} not found under {root} and the download failed ({failed}); "
+                f"it needs internet access, or copy the files there."
+            ) from failed
+    verify = label not in synthetic_files.synthetic_sets(root)
     try:
-        return factory(str(root), True)
-    except Exception as failed:  # network errors come in many types
-        raise FileNotFoundError(
-            f"{label} not found under {root} and the download failed ({failed}); "
-            f"it needs internet access, or copy the files there."
-        ) from failed
+        return factory(str(root), False, verify)
+    except Exception as err:  # torchvision, pickle and scipy raise many types for bad files
+        raise ValueError(
+            f"{label} under {root} is corrupt or incomplete ({type(err).__name__}: {str(err)[:160]}); "
+            f"delete {', '.join(files)} and copy them again, or re-download with `export {DOWNLOAD_ENV}=1`"
+        ) from err
+
+
+class _UnverifiedCIFAR10(CIFAR10):
+    """torchvision's CIFAR-10 reader for synthetic files: the test batch and meta, no MD5 sums."""
+
+    train_list: list = []  # noqa: RUF012 -- torchvision's class attributes, overridden
+    test_list = [["test_batch", None]]  # noqa: RUF012
+    meta = {"filename": "batches.meta", "key": "label_names", "md5": None}  # noqa: RUF012
+
+
+class _UnverifiedCIFAR100(CIFAR100):
+    """As :class:`_UnverifiedCIFAR10`, for CIFAR-100."""
+
+    train_list: list = []  # noqa: RUF012
+    test_list = [["test", None]]  # noqa: RUF012
+    meta = {"filename": "meta", "key": "fine_label_names", "md5": None}  # noqa: RUF012
+
+
+class _UnverifiedSVHN(SVHN):
+    """torchvision's SVHN reader for a synthetic ``test_32x32.mat`` (no MD5 sum)."""
+
+    split_list = {"test": [SVHN.split_list["test"][0], "test_32x32.mat", None]}  # noqa: RUF012
 
 
 def _gray28(images: Tensor) -> Tensor:
@@ -271,31 +306,38 @@ def _subset(images: Tensor, n: int, seed: int) -> Tensor:
     return images[keep]
 
 
+_IDX = ("images-idx3-ubyte", "labels-idx1-ubyte")
+_MNIST_RAW = tuple(f"MNIST/raw/{split}-{kind}" for split in ("train", "t10k") for kind in _IDX)
+
+
 def _mnist_test(n: int, seed: int) -> Tensor:
-    ds = _torchvision_dataset("MNIST", lambda root, dl: MNIST(root, train=False, download=dl))
+    ds = _torchvision_dataset("MNIST", _MNIST_RAW, lambda root, dl, _: MNIST(root, train=False, download=dl))
     return _gray28(_subset(ds.data, n, seed).unsqueeze(1))
 
 
 def _emnist_letters_test(n: int, seed: int) -> Tensor:
+    files = tuple(f"EMNIST/raw/emnist-letters-test-{kind}" for kind in _IDX)
     ds = _torchvision_dataset(
-        "EMNIST (letters)",
-        lambda root, dl: EMNIST(root, split="letters", train=False, download=dl),
-    )
+        "EMNIST", files, lambda root, dl, _: EMNIST(root, split="letters", train=False, download=dl))
     # EMNIST stores images transposed; swap H and W to show the letters upright.
     return _gray28(_subset(ds.data, n, seed).transpose(1, 2).unsqueeze(1))
 
 
 def _cifar_test(n: int, seed: int, classes: int) -> Tensor:
-    cls = CIFAR10 if classes == 10 else CIFAR100
+    verified, unverified = (CIFAR10, _UnverifiedCIFAR10) if classes == 10 else (CIFAR100, _UnverifiedCIFAR100)
+    files = tuple(f"{verified.base_folder}/{name}" for name, _ in verified.test_list) + (
+        f"{verified.base_folder}/{verified.meta['filename']}",)
     ds = _torchvision_dataset(
-        f"CIFAR-{classes}", lambda root, dl: cls(root, train=False, download=dl)
-    )
+        f"CIFAR-{classes}", files,
+        lambda root, dl, verify: (verified if verify else unverified)(root, train=False, download=dl))
     images = torch.as_tensor(ds.data).permute(0, 3, 1, 2)  # (N, 32, 32, 3) -> NCHW
     return _gray28(_subset(images, n, seed))
 
 
 def _svhn_test(n: int, seed: int) -> Tensor:
-    ds = _torchvision_dataset("SVHN", lambda root, dl: SVHN(root, split="test", download=dl))
+    ds = _torchvision_dataset(
+        "SVHN", ("test_32x32.mat",),
+        lambda root, dl, verify: (SVHN if verify else _UnverifiedSVHN)(root, split="test", download=dl))
     return _gray28(_subset(torch.as_tensor(ds.data), n, seed))
 
 
@@ -347,6 +389,7 @@ class OODSpec:
     optional: bool = False  # not in :func:`ood_sets`; a chapter asks for it by name
     full_make: Callable[[int, int, Tensor | None], Tensor] | None = None  # the ``full`` source, if different
     full_description: str | None = None
+    torchvision: str | None = None  # the torchvision set it is read from (``full``), as named in MARKER
 
 
 def _smooth(n: int, seed: int, x_in: Tensor | None) -> Tensor:
@@ -394,6 +437,7 @@ DATASETS: dict[str, OODSpec] = {
             make=lambda n, seed, _: _subset(mnist_5k()[0], n, seed),
             full_make=lambda n, seed, _: _mnist_test(n, seed),
             full_description="MNIST test set (torchvision)",
+            torchvision="MNIST",
         ),
         OODSpec(
             name="font letters",
@@ -415,6 +459,7 @@ DATASETS: dict[str, OODSpec] = {
             description="EMNIST letters test set, shown upright (torchvision)",
             make=lambda n, seed, _: _emnist_letters_test(n, seed),
             full_only=True,
+            torchvision="EMNIST",
         ),
         OODSpec(
             name="CIFAR-10 gray",
@@ -422,6 +467,7 @@ DATASETS: dict[str, OODSpec] = {
             description="CIFAR-10 test set, grayscale, resized to 28x28 (torchvision)",
             make=lambda n, seed, _: _cifar_test(n, seed, 10),
             full_only=True,
+            torchvision="CIFAR-10",
         ),
         OODSpec(
             name="CIFAR-100 gray",
@@ -429,6 +475,7 @@ DATASETS: dict[str, OODSpec] = {
             description="CIFAR-100 test set, grayscale, resized to 28x28 (torchvision)",
             make=lambda n, seed, _: _cifar_test(n, seed, 100),
             full_only=True,
+            torchvision="CIFAR-100",
         ),
         OODSpec(
             name="SVHN gray",
@@ -436,6 +483,7 @@ DATASETS: dict[str, OODSpec] = {
             description="SVHN test set, grayscale, resized to 28x28 (torchvision)",
             make=lambda n, seed, _: _svhn_test(n, seed),
             full_only=True,
+            torchvision="SVHN",
         ),
     ]
 }
@@ -457,9 +505,12 @@ def get_ood_set(name: str, profile: Profile, in_train_x: Tensor | None = None) -
     n = check_positive_int(profile.ood_size, "profile.ood_size")
     if spec.needs_in_distribution and in_train_x is None:
         in_train_x = in_distribution(profile)[0]
-    full = profile.name == "full" and spec.full_make is not None
+    full = profile.torchvision_sets and spec.full_make is not None
     x = (spec.full_make if full else spec.make)(n, derive_seed(profile.seed, name), in_train_x)
-    return OODSet(spec.name, x, spec.stand_in_for, spec.full_description if full else spec.description)
+    description = (spec.full_description if full else spec.description) or spec.description
+    if (full or spec.full_only) and spec.torchvision in synthetic_files.synthetic_sets(data_root()):
+        description += " -- SYNTHETIC files in its format (oodlib.synthetic_files), not the real set"
+    return OODSet(spec.name, x, spec.stand_in_for, description)
 
 
 def ood_sets(
@@ -467,13 +518,14 @@ def ood_sets(
 ) -> dict[str, OODSet]:
     """Every OOD test set of ``profile``, ``profile.ood_size`` images each.
 
-    ``ci``: the offline sets (three noises, MNIST's 5 000-image subset, two stand-ins). ``full``:
-    the noises and stand-ins plus MNIST, EMNIST letters, CIFAR-10/100 and SVHN (grayscale 28×28)
-    through torchvision.
+    ``ci``: the offline sets (three noises, MNIST's 5 000-image subset, two stand-ins). ``full``
+    and ``smoke`` (``profile.torchvision_sets``): the noises and stand-ins plus MNIST, EMNIST
+    letters, CIFAR-10/100 and SVHN (grayscale 28×28) through torchvision.
     A missing torchvision dataset raises ``FileNotFoundError`` naming the fix, or is
     left out when ``skip_missing`` is true.
     """
-    wanted = [s for s in DATASETS.values() if (profile.name == "full" or not s.full_only) and not s.optional]
+    wanted = [s for s in DATASETS.values()
+              if (profile.torchvision_sets or not s.full_only) and not s.optional]
     if in_train_x is None and any(s.needs_in_distribution for s in wanted):
         in_train_x = in_distribution(profile)[0]
     sets = {}

@@ -131,8 +131,11 @@ class AttackSettings:
     steps: int = 40
     step_size: float = 1 / 255
     restarts: int = 1
+    severities: tuple[int, ...] = corruptions.SEVERITIES  # of the corruption / compositional threats
 
     def __post_init__(self) -> None:
+        if not self.severities or any(s not in corruptions.SEVERITIES for s in self.severities):
+            raise ValueError(f"expected severities from {corruptions.SEVERITIES}, got {self.severities!r}")
         check_number(self.eps, "eps", low=0, low_open=True, high=1)
         check_positive_int(self.steps, "steps")
         check_positive_int(self.restarts, "restarts")
@@ -142,7 +145,7 @@ class AttackSettings:
     def from_profile(cls, profile: Profile) -> AttackSettings:
         """Chapter 06 (ATOM's evaluation attack)."""
         return cls(profile.atom_eval_eps, profile.atom_eval_steps, profile.atom_eval_step_size,
-                   profile.atom_eval_restarts)
+                   profile.atom_eval_restarts, tuple(profile.atom_corruption_severities))
 
     @classmethod
     def good(cls, profile: Profile) -> AttackSettings:
@@ -153,7 +156,7 @@ class AttackSettings:
 
     def weak(self, steps: int) -> AttackSettings:
         """The same radius with a weak budget: ``steps`` PGD steps of ε/2, one start (chapter 07)."""
-        return AttackSettings(self.eps, steps, self.eps / 2, 1)
+        return AttackSettings(self.eps, steps, self.eps / 2, 1, self.severities)
 
 
 def threat_images(
@@ -253,7 +256,7 @@ def threat_table(
     if any(t in ("corruption", "compositional") for t in threats):
         for k, v in subsets.items():
             if k not in stacks:
-                stacks[k] = corruptions.corrupt_all(v, seed=seed)
+                stacks[k] = corruptions.corrupt_all(v, severities=attack.severities, seed=seed)
     rows: list[dict] = []
     seconds: dict[str, float] = {}
     scores = Scores()

@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from . import data, standins
+from . import data, standins, synthetic_files
 from .profiles import Profile
 from .runtime import derive_seed, torch_generator
 from .validation import check_images, check_number, check_positive_int
@@ -58,7 +58,8 @@ def _photos(names: tuple[str, ...]) -> tuple[str, ...]:
 def provenance(name: str, full: bool = False) -> Provenance:
     """The provenance of the OOD set ``name`` (a key of :data:`oodlib.data.DATASETS`) or ``'aux pool'``.
 
-    ``full``: the ``full`` profile's source where it differs (MNIST's test set from torchvision).
+    ``full``: the source of profiles with ``torchvision_sets`` where it differs (MNIST's test set
+    from torchvision); synthetic files (:mod:`oodlib.synthetic_files`) are named as such.
     """
     generated = "numpy / torch (generated)"
     rows = {
@@ -88,9 +89,13 @@ def provenance(name: str, full: bool = False) -> Provenance:
     }
     downloaded = ["EMNIST letters", "CIFAR-10 gray", "CIFAR-100 gray", "SVHN gray"]
     downloaded += ["MNIST"] if full else []
+    synthetic = synthetic_files.synthetic_sets(data.data_root())
     for name_ in downloaded:
         rows[name_] = Provenance("torchvision download (full profile)", "the test split",
                                  "the dataset's own terms", (f"file:torchvision {name_}",))
+        if data.DATASETS[name_].torchvision in synthetic:  # the smoke profile's stand-in files
+            rows[name_] = Provenance("oodlib.synthetic_files (SYNTHETIC, torchvision's format)",
+                                     "random blobs", "—", (f"generator:synthetic {name_}",))
     if name not in rows:
         raise ValueError(f"no provenance recorded for {name!r}; expected one of {sorted(rows)}")
     return rows[name]
@@ -102,12 +107,8 @@ def nearest_distance(x: Tensor, pool: Tensor, batch_size: int = 256) -> Tensor:
     check_images(pool, "pool")
     check_positive_int(batch_size, "batch_size")
     p = pool.flatten(1).double()
-    p_sq = (p * p).sum(1)
-    out = []
-    for chunk in x.flatten(1).double().split(batch_size):
-        d2 = (chunk * chunk).sum(1, keepdim=True) - 2 * chunk @ p.T + p_sq  # |a - b|^2 expanded
-        out.append(d2.min(dim=1).values.clamp_min(0).sqrt() / x[0].numel() ** 0.5)
-    return torch.cat(out)
+    out = [torch.cdist(chunk, p).min(dim=1).values for chunk in x.flatten(1).double().split(batch_size)]
+    return torch.cat(out) / x[0].numel() ** 0.5
 
 
 def audit(
@@ -147,7 +148,7 @@ def provenance_table(profile: Profile, ood: dict[str, data.OODSet], audited: pd.
              "source size": "60 000 train + 10 000 test", "licence": "MIT", "stands in for": "— (real)",
              "used": f"{profile.train_size} train, {profile.test_size} test", "audit vs pool": "—"}]
     for name, s in ood.items():
-        p = provenance(name, full=profile.name == "full")
+        p = provenance(name, full=profile.torchvision_sets)
         verdict = "not audited"
         if name in audited.index:
             verdict = "passes" if audited.loc[name, "passes"] else "FAILS"

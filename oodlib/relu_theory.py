@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.models.resnet import BasicBlock
 
 from .runtime import eval_mode, model_device
 from .validation import check_number, check_positive_int, describe
@@ -68,6 +69,50 @@ def _check_supported(layers: list[nn.Module], allowed: tuple[type, ...], what: s
 # --------------------------------------------------------------------------- affine form (App. D)
 
 _AFFINE_LAYERS = (nn.Linear, nn.Conv2d, nn.ReLU, nn.Flatten, nn.MaxPool2d, nn.AvgPool2d, *_PASSTHROUGH)
+# affine_form also reads ResNets (batch norm in eval mode is affine; a residual block adds two affine forms)
+_AFFINE_FORM_LAYERS = (*_AFFINE_LAYERS, nn.BatchNorm2d, nn.AdaptiveAvgPool2d, BasicBlock)
+
+
+def _affine_step(m: nn.Module, h: torch.Tensor, V: torch.Tensor, a: torch.Tensor, dtype: torch.dtype
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One layer applied to the activations ``h`` and to the affine form ``x -> V x + a`` (App. D)."""
+    if isinstance(m, nn.Linear):
+        return m(h), *_linear_step(m, V, a, dtype)
+    if isinstance(m, nn.Conv2d):
+        if m.padding_mode != "zeros":
+            raise ValueError(f"affine_form supports Conv2d with zero padding, got {m.padding_mode!r}")
+        W = m.weight.to(dtype)
+        kw = dict(stride=m.stride, padding=m.padding, dilation=m.dilation, groups=m.groups)
+        bias = None if m.bias is None else m.bias.to(dtype)
+        return m(h), F.conv2d(V, W, None, **kw), F.conv2d(a, W, bias, **kw)
+    if isinstance(m, nn.BatchNorm2d):  # eval mode: the affine map x -> scale * x + shift per channel
+        if m.training or m.running_mean is None:
+            raise ValueError("affine_form needs BatchNorm2d in eval mode with running statistics "
+                             "(call model.eval())")
+        scale = (m.weight if m.affine else torch.ones_like(m.running_var)).to(dtype) / torch.sqrt(
+            m.running_var.to(dtype) + m.eps)
+        shift = (m.bias.to(dtype) if m.affine else 0.0) - m.running_mean.to(dtype) * scale
+        return m(h), V * scale.view(1, -1, 1, 1), a * scale.view(1, -1, 1, 1) + shift.view(1, -1, 1, 1)
+    if isinstance(m, nn.ReLU):
+        mask = (h > 0).to(dtype)
+        return F.relu(h), V * mask, a * mask
+    if isinstance(m, nn.MaxPool2d):
+        h, idx = F.max_pool2d(h, m.kernel_size, m.stride, m.padding, m.dilation,
+                              ceil_mode=m.ceil_mode, return_indices=True)
+        flat = idx.flatten(2)  # (1, C, Ho*Wo) indices into H*W
+        V = V.flatten(2).gather(2, flat.expand(V.shape[0], -1, -1)).reshape(V.shape[0], *h.shape[1:])
+        return h, V, a.flatten(2).gather(2, flat).reshape(h.shape)
+    if isinstance(m, nn.AvgPool2d | nn.AdaptiveAvgPool2d | nn.Flatten):  # linear maps
+        return m(h), m(V), m(a)
+    if isinstance(m, BasicBlock):  # torchvision's residual block: relu(main(x) + shortcut(x))
+        hm, Vm, am = h, V, a
+        for layer in (m.conv1, m.bn1, nn.ReLU(), m.conv2, m.bn2):
+            hm, Vm, am = _affine_step(layer, hm, Vm, am, dtype)
+        hs, Vs, as_ = h, V, a
+        for layer in _layers(m.downsample) if m.downsample is not None else []:
+            hs, Vs, as_ = _affine_step(layer, hs, Vs, as_, dtype)
+        return _affine_step(nn.ReLU(), hm + hs, Vm + Vs, am + as_, dtype)
+    return h, V, a  # Identity / Dropout: eval-mode identity (the callers checked the layer types)
 
 
 @torch.no_grad()
@@ -89,7 +134,9 @@ def affine_form(
 
     Args:
         model: an ``nn.Sequential`` (nesting allowed) of Linear, Conv2d, ReLU,
-            Flatten, MaxPool2d, AvgPool2d, Identity, Dropout (identity in eval).
+            Flatten, MaxPool2d, AvgPool2d, Identity, Dropout (identity in eval), and the
+            ResNet layers BatchNorm2d (eval mode), AdaptiveAvgPool2d and torchvision's
+            ``BasicBlock`` (``relu(main(x) + shortcut(x))``: the two forms add).
         x: one input point as a batch of one, shape ``(1, *in_shape)`` (a 1-D
             vector ``(d,)`` is also accepted).
         dtype: precision of the returned ``V, a`` (float64 by default).
@@ -102,39 +149,14 @@ def affine_form(
         the pattern torch's forward pass chose.
     """
     layers = _layers(model)
-    _check_supported(layers, _AFFINE_LAYERS, "affine_form")
+    _check_supported(layers, _AFFINE_FORM_LAYERS, "affine_form")
     xb = _single_point(model, x)
     d = xb[0].numel()
     h = xb  # the actual activations (model dtype), used to read off the pattern
     V = torch.eye(d, dtype=dtype, device=xb.device).reshape(d, *xb.shape[1:])  # d "images"
     a = torch.zeros_like(xb, dtype=dtype)
     for m in layers:
-        if isinstance(m, nn.Linear):
-            h, V, a = m(h), *_linear_step(m, V, a, dtype)
-        elif isinstance(m, nn.Conv2d):
-            if m.padding_mode != "zeros":
-                raise ValueError(f"affine_form supports Conv2d with zero padding, got {m.padding_mode!r}")
-            h = m(h)
-            W = m.weight.to(dtype)
-            kw = dict(stride=m.stride, padding=m.padding, dilation=m.dilation, groups=m.groups)
-            V = F.conv2d(V, W, None, **kw)
-            a = F.conv2d(a, W, None if m.bias is None else m.bias.to(dtype), **kw)
-        elif isinstance(m, nn.ReLU):
-            mask = (h > 0).to(dtype)
-            h = F.relu(h)
-            V = V * mask
-            a = a * mask
-        elif isinstance(m, nn.MaxPool2d):
-            h, idx = F.max_pool2d(h, m.kernel_size, m.stride, m.padding, m.dilation,
-                                  ceil_mode=m.ceil_mode, return_indices=True)
-            flat = idx.flatten(2)  # (1, C, Ho*Wo) indices into H*W
-            V = V.flatten(2).gather(2, flat.expand(V.shape[0], -1, -1)).reshape(V.shape[0], *h.shape[1:])
-            a = a.flatten(2).gather(2, flat).reshape(h.shape)
-        elif isinstance(m, nn.AvgPool2d | nn.Flatten):
-            h = m(h)
-            V = m(V)
-            a = m(a)
-        # Identity / Dropout: nothing to do (eval-mode identity)
+        h, V, a = _affine_step(m, h, V, a, dtype)
     if h.ndim != 2:
         raise ValueError(f"expected the network to output logits of shape (1, K), got shape {tuple(h.shape)}")
     return V.reshape(d, -1).T.contiguous(), a.reshape(-1)
@@ -218,16 +240,22 @@ def last_layer_off(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     and its confidence never approaches 1.
     """
     layers = _layers(model)
-    _check_supported(layers, _AFFINE_LAYERS, "last_layer_off")
-    relus = [i for i, m in enumerate(layers) if isinstance(m, nn.ReLU)]
-    if not relus:
+    _check_supported(layers, _AFFINE_FORM_LAYERS, "last_layer_off")
+    if not any(isinstance(m, nn.ReLU) for m in model.modules()):
         raise ValueError("expected a ReLU network, got a model without nn.ReLU layers")
+    if not isinstance(layers[-1], nn.Linear):
+        raise ValueError(f"expected a network ending in nn.Linear, got {type(layers[-1]).__name__}")
     if not isinstance(x, torch.Tensor) or x.ndim < 2 or x.shape[0] == 0:
         raise ValueError(f"expected x as a batch (N, ...), got {describe(x)}")
+    # The penultimate features: the last hidden ReLUs, pooled / flattened (a ResNet's last block
+    # ends in a ReLU too). Non-negative; all zero exactly when every ReLU there is off.
     h = x.to(model_device(model))
-    with torch.no_grad():
-        for m in layers[: relus[-1] + 1]:
+    with torch.no_grad(), eval_mode(model):
+        for m in layers[:-1]:
             h = m(h)
+    if bool((h < 0).any()):
+        raise ValueError("expected the last hidden layer to end in a ReLU (non-negative features), "
+                         "got negative penultimate features")
     return ~(h > 0).flatten(1).any(dim=1)
 
 

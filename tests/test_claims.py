@@ -143,13 +143,14 @@ def test_record_load_and_markdown_round_trip(tmp_path, monkeypatch):
     est = Estimate(0.1, 0.05, 0.2, method="boot")
     cs = [Claim("a beats b", "Paper 2020, Table 1", "AUROC a - b", est, 0.0,
                 paper_value="0.2"),
-          Claim("unbounded", "Paper", "x", claims.seed_interval([1.0]), 0.0, expected=None)]
+          Claim("unbounded", "Paper", "x", claims.seed_interval([1.0]), 0.0, expected=None),
+          Claim("infinite value", "Paper", "x", Estimate(-math.inf, -math.inf, math.inf), 0.0, expected=None)]
     path = claims.record("06_atom", cs, "ci", 0)
     assert path.exists()
     back = claims.load("ci", 0)
     assert [c for _, c in back] == cs
     md = claims.markdown("ci", 0)
-    assert "1 holds" in md and "1 inconclusive at this budget" in md and "a beats b" in md
+    assert "1 holds" in md and "2 inconclusive at this budget" in md and "a beats b" in md
     with pytest.raises(FileNotFoundError, match="run the chapters"):
         claims.markdown("ci", 7)
     with pytest.raises(ValueError, match="chapter"):
@@ -226,3 +227,21 @@ def test_rank_correlation_interval():
         claims.rank_correlation_interval([1.0, 2.0, 3.0], [1.0, 2.0, 3.0])
     with pytest.raises(ValueError, match="equal length"):
         claims.rank_correlation_interval(x, x[:5])
+
+
+def test_contradicted_is_not_asserted_at_toy_sizes(capsys):
+    from oodlib import profiles
+
+    bad = claims.Claim("x > 1", "paper", "x", claims.exact(0.0), 1.0, expected=claims.HOLDS)
+    assert claims.contradicted([bad]) and claims.contradicted([bad], profiles.CI)
+    assert claims.contradicted([bad], profiles.SMOKE) == []
+    assert "1 of 1 would be contradicted" in capsys.readouterr().out
+
+
+def test_bootstrap_undefined_on_some_resamples_is_inconclusive():
+    # a statistic that is undefined (NaN) when a resample holds too few distinct values
+    x = np.array([0.0, 0.0, 0.0, 1.0, 1.0])
+    est = claims.bootstrap(lambda d: 1.0 if len(set(d["x"][0])) > 1 else float("nan"), {"x": (x,)},
+                           n_boot=200)
+    assert est.value == 1.0 and est.lo == -math.inf and est.hi == math.inf and "undefined" in est.method
+    assert claims.decide(est, 0.5, ">") == INCONCLUSIVE

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 import string
-from types import SimpleNamespace
 
 import matplotlib
 import numpy as np
@@ -294,30 +293,6 @@ def test_full_only_sets_say_how_to_get_them(offline):
     assert list(sets) == [name for name in OFFLINE_SETS if name != "MNIST"]
     with pytest.raises(FileNotFoundError):
         data.ood_sets(profile, in_train_x=torch.rand(5, 1, 28, 28))
-
-
-def test_full_only_sets_convert_torchvision_data(monkeypatch):
-    """The torchvision sets become (N, 1, 28, 28) grayscale in [0, 1] (fake data, no download)."""
-    gen = np.random.default_rng(0)
-    emnist = torch.zeros(50, 28, 28, dtype=torch.uint8)
-    emnist[:, 0, :] = 255  # stored transposed: the top row becomes the left column
-    fakes = {
-        "MNIST": torch.as_tensor(gen.integers(0, 256, (50, 28, 28), dtype=np.uint8)),
-        "EMNIST (letters)": emnist,
-        "CIFAR-10": gen.integers(0, 256, (50, 32, 32, 3), dtype=np.uint8),
-        "CIFAR-100": gen.integers(0, 256, (50, 32, 32, 3), dtype=np.uint8),
-        "SVHN": gen.integers(0, 256, (50, 3, 32, 32), dtype=np.uint8),
-    }
-    monkeypatch.setattr(
-        data, "_torchvision_dataset", lambda label, factory: SimpleNamespace(data=fakes[label])
-    )
-    profile = profiles.FULL.replace(ood_size=20)
-    for name in [name for name, spec in data.DATASETS.items() if spec.full_only or spec.full_make]:
-        s = data.get_ood_set(name, profile)
-        assert s.x.shape == (20, 1, 28, 28) and s.x.dtype == torch.float32, name
-        assert 0 <= s.x.min() and s.x.max() <= 1, name
-    letters = data.get_ood_set("EMNIST letters", profile).x
-    assert (letters[:, 0, :, 0] == 1).all() and (letters[:, 0, :, 1:] == 0).all()
 
 
 def test_ood_set_validates_images():

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -107,3 +109,29 @@ def test_resnet18_for_28x28_grayscale():
     assert models.build("resnet18", num_classes=11)(torch.rand(2, 1, 28, 28)).shape == (2, 11)
     assert any(isinstance(layer, torch.nn.BatchNorm2d) for layer in m.modules())
     assert not any(isinstance(layer, torch.nn.MaxPool2d) for layer in m.modules())
+
+
+def test_smoke_is_full_with_every_field_listed_once():
+    """A new ``full`` field cannot be forgotten: it is either shrunk or kept, by name."""
+    fields = {f.name for f in dataclasses.fields(profiles.Profile)}
+    shrunk, kept = set(profiles.SMOKE_SIZES), set(profiles.SMOKE_KEEPS)
+    assert not shrunk & kept, shrunk & kept
+    assert fields - {"name", "assert_claims"} == shrunk | kept
+    smoke = profiles.SMOKE
+    assert smoke.name == "smoke" and not smoke.assert_claims and profiles.FULL.assert_claims
+    for name in kept:
+        assert getattr(smoke, name) == getattr(profiles.FULL, name), name
+    for name in shrunk:  # every shrunk field is no larger than its paper value
+        small, paper = getattr(smoke, name), getattr(profiles.FULL, name)
+        assert (len(small) <= len(paper)) if isinstance(paper, tuple) else small <= paper, name
+    # the code paths that differ from ci stay FULL's
+    assert smoke.model == "resnet18" and smoke.ibp_model == "good_l" and smoke.torchvision_sets
+    assert smoke.pgd_eval_restarts > 1 and smoke.ccu_attack_proj_rounds > 0 and smoke.atom_out_ratio == 2.0
+    assert len(smoke.good_quantiles) > 1 and set(smoke.bench_good_quantiles) <= set(smoke.good_quantiles)
+    assert smoke.atom_holdout < smoke.aux_size and smoke.atom_keep <= smoke.atom_candidates
+
+
+def test_smoke_profile_by_name(monkeypatch):
+    monkeypatch.setenv("OODLIB_PROFILE", "smoke")
+    monkeypatch.delenv("OODLIB_SEED", raising=False)
+    assert profiles.current() == profiles.SMOKE

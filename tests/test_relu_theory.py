@@ -37,6 +37,40 @@ def test_affine_form_matches_autograd_on_small_cnn_with_maxpool():
     _check_affine(net, torch.rand(1, 1, 28, 28, generator=torch.Generator().manual_seed(0)))
 
 
+def _resnet_with_running_stats(seed: int = 0) -> nn.Module:
+    net = models.build("resnet18", num_classes=10, seed=seed)
+    with torch.no_grad():  # non-trivial batch-norm statistics and affine parameters
+        g = torch.Generator().manual_seed(seed)
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.copy_(0.1 * torch.randn(m.num_features, generator=g))
+                m.running_var.copy_(0.5 + torch.rand(m.num_features, generator=g))
+                m.weight.copy_(0.5 + torch.rand(m.num_features, generator=g))
+                m.bias.copy_(0.1 * torch.randn(m.num_features, generator=g))
+    return net.eval()
+
+
+def test_affine_form_reads_a_resnet_with_batch_norm_and_residual_blocks():
+    # full's Fashion-MNIST classifier (Meinke & Hein: a ResNet-18): still piecewise affine in eval mode
+    # (12x12 inputs: the same layers, d = 144 unit vectors pushed through instead of 784)
+    net = _resnet_with_running_stats()
+    _check_affine(net, torch.rand(1, 1, 12, 12, generator=torch.Generator().manual_seed(1)))
+    with pytest.raises(ValueError, match="eval mode"):
+        relu_theory.affine_form(net.train(), torch.rand(1, 1, 12, 12))
+
+
+def test_last_layer_off_on_a_resnet():
+    net = _resnet_with_running_stats()
+    x = torch.rand(3, 1, 28, 28)
+    assert not relu_theory.last_layer_off(net, x).any()
+    with torch.no_grad():  # the last block's main branch pushed far below zero: its final ReLU is off
+        block = net[6][-1]
+        block.bn2.weight.zero_()
+        block.bn2.bias.fill_(-1e6)
+        assert relu_theory.last_layer_off(net, x).all()
+        assert torch.equal(net(x), net[-1].bias.expand(3, -1))  # the output is the last layer's bias
+
+
 def test_affine_form_accepts_a_vector_and_rejects_batches_and_layers():
     net = models.build("toy_mlp", num_classes=2, seed=0)
     V, a = relu_theory.affine_form(net, torch.tensor([0.3, -0.2]))

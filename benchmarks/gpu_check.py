@@ -1,0 +1,245 @@
+"""GPU check of the paper-scale path: speed of every ``full`` method and kernel, CUDA against CPU.
+
+On a lent GPU (``make gpu-check``, or ``python benchmarks/gpu_check.py --device cuda``):
+
+1. **Training**: every zoo method of the ``full`` profile (ResNet-18 for the Fashion-MNIST
+   methods, GOOD's "L" CNN for GOOD, the paper's hyper-parameters: ACET's 40 PGD steps, ATOM's
+   out-ratio 2 and 5-step PGD, CCU's 100 centroids per mixture) trains for ``--steps`` batches
+   after a 2-step warm-up; we report ms per step and in-distribution images/s.
+2. **Evaluation kernels**, a few batches each: PGD (adversarial noise), APGD (GOOD's AAUC), IBP
+   bounds (GAUC), ODIN's (T, ε) grid, CCU's ball attack, ATOM's mining pass.
+3. **CUDA against CPU** on a small batch, same weights: logits, IBP bounds and ODIN scores,
+   with TF32 off (tolerance below); skipped when ``--device cpu``.
+4. **Projection** of the ``full`` book's wall time per chapter: the models each chapter trains
+   (``BOOK`` below, counted from the chapters) times the measured step time, plus the main
+   evaluation attack of each chapter times its measured per-image cost. An estimate, not a run.
+
+Writes ``gpu_check.json`` and ``gpu_check.md`` to ``--out``. Data are generated (uniform and
+blob images, random labels: speed does not depend on content), so no download is needed; only
+torch, torchvision, scikit-learn, scikit-image, scipy, pandas and tqdm are imported (no Jupyter,
+no matplotlib). ``python benchmarks/gpu_check.py --device cpu --steps 2`` is the dry run CI uses:
+on the CPU the script runs the ``smoke`` profile (``full``'s architectures and code at toy
+sizes) with batch 16.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from oodlib import apgd, atom, attacks, ball_attack, ccu, ibp, models, odin, profiles, train, zoo
+from oodlib.runtime import default_device
+
+METHODS = ("plain", "oe", "ceda", "acet", "ccu", "good", "ntom", "atom")
+# CUDA vs CPU: float32 with TF32 off, different reduction orders through ~20 layers.
+RTOL, ATOL = 1e-3, 1e-4
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def _timed(fn: Callable[[], object], dev: torch.device) -> tuple[object, float]:
+    _sync(dev)
+    t0 = time.perf_counter()
+    out = fn()
+    _sync(dev)
+    return out, time.perf_counter() - t0
+
+
+def _images(n: int, seed: int) -> torch.Tensor:
+    """Uniform noise, blurred half of the time: generated, no data set needed."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 1, 28, 28, generator=g)
+    smooth = torch.nn.functional.avg_pool2d(x, 5, stride=1, padding=2)
+    return torch.where(torch.rand(n, 1, 1, 1, generator=g) < 0.5, x, smooth).clamp(0, 1)
+
+
+def _method(name: str, p: profiles.Profile, pool: int, batch: int) -> train.Method:
+    hp = zoo.method_hparams(name, p)
+    if name == "ccu":  # EM on what we generated (the full fit is a one-time cost per model)
+        hp.update(em_in=min(hp["em_in"], pool), em_out=min(hp["em_out"], pool))
+    if name in ("ntom", "atom"):  # the pool is small here; the full mining pass is timed on its own
+        hp.update(holdout=batch, n_candidates=pool - batch, n_keep=(pool - batch) // 4)
+    return zoo.make_method(name, **hp)
+
+
+def train_speed(p: profiles.Profile, dev: torch.device, steps: int, warmup: int) -> tuple[list[dict], dict]:
+    """ms per training step of every (method, architecture) the book trains, after ``warmup`` steps."""
+    B = p.batch_size
+    x, x_out = _images(steps * B, 1), _images(max(4 * steps * B, 8 * B), 2)
+    y = torch.randint(0, 10, (len(x),), generator=torch.Generator().manual_seed(3))
+    pairs = sorted({(m, arch) for trains in book(p).values() for m, arch, _ in trains},
+                   key=lambda ma: (ma[1] != "model", METHODS.index(ma[0])))
+    rows, trained = [], {}
+    for name, arch_field in pairs:
+        plug = _method(name, p, len(x_out), B)
+        arch = getattr(p, arch_field)
+        classes = int(zoo.method_hparams(name, p).get("num_classes", 10))  # ATOM: K + 1
+        model = plug.wrap(models.build(arch, num_classes=classes))
+        kw = dict(batch_size=B, lr=p.lr, weight_decay=p.weight_decay, lr_milestones=p.lr_milestones,
+                  x_out=x_out, device=dev, desc=name)
+        if warmup:  # allocation, cuDNN autotuning
+            train.fit(model, x[: warmup * B], y[: warmup * B], plug, **kw)
+        _, secs = _timed(lambda: train.fit(model, x, y, plug, **kw), dev)  # noqa: B023 -- runs now
+        rows.append({"method": name, "arch": arch, "steps": steps, "ms/step": 1000 * secs / steps,
+                     "images/s": steps * B / secs})
+        trained[(name, arch_field)] = model.eval()
+    return rows, {"plain": trained[("plain", "model")], "good": trained[("good", "ibp_model")],
+                  "ccu": trained[("ccu", "model")], "atom": trained[("atom", "model")]}
+
+
+def kernel_speed(p: profiles.Profile, dev: torch.device, nets: dict, batches: int) -> list[dict]:
+    """Images/s of each chapter's evaluation kernel, on ``batches`` batches of generated images."""
+    n = p.batch_size * batches
+    x = _images(n, 4).to(dev)
+    g = torch.Generator().manual_seed(5)
+    plain, good, ccu_net, atom_net = nets["plain"], nets["good"], nets["ccu"], nets["atom"]
+    steps = 5  # per attack: the per-step cost is what scales
+    kernels: dict[str, tuple[Callable[[], object], float]] = {  # name -> (run, image-steps it does)
+        "PGD (adversarial noise)": (lambda: attacks.pgd(
+            plain, x, attacks.log_max_confidence, eps=p.eps, steps=steps, step_size=p.pgd_eval_step_size,
+            generator=g), n * steps),
+        "APGD (GOOD's AAUC)": (lambda: apgd.max_confidence_attack(
+            good, x, p.good_eps, steps=steps, starts=("uniform",), generator=g, batch_size=p.batch_size),
+            n * steps),
+        "IBP bounds (GAUC)": (lambda: ibp.certified_confidence(good, x, p.good_eps, batch_size=p.batch_size),
+                              n),
+        "ODIN (T, eps) grid": (lambda: odin.odin_grid(
+            plain, x, p.odin_temperatures, odin.epsilon_grid(p.odin_num_eps, p.odin_max_eps),
+            batch_size=p.batch_size),
+            n * len(p.odin_temperatures)),
+        "CCU ball attack": (lambda: ball_attack.attack_in_ball(
+            ccu.LogExcess(ccu_net), ccu_net.metric, x, 1.0, ccu.excess_objective, steps=steps, restarts=2,
+            proj_rounds=p.ccu_attack_proj_rounds, generator=g, show_progress=False), n * steps * 2),
+        "ATOM mining pass": (lambda: atom.ood_probability(atom_net, x, batch_size=p.batch_size), n),
+    }
+    rows = []
+    for name, (run, work) in kernels.items():
+        run()  # warm-up
+        _, secs = _timed(run, dev)
+        rows.append({"kernel": name, "image-steps/s": work / secs, "seconds": secs})
+    return rows
+
+
+def cuda_vs_cpu(nets: dict, p: profiles.Profile, dev: torch.device) -> list[dict]:
+    """Largest |CUDA - CPU| of logits, IBP bounds and ODIN scores on 16 images, TF32 off."""
+    if dev.type != "cuda":
+        return [{"check": "CUDA vs CPU", "result": f"skipped: device is {dev.type}"}]
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    x = _images(16, 6)
+    rows = []
+    for what, fn, net in [
+        ("logits (ResNet-18)", lambda m, z: m(z), nets["plain"]),
+        ("IBP confidence bound (GOOD L)", lambda m, z: ibp.certified_confidence(m, z, p.good_eps),
+         nets["good"]),
+        ("ODIN score T=1000, eps=0.002", lambda m, z: odin.odin(m, z, 1000.0, 0.002), nets["plain"]),
+    ]:
+        with torch.no_grad() if "ODIN" not in what else torch.enable_grad():
+            on_gpu = torch.as_tensor(fn(net.to(dev), x.to(dev))).detach().cpu()
+            on_cpu = torch.as_tensor(fn(net.cpu(), x)).detach()
+        diff = float((on_gpu - on_cpu).abs().max())
+        ok = bool(torch.allclose(on_gpu, on_cpu, rtol=RTOL, atol=ATOL))
+        rows.append({"check": what, "max |cuda - cpu|": diff, "tolerance": f"rtol {RTOL}, atol {ATOL}",
+                     "result": "agree" if ok else "DIFFER"})
+        net.to(dev)
+    return rows
+
+
+def book(p: profiles.Profile) -> dict[str, list[tuple[str, str, int]]]:
+    """(method, architecture field, count) each chapter trains first; later chapters load them from the zoo.
+
+    Counted from the chapters (and checked against a ``smoke`` run's zoo): ``model`` is the
+    classifier (ResNet-18 in ``full``), ``ibp_model`` GOOD's "L" CNN, on which chapter 05 also
+    trains its baselines (Bitterwolf et al. §4.1: one architecture for every method).
+    """
+    q = len(p.atom_q_grid)
+    return {
+        "00 basics": [("plain", "model", 1)],
+        "01 ReLU overconfidence": [("plain", "model", 2), ("acet", "model", 1)],  # 3 plain seeds in all
+        "02 CEDA / ACET": [("ceda", "model", 1), ("oe", "model", 1)],
+        "03 ODIN": [("plain", "model", 3)],  # the 8/2 class-subset models, one per seed
+        "04 CCU": [("ccu", "model", 1)],
+        "05 GOOD": [("good", "ibp_model", 4 + len(p.good_quantiles) - 1 + 2),  # eps sweep, Q grid, 2 seeds
+                    *[(m, "ibp_model", 1) for m in ("plain", "ceda", "acet", "ccu")],
+                    ("oe", "ibp_model", 3)],  # OE: 3 seeds
+        "06 ATOM": [("atom", "model", (1 + q) + 1 + 3 * (p.atom_claim_seeds - 1)),  # ablation, main, seeds
+                    ("ntom", "model", 2)],  # NTOM, and Fig. 2/5's NTOM run (its scores kept every epoch)
+        "07 benchmark": [],
+        "08 verdicts": [],
+    }
+
+
+def projection(p: profiles.Profile, speed: pd.DataFrame) -> pd.DataFrame:
+    steps = p.epochs * math.ceil(p.train_size / p.batch_size)
+    ms = speed.assign(field=["ibp_model" if a == p.ibp_model and a != p.model else "model"
+                             for a in speed.arch]).set_index(["method", "field"])["ms/step"]
+    rows = []
+    for chapter, trains in book(p).items():
+        hours = sum(count * steps * ms[(m, arch)] / 1000 / 3600 for m, arch, count in trains)
+        rows.append({"chapter": chapter, "models trained": sum(c for *_, c in trains),
+                     "training (h, projected)": hours})
+    return pd.DataFrame(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--device", default=None, help="cuda (default when present) or cpu")
+    ap.add_argument("--steps", type=int, default=20, help="timed training steps per method (default 20)")
+    ap.add_argument("--batches", type=int, default=4, help="batches of images per kernel (default 4)")
+    ap.add_argument("--profile", choices=("full", "smoke"), default=None,
+                    help="full (default on cuda) or smoke (default on cpu: a dry run of the same code)")
+    ap.add_argument("--batch", type=int, default=None, help="batch size (default: the profile's; 16 on cpu)")
+    ap.add_argument("--out", default="_build/gpu_check", help="folder for gpu_check.json / .md")
+    args = ap.parse_args(argv)
+    if args.steps < 1 or args.batches < 1:
+        raise SystemExit(f"expected --steps and --batches >= 1, got {args.steps} and {args.batches}")
+    try:
+        dev = default_device(args.device)
+    except ValueError as err:  # cuda asked for and missing: say so, never fall back to the CPU
+        raise SystemExit(f"error: {err}") from err
+    dry = dev.type == "cpu"
+    p = profiles.get(args.profile or ("smoke" if dry else "full"))
+    p = p.replace(batch_size=args.batch or (16 if dry else p.batch_size))
+    if dry:
+        print(f"dry run on the CPU: profile {p.name}, batch {p.batch_size} -- a test of this script, "
+              "not a measurement of the full book")
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu"
+    t0 = time.perf_counter()
+    speed, nets = train_speed(p, dev, args.steps, warmup=0 if dry else 2)
+    speed = pd.DataFrame(speed)
+    kernels = pd.DataFrame(kernel_speed(p, dev, nets, args.batches))
+    checks = pd.DataFrame(cuda_vs_cpu(nets, p, dev))
+    proj = projection(p, speed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"device": name, "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "profile": p.name,
+            "batch": p.batch_size, "steps": args.steps, "seconds": time.perf_counter() - t0}
+    (out / "gpu_check.json").write_text(json.dumps({
+        "meta": meta, "training": speed.to_dict("records"), "kernels": kernels.to_dict("records"),
+        "cuda_vs_cpu": checks.to_dict("records"), "projection": proj.to_dict("records")}, indent=1))
+    md = (f"# GPU check: {name}, torch {torch.__version__}, {meta['date']}\n\n"
+          f"## Training, `{p.name}` settings ({args.steps} timed steps, batch {p.batch_size})\n\n"
+          f"{speed.to_markdown(index=False, floatfmt='.1f')}\n\n## Evaluation kernels\n\n"
+          f"{kernels.to_markdown(index=False, floatfmt='.1f')}\n\n## CUDA against CPU\n\n"
+          f"{checks.to_markdown(index=False)}\n\n## Projected training time of the `{p.name}` book\n\n"
+          f"{proj.to_markdown(index=False, floatfmt='.1f')}\n\n"
+          f"Projection: {p.epochs} epochs x {math.ceil(p.train_size / p.batch_size)} steps per model at the "
+          f"measured ms/step; evaluation and one-time costs (CCU's EM fit) not included.\n")
+    (out / "gpu_check.md").write_text(md)
+    print(md)
+    print(f"wrote {out / 'gpu_check.json'} and {out / 'gpu_check.md'} in {meta['seconds']:.0f} s")
+    return 1 if (checks["result"] == "DIFFER").any() else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
