@@ -11,8 +11,8 @@ On a lent GPU (``make gpu-check``, or ``python benchmarks/gpu_check.py --device 
 3. **CUDA against CPU** on a small batch, same weights: logits, IBP bounds and ODIN scores,
    with TF32 off (tolerance below); skipped when ``--device cpu``.
 4. **Projection** of the ``full`` book's wall time per chapter: the models each chapter trains
-   (``BOOK`` below, counted from the chapters) times the measured step time, plus the main
-   evaluation attack of each chapter times its measured per-image cost. An estimate, not a run.
+   (:func:`book`, counted from the chapters) times the measured step time, plus each chapter's
+   dominant evaluation attacks (:func:`evaluation`) at the measured kernel rates. An estimate, not a run.
 
 Writes ``gpu_check.json`` and ``gpu_check.md`` to ``--out``. Data are generated (uniform and
 blob images, random labels: speed does not depend on content), so no download is needed; only
@@ -35,7 +35,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from oodlib import apgd, atom, attacks, ball_attack, ccu, ibp, models, odin, profiles, train, zoo
+from oodlib import apgd, atom, attacks, ball_attack, ccu, data, ibp, models, odin, profiles, train, zoo
 from oodlib.runtime import default_device
 
 METHODS = ("plain", "oe", "ceda", "acet", "ccu", "good", "ntom", "atom")
@@ -76,7 +76,9 @@ def _method(name: str, p: profiles.Profile, pool: int, batch: int) -> train.Meth
 def train_speed(p: profiles.Profile, dev: torch.device, steps: int, warmup: int) -> tuple[list[dict], dict]:
     """ms per training step of every (method, architecture) the book trains, after ``warmup`` steps."""
     B = p.batch_size
-    x, x_out = _images(steps * B, 1), _images(max(4 * steps * B, 8 * B), 2)
+    n = max(steps * B, 2 * p.ccu_centroids)  # CCU's EM needs more images than centroids
+    steps = math.ceil(n / B)
+    x, x_out = _images(n, 1), _images(max(4 * n, 8 * B), 2)
     y = torch.randint(0, 10, (len(x),), generator=torch.Generator().manual_seed(3))
     pairs = sorted({(m, arch) for trains in book(p).values() for m, arch, _ in trains},
                    key=lambda ma: (ma[1] != "model", METHODS.index(ma[0])))
@@ -179,15 +181,50 @@ def book(p: profiles.Profile) -> dict[str, list[tuple[str, str, int]]]:
     }
 
 
-def projection(p: profiles.Profile, speed: pd.DataFrame) -> pd.DataFrame:
+def evaluation(p: profiles.Profile) -> dict[str, list[tuple[str, float]]]:
+    """Each chapter's dominant evaluation work, as (kernel of :func:`kernel_speed`, units of that kernel).
+
+    A rough count from the profile (attacked images x steps x restarts x models x OOD sets), for the
+    projection only: the chapters also score clean sets, draw figures and bootstrap, which is cheap
+    beside these attacks at paper scale.
+    """
+    sets = sum(1 for s in data.DATASETS.values()
+               if not s.optional and (p.torchvision_sets or not s.full_only))
+    n_good = 4 + len(p.good_quantiles) - 1 + 5  # chapter 05's models (eps sweep, Q grid, baselines)
+    atom_runs = sum(c for m, _, c in book(p)["06 ATOM"])
+    linf = p.atom_attack_size * p.atom_eval_steps * p.atom_eval_restarts * 2  # L-inf and compositional
+    noise = p.attack_size * p.pgd_eval_steps * p.pgd_eval_restarts  # adversarial noise, per model
+    samples = p.adv_samples_size * p.adv_samples_steps  # adversarial samples, per model
+    grid = (p.test_size + sets * p.ood_size) * len(p.odin_temperatures)  # ODIN's main study
+    return {
+        # 01: the alpha search is forward passes only (cheap beside training)
+        "02 CEDA / ACET": [("PGD (adversarial noise)", 4 * (noise + samples))],
+        # 03: + ~30 % for the three same-manifold studies (2 of 10 classes)
+        "03 ODIN": [("ODIN (T, eps) grid", 1.3 * grid)],
+        "04 CCU": [("CCU ball attack", 6 * p.ccu_attack_seeds * p.ccu_attack_steps * p.ccu_attack_restarts)],
+        "05 GOOD": [("APGD (GOOD's AAUC)", n_good * sets * p.good_eval_size * p.good_attack_steps
+                     * (2 + p.good_attack_restarts)),
+                    ("IBP bounds (GAUC)", n_good * sets * p.good_eval_size * (len(p.good_radii) + 1))],
+        "06 ATOM": [("PGD (adversarial noise)", 9 * sets * linf),
+                    ("ATOM mining pass", atom_runs * p.epochs * p.atom_candidates)],
+        "07 benchmark": [("PGD (adversarial noise)", 12 * sets * (linf + p.atom_attack_size * (
+            p.bench_weak_steps + p.bench_strong_steps * p.bench_strong_restarts)))],
+    }
+
+
+def projection(p: profiles.Profile, speed: pd.DataFrame, kernels: pd.DataFrame) -> pd.DataFrame:
     steps = p.epochs * math.ceil(p.train_size / p.batch_size)
     ms = speed.assign(field=["ibp_model" if a == p.ibp_model and a != p.model else "model"
                              for a in speed.arch]).set_index(["method", "field"])["ms/step"]
+    rate = kernels.set_index("kernel")["image-steps/s"]
+    work = evaluation(p)
     rows = []
     for chapter, trains in book(p).items():
-        hours = sum(count * steps * ms[(m, arch)] / 1000 / 3600 for m, arch, count in trains)
+        train_h = sum(count * steps * ms[(m, arch)] / 1000 / 3600 for m, arch, count in trains)
+        eval_h = sum(units / rate[k] / 3600 for k, units in work.get(chapter, []))
         rows.append({"chapter": chapter, "models trained": sum(c for *_, c in trains),
-                     "training (h, projected)": hours})
+                     "training (h)": train_h, "evaluation (h, dominant kernels)": eval_h,
+                     "total (h, projected)": train_h + eval_h})
     return pd.DataFrame(rows)
 
 
@@ -219,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     speed = pd.DataFrame(speed)
     kernels = pd.DataFrame(kernel_speed(p, dev, nets, args.batches))
     checks = pd.DataFrame(cuda_vs_cpu(nets, p, dev))
-    proj = projection(p, speed)
+    proj = projection(p, speed, kernels)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     meta = {"device": name, "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "profile": p.name,
@@ -228,13 +265,15 @@ def main(argv: list[str] | None = None) -> int:
         "meta": meta, "training": speed.to_dict("records"), "kernels": kernels.to_dict("records"),
         "cuda_vs_cpu": checks.to_dict("records"), "projection": proj.to_dict("records")}, indent=1))
     md = (f"# GPU check: {name}, torch {torch.__version__}, {meta['date']}\n\n"
-          f"## Training, `{p.name}` settings ({args.steps} timed steps, batch {p.batch_size})\n\n"
+          f"## Training, `{p.name}` settings (batch {p.batch_size}, timed steps per row)\n\n"
           f"{speed.to_markdown(index=False, floatfmt='.1f')}\n\n## Evaluation kernels\n\n"
           f"{kernels.to_markdown(index=False, floatfmt='.1f')}\n\n## CUDA against CPU\n\n"
-          f"{checks.to_markdown(index=False)}\n\n## Projected training time of the `{p.name}` book\n\n"
+          f"{checks.to_markdown(index=False)}\n\n## Projected time of the `{p.name}` book\n\n"
           f"{proj.to_markdown(index=False, floatfmt='.1f')}\n\n"
-          f"Projection: {p.epochs} epochs x {math.ceil(p.train_size / p.batch_size)} steps per model at the "
-          f"measured ms/step; evaluation and one-time costs (CCU's EM fit) not included.\n")
+          f"Projection: training = {p.epochs} epochs x {math.ceil(p.train_size / p.batch_size)} steps per "
+          f"model at the measured ms/step; evaluation = each chapter's dominant attacks (`evaluation()`: "
+          f"images x steps x restarts x models x sets) at the measured kernel rates. Not included: "
+          f"one-time costs (CCU's EM fit), clean scoring, figures. An estimate, not a run.\n")
     (out / "gpu_check.md").write_text(md)
     print(md)
     print(f"wrote {out / 'gpu_check.json'} and {out / 'gpu_check.md'} in {meta['seconds']:.0f} s")

@@ -266,17 +266,17 @@ FULL = Profile(
 # its paper value (SMOKE_KEEPS), so the code paths are FULL's: ResNet-18 and GOOD's "L" CNN, the
 # torchvision sets, restarts > 1, 10 ODIN temperatures, alternating projections, out-ratio 2.0.
 SMOKE_SIZES: dict[str, object] = {
-    "train_size": 128, "epochs": 1, "batch_size": 32, "aux_size": 600, "test_size": 48, "ood_size": 16,
-    "attack_size": 3, "pgd_train_steps": 1, "pgd_eval_steps": 3, "pgd_eval_restarts": 2,
+    "train_size": 128, "epochs": 1, "batch_size": 32, "aux_size": 600, "test_size": 48, "ood_size": 12,
+    "attack_size": 2, "pgd_train_steps": 1, "pgd_eval_steps": 3, "pgd_eval_restarts": 2,
     "adv_samples_size": 8, "adv_samples_steps": 2, "alpha_trials": 16,
-    "odin_tune_size": 6, "odin_tune_in": 16, "odin_temperatures": (1, 1000), "odin_num_eps": 3,
-    "odin_tune_sizes": (3, 6), "odin_tune_repeats": 2, "odin_distance_size": 10, "odin_analysis_size": 10,
+    "odin_tune_size": 4, "odin_tune_in": 12, "odin_temperatures": (1, 1000), "odin_num_eps": 3,
+    "odin_tune_sizes": (2, 4), "odin_tune_repeats": 2, "odin_distance_size": 8, "odin_analysis_size": 8,
     "ccu_centroids": 4, "ccu_em_in_size": 128, "ccu_em_out_size": 128, "ccu_attack_seeds": 3,
     "ccu_attack_steps": 3, "ccu_attack_restarts": 2, "ccu_attack_proj_rounds": 2, "ccu_tune_size": 16,
     "good_quantiles": (0, 80, 100), "good_attack_steps": 3, "good_attack_restarts": 2,
-    "good_eval_size": 10, "good_radii": (0.0, 0.1, 0.3),
+    "good_eval_size": 8, "good_radii": (0.0, 0.1, 0.3),
     "atom_candidates": 200, "atom_keep": 50, "atom_holdout": 100, "atom_steps": 1, "atom_eval_steps": 2,
-    "atom_attack_size": 3, "atom_corruption_severities": (3,), "atom_ablation_train_size": 64,
+    "atom_attack_size": 2, "atom_corruption_severities": (3,), "atom_ablation_train_size": 64,
     "atom_ablation_epochs": 1, "atom_ablation_candidates": 100, "atom_ablation_keep": 25,
     "atom_hist_train_size": 64, "atom_hist_epochs": 2, "atom_sim_trials": 3, "atom_claim_seeds": 2,
     "bench_strong_steps": 4, "bench_strong_restarts": 2,
