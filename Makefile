@@ -15,9 +15,9 @@ TEST_CACHE := $(CURDIR)/_build/test-cache
 SMOKE_DIR := $(CURDIR)/_build/smoke
 BOOK_ENV := OODLIB_PROFILE=$${OODLIB_PROFILE:-ci} OODLIB_PROGRESS=text OODLIB_WIDGETS=off
 
-.PHONY: install data test smoke unit book book-noexec lab bench bench-eval gpu-check lint clean
+.PHONY: install data browser test smoke unit book book-noexec lab bench bench-eval gpu-check lint clean
 
-install: $(STAMP) data
+install: $(STAMP) data browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,17 @@ data:
 	else \
 	  echo "Fashion-MNIST is missing: run 'sudo apt-get install dataset-fashion-mnist'"; \
 	  echo "or allow a torchvision download with OODLIB_DOWNLOAD=1"; exit 1; \
+	fi
+
+# Debian's chromium for the site test (a headless reader of the built book); elsewhere that test skips
+browser:
+	@if command -v chromium >/dev/null 2>&1 || [ -n "$$OODLIB_BROWSER" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Debian's chromium (the site test opens the built book in it)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+	  echo "chromium is missing: the site test's browser checks will be skipped"; \
+	  echo "(install it with 'sudo apt-get install chromium' or point OODLIB_BROWSER at a Chromium)"; \
 	fi
 
 test: install

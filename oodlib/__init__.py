@@ -45,6 +45,7 @@ The zoo, detectors and evaluation
 Top
   ``benchmark``       chapter 07: every method under every threat model
   ``plots``           the figures
+  ``explorer``        live sliders in JupyterLab, precomputed frames behind sliders in the static book
   ``chapter``         ``ol.setup()``, the first cell of every chapter
   ``cli``             ``python -m oodlib``
 """
@@ -57,9 +58,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "acet", "apgd", "atom", "attacks", "ball_attack", "benchmark", "ccu", "claims", "cli", "corruptions",
-    "data", "detectors", "evaluate", "experiments", "gaussian_model", "gmm", "good", "ibp", "mahalanobis",
-    "metrics", "models", "noise", "odin", "odin_analysis", "plots", "profiles", "provenance", "relu_theory",
-    "runtime", "scores", "chapter", "standins", "synthetic_files", "toy", "train", "validation", "zoo",
+    "data", "detectors", "evaluate", "experiments", "explorer", "gaussian_model", "gmm", "good", "ibp",
+    "mahalanobis", "metrics", "models", "noise", "odin", "odin_analysis", "plots", "profiles", "provenance",
+    "relu_theory", "runtime", "scores", "chapter", "standins", "synthetic_files", "toy", "train",
+    "validation", "zoo",
 ]
 
 

@@ -71,7 +71,12 @@ def blur_and_rescale(x: Tensor, sigma: float | Tensor) -> Tensor:
     y = F.conv2d(y, kernels.view(n * c, 1, size, 1), groups=n * c).reshape(n, c, h, w)
     low = y.amin(dim=(1, 2, 3), keepdim=True)
     span = y.amax(dim=(1, 2, 3), keepdim=True) - low
-    return ((y - low) / span.clamp_min(1e-12)).clamp_(0.0, 1.0)
+    # A constant image blurs to a constant only up to float32 rounding: each output sums 2 * size
+    # products, so a range below that many ulps of the largest value is rounding, not structure
+    # (rescaling it would blow the rounding up to a 0/1 pattern that differs between CPUs).
+    tol = 2 * size * torch.finfo(y.dtype).eps * y.abs().amax(dim=(1, 2, 3), keepdim=True)
+    flat = span <= tol
+    return torch.where(flat, 0.0, (y - low) / torch.where(flat, 1.0, span)).clamp_(0.0, 1.0)
 
 
 SIGMA_RANGE = (1.0, 2.5)  # Hein et al. 2019, App. F: σ ~ U[1, 2.5] pixels

@@ -7,11 +7,9 @@ Every function returns the matplotlib ``Figure`` it drew on.
 from __future__ import annotations
 
 import math
-import os
 import textwrap
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
-import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -146,23 +144,6 @@ def image_grid(
             axes[r, 0].set_ylabel(lab, fontsize="x-small", rotation=0, ha="right", va="center")
     fig.tight_layout()
     return fig
-
-
-def explore(fn: Callable[..., object], **controls: object) -> None:
-    """Interactive exploration that degrades to a static figure.
-
-    ``controls`` map parameter names to ipywidgets controls (or anything
-    ``ipywidgets.interact`` accepts). In JupyterLab the sliders redraw ``fn``.
-    When no frontend is attached (``$OODLIB_WIDGETS=off``, set by ``make book``
-    and ``make test``) ``fn`` is called once with each control's initial value,
-    so the executed notebook and the HTML book show the figure.
-    """
-    if os.environ.get("OODLIB_WIDGETS", "on").lower() == "off":
-        values = {k: (c.value if isinstance(c, widgets.ValueWidget) else c) for k, c in controls.items()}
-        fn(**values)
-        plt.show()
-        return
-    widgets.interact(fn, **controls)
 
 
 def confidence_map(

@@ -132,6 +132,8 @@ class Profile:
     bench_strong_steps: int = 60  # and a stronger one (3x the steps, restarts) that checks ours is not weak
     bench_strong_restarts: int = 2
     bench_good_quantiles: tuple[int, ...] = (50, 100)  # GOOD_Q models in the benchmark (trained in ch05)
+    # --- the book ---
+    explore_frames: int = 12  # figures precomputed per exploration for the static book (explorer.py)
 
     def replace(self, **changes: object) -> Profile:
         """A copy with some fields changed (the profile itself is frozen)."""
@@ -260,6 +262,7 @@ FULL = Profile(
     bench_strong_steps=120,  # ours: 3x App. B.4's 40 steps,
     bench_strong_restarts=5,  # with 5 restarts (App. B.10's ablation uses 5 restarts x 100 steps)
     bench_good_quantiles=(80, 100),  # GOOD_80: the paper's trade-off; GOOD_100 certifies most
+    explore_frames=48,  # ours: finer sliders where a GPU draws the frames
 )
 
 # ``smoke``: FULL with these fields shrunk -- sizes, epochs and steps only. Everything else keeps
@@ -279,7 +282,7 @@ SMOKE_SIZES: dict[str, object] = {
     "atom_attack_size": 2, "atom_corruption_severities": (3,), "atom_ablation_train_size": 64,
     "atom_ablation_epochs": 1, "atom_ablation_candidates": 100, "atom_ablation_keep": 25,
     "atom_hist_train_size": 64, "atom_hist_epochs": 2, "atom_sim_trials": 3, "atom_claim_seeds": 2,
-    "bench_strong_steps": 4, "bench_strong_restarts": 2,
+    "bench_strong_steps": 4, "bench_strong_restarts": 2, "explore_frames": 2,
 }
 # Kept at FULL's value: they choose code paths (architectures, data sources, schedules, grids,
 # out-ratio) or cost nothing.

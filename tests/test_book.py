@@ -32,6 +32,9 @@ def test_toc_lists_existing_files():
 def test_book_builds_without_warnings(tmp_path):
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     config["execute"]["execute_notebooks"] = "off"
+    # local extensions are found relative to the config file, which moves to tmp_path here
+    local = config["sphinx"].get("local_extensions", {})
+    config["sphinx"]["local_extensions"] = {name: str(ROOT / path) for name, path in local.items()}
     cfg = tmp_path / "_config.yml"
     cfg.write_text(yaml.safe_dump(config))
     out = tmp_path / "out"

@@ -25,7 +25,7 @@ LAYERS = [
     ("scores", "detectors"),
     ("evaluate",),
     ("experiments",),
-    ("benchmark", "plots", "chapter", "cli", "__main__"),
+    ("benchmark", "plots", "explorer", "chapter", "cli", "__main__"),
 ]
 LAYER = {m: i for i, mods in enumerate(LAYERS) for m in mods}
 

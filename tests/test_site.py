@@ -3,7 +3,11 @@
 Runs only with ``pytest --site`` (``make test`` passes it) and after every other test,
 so the chapters' models are already in the (fresh) zoo that ``make test`` points
 ``OODLIB_CACHE`` at. For each chapter page it checks that all figures the executed
-notebook produced are on the page and that no cell shows an error.
+notebook produced are on the page and that no cell shows an error; then a reader's browser
+(Debian's chromium, headless, through Playwright) opens every page from disk and checks math,
+images, console, table of contents and that each exploration's slider changes its figure
+(screenshots in _build/site-screenshots); last, a real kernel runs chapter 00's exploration with
+widgets on and must make a live widget.
 """
 
 from __future__ import annotations
@@ -100,3 +104,142 @@ def test_formulas_are_typeset_by_the_bundled_mathjax(site):
     assert re.search(r'<script\b[^>]*src="[^"]*_static/mathjax/tex-chtml\.js', html), "no local MathJax"
     assert (site / "html" / "_static" / "mathjax" / "tex-chtml.js").exists()
     assert 'class="math' in html  # formulas are marked up for MathJax
+
+
+# --- a reader's browser: Debian's chromium, headless, driven by Playwright -------------------------
+
+SHOTS = ROOT / "_build" / "site-screenshots"
+# what the probe of this machine kind starts chromium with: no sandbox as root, and none of the
+# background traffic that a closed network refuses (those refusals would read as console errors)
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+# typeset math leaves MathJax's elements; raw TeX delimiters in the visible text mean it did not run
+RAW_TEX = re.compile(r"\\\(|\\\)|\\\[|\\\]|\$\$")
+# what the page reports once MathJax has finished and every image (explorer frames included) decoded
+PAGE_STATE_JS = """async () => {
+  if (window.MathJax && MathJax.startup && MathJax.startup.promise) { await MathJax.startup.promise; }
+  await Promise.all([...document.images].map(img => img.complete ? null
+      : new Promise(done => { img.onload = img.onerror = done; })));
+  const main = document.querySelector("main") || document.body;
+  return {
+    mathMarked: document.querySelectorAll(".math, .MathJax, mjx-container").length,
+    mathTypeset: document.querySelectorAll("mjx-container").length,
+    text: main.innerText,
+    broken: [...document.images].filter(img => !(img.naturalWidth > 0)).map(img => img.src.slice(0, 80)),
+    images: document.images.length,
+    tocLinks: [...document.querySelectorAll("nav.bd-links a[href], .bd-sidenav a[href]")]
+        .map(a => a.href).filter(h => h.startsWith("file:")),
+  };
+}"""
+# moves each exploration's first control with two positions or more; the frames shown before and after
+EXPLORE_JS = """() => [...document.querySelectorAll(".oodlib-explorer")].map(root => {
+  const shown = () => [...root.querySelectorAll("img[data-key]")].filter(i => i.style.display !== "none")
+      .map(i => i.getAttribute("data-key"));
+  const before = shown();
+  const size = el => el.tagName === "SELECT" ? el.options.length : (+el.max + 1);
+  const el = [...root.querySelectorAll("input[type=range][data-axis], select[data-axis]")]
+      .find(c => size(c) > 1);
+  if (!el) { return {before, after: before, moved: false}; }
+  el.value = String((+el.value + 1) % size(el));
+  el.dispatchEvent(new Event("input", {bubbles: true}));
+  return {before, after: shown(), moved: n > 1};
+})"""
+
+
+def _chromium() -> str:
+    path = os.environ.get("OODLIB_BROWSER") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        pytest.skip("no Chromium: install Debian's chromium (make install does, as root) or set "
+                    "OODLIB_BROWSER to a Chromium binary")
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the dev extra")
+    executable = _chromium()
+    with sync_api.sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def _read_like_a_reader(browser, page_path: Path) -> tuple[dict, list[str], list]:
+    """Open one page from disk, as the README tells readers to; what it shows and what went wrong."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    problems: list[str] = []
+    page.on("console", lambda m: m.type == "error" and problems.append(f"console error: {m.text}"))
+    page.on("pageerror", lambda e: problems.append(f"script error: {e}"))
+    page.on("requestfailed", lambda r: problems.append(f"failed request: {r.url[:100]} ({r.failure})"))
+    page.on("request", lambda r: None if r.url.startswith(("file:", "data:", "blob:"))
+            else problems.append(f"network request: {r.url[:100]}"))
+    page.goto(page_path.as_uri(), wait_until="load")
+    state = page.evaluate(PAGE_STATE_JS)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{page_path.stem}.png"))
+    explorations = page.evaluate(EXPLORE_JS)
+    page.close()
+    return state, problems, explorations
+
+
+@pytest.fixture(scope="module")
+def readings(site, browser) -> dict[str, tuple[dict, list[str], list]]:
+    """Every page read once in the browser (screenshots written as it goes)."""
+    return {path.stem: _read_like_a_reader(browser, path) for path in _pages(site)}
+
+
+def test_every_page_reads_in_a_real_browser(readings):
+    """Headless Chromium opens each page from disk: math typeset, images decoded, no errors, TOC resolves.
+
+    A screenshot of each page is written under _build/site-screenshots (look there when it fails).
+    """
+    failures = []
+    for name, (state, problems, _) in readings.items():
+        failures += [f"{name}: {p}" for p in problems]
+        if state["mathMarked"] and not state["mathTypeset"]:
+            failures.append(f"{name}: {state['mathMarked']} formulas marked up, none typeset by MathJax")
+        if raw := RAW_TEX.findall(state["text"]):
+            failures.append(f"{name}: raw TeX delimiters left in the text: {raw[:5]}")
+        failures += [f"{name}: image did not load: {src}" for src in state["broken"]]
+        failures += [f"{name}: the page shows {mark!r}" for mark in ("Traceback", "AssertionError")
+                     if mark in state["text"]]
+        for href in state["tocLinks"]:
+            target = Path(href.removeprefix("file://").split("#")[0].split("?")[0])
+            if not target.exists():
+                failures.append(f"{name}: table-of-contents link to a missing page: {href}")
+    assert not failures, "\n".join(failures[:40])
+    assert readings["notation"][0]["mathTypeset"] > 0, "the notation page typeset no formula"
+    assert (SHOTS / "notation.png").exists()
+
+
+def test_explorations_move_without_a_kernel(readings):
+    """Each chapter's exploration is a slider in the static page: moving it shows another frame."""
+    moved = []
+    for name, (_, _, explorations) in readings.items():
+        for k, e in enumerate(explorations):
+            where = f"{name}, exploration {k}"
+            assert len(e["before"]) == 1, f"{where}: {len(e['before'])} frames shown at once"
+            if e["moved"]:
+                assert e["after"] != e["before"] and len(e["after"]) == 1, f"{where}: {e}"
+                moved.append(name)
+    explored = {Path(c).name for c in _chapters() if "explorer.explore(" in (ROOT / f"{c}.ipynb").read_text()}
+    assert explored <= set(moved), f"no moving exploration on {sorted(explored - set(moved))}"
+
+
+def test_a_chapter_exploration_is_a_live_widget_in_a_kernel(site, monkeypatch):
+    """In JupyterLab (widgets on) the same cell makes a live ipywidgets control, not the static frames.
+
+    Runs chapter 00 in a real kernel up to its exploration (the zoo is filled by then).
+    """
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    nb = nbformat.read(ROOT / "notebooks" / "00_ood_detection_basics.ipynb", as_version=4)
+    cut = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "explorer.explore(" in c.source)
+    nb.cells = nb.cells[: cut + 1]
+    monkeypatch.setenv("OODLIB_WIDGETS", "on")  # the kernel inherits this process's environment
+    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+    outputs = nb.cells[cut].outputs
+    kinds = {k for o in outputs for k in o.get("data", {})}
+    assert "application/vnd.jupyter.widget-view+json" in kinds, f"no live widget; outputs: {kinds}"
+    assert not any("oodlib-explorer" in o.get("data", {}).get("text/html", "") for o in outputs)
