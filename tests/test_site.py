@@ -98,6 +98,16 @@ def test_pages_load_nothing_from_the_network(site):
             assert (page.parent / path).resolve().exists(), f"{page.name}: MathJax script {src} missing"
 
 
+def test_landing_page_shows_the_heatmap_chapter_07_drew_in_this_build(site):
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    from landing_heatmap import SHOWN, drawn_by_chapter_07  # noqa: PLC0415 - the book's own extension
+
+    fresh = drawn_by_chapter_07(ROOT)
+    assert fresh.exists(), f"chapter 07 did not save {fresh}"
+    assert f"_images/{SHOWN}" in (site / "html" / "book" / "intro.html").read_text(encoding="utf-8")
+    assert (site / "html" / "_images" / SHOWN).read_bytes() == fresh.read_bytes()
+
+
 def test_formulas_are_typeset_by_the_bundled_mathjax(site):
     page = site / "html" / "book" / "notation.html"
     html = page.read_text(encoding="utf-8")
