@@ -22,7 +22,7 @@ install: $(STAMP) data browser
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,book]'
+	$(PY) -m pip install --quiet -e '.[dev,book,lab]'
 	touch $(STAMP)
 
 data:
@@ -69,8 +69,8 @@ book: install
 	$(BOOK_ENV) $(VENV)/bin/jupyter-book build . --toc book/_toc.yml --config _config.yml -W -n --keep-going
 	@echo "open _build/html/index.html"
 
+# JupyterLab with jupyterlab-myst (installed by `install`: tests/test_lab.py opens a chapter in it)
 lab: install
-	$(PY) -m pip install --quiet -e '.[lab]'
 	$(VENV)/bin/jupyter lab notebooks/
 
 bench: install
