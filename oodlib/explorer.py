@@ -55,7 +55,7 @@ class Axis:
     labels: tuple[str, ...]
     values: tuple[object, ...]
     initial: int  # index of the control's initial value
-    kind: str  # "select" (drop-down) or "range" (slider)
+    kind: str  # "select" (drop-down), "range" (slider) or "fixed" (widgets.fixed: one hidden position)
 
 
 def _float_positions(lo: float, hi: float, step: float) -> np.ndarray:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import pytest
 
 from oodlib import profiles
@@ -38,3 +41,23 @@ def tiny_profile():
     """A profile small enough to train in a second (not for results)."""
     return profiles.CI.replace(name="tiny", train_size=512, test_size=256, epochs=1, batch_size=64,
                                aux_size=256, ood_size=64, attack_size=16)
+
+
+# Debian's chromium as this machine kind's probe starts it: no sandbox as root, and none of the
+# background traffic that a closed network refuses (those refusals would read as console errors)
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium driven by Playwright (site and Lab tests), or a skip saying why."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the dev extra")
+    path = os.environ.get("OODLIB_BROWSER") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        pytest.skip("no Chromium: install Debian's chromium (make install does, as root) or set "
+                    "OODLIB_BROWSER to a Chromium binary")
+    with sync_api.sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=path, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

@@ -23,8 +23,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTER = "00_ood_detection_basics.ipynb"
 SHOTS = ROOT / "_build" / "site-screenshots"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 # the text of every rendered markdown cell (jupyterlab-myst renders into ".myst", Lab's own
 # renderer into ".jp-RenderedMarkdown") and how many formulas are typeset (KaTeX or MathJax)
 MARKDOWN = ".jp-MarkdownCell .myst, .jp-MarkdownCell .jp-RenderedMarkdown"
@@ -74,24 +72,18 @@ def lab(tmp_path_factory):
         proc.wait(timeout=30)
 
 
-def test_lab_renders_the_chapters_myst_markup(lab):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the dev extra")
-    executable = os.environ.get("OODLIB_BROWSER") or shutil.which("chromium")
-    if not executable:
-        pytest.skip("no Chromium: install Debian's chromium (make install does, as root)")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(f"{lab}/lab/tree/{CHAPTER}")
-        page.wait_for_selector(MARKDOWN, timeout=120_000)
-        for _ in range(60):  # math is typeset after the cells render
-            rendered = page.evaluate(RENDERED_JS)
-            if rendered["math"]:
-                break
-            page.wait_for_timeout(500)
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SHOTS / "lab-00.png"))
-        browser.close()
+def test_lab_renders_the_chapters_myst_markup(lab, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{lab}/lab/tree/{CHAPTER}")
+    page.wait_for_selector(MARKDOWN, timeout=120_000)
+    for _ in range(60):  # math is typeset after the cells render
+        rendered = page.evaluate(RENDERED_JS)
+        if rendered["math"]:
+            break
+        page.wait_for_timeout(500)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "lab-00.png"))
+    page.close()
     # Lab draws cells as they scroll into view: the first ones suffice, and the first one cites
     first = next(c for c in json.loads((ROOT / "notebooks" / CHAPTER).read_text())["cells"]
                  if c["cell_type"] == "markdown")

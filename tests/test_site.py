@@ -119,10 +119,6 @@ def test_formulas_are_typeset_by_the_bundled_mathjax(site):
 # --- a reader's browser: Debian's chromium, headless, driven by Playwright -------------------------
 
 SHOTS = ROOT / "_build" / "site-screenshots"
-# what the probe of this machine kind starts chromium with: no sandbox as root, and none of the
-# background traffic that a closed network refuses (those refusals would read as console errors)
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 # typeset math leaves MathJax's elements; raw TeX delimiters in the visible text mean it did not run
 RAW_TEX = re.compile(r"\\\(|\\\)|\\\[|\\\]|\$\$")
 # what the page reports once MathJax has finished and every image (explorer frames included) decoded
@@ -156,26 +152,11 @@ EXPLORE_JS = """() => [...document.querySelectorAll(".oodlib-explorer")].map(roo
 })"""
 
 
-def _chromium() -> str:
-    path = os.environ.get("OODLIB_BROWSER") or shutil.which("chromium") or shutil.which("chromium-browser")
-    if not path:
-        pytest.skip("no Chromium: install Debian's chromium (make install does, as root) or set "
-                    "OODLIB_BROWSER to a Chromium binary")
-    return path
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the dev extra")
-    executable = _chromium()
-    with sync_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
 def _read_like_a_reader(browser, page_path: Path) -> tuple[dict, list[str], list]:
-    """Open one page from disk, as the README tells readers to; what it shows and what went wrong."""
+    """Open one page from disk, as the README tells readers to; what it shows and what went wrong.
+
+    ``browser`` is the Chromium of ``tests/conftest.py``.
+    """
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     problems: list[str] = []
     page.on("console", lambda m: m.type == "error" and problems.append(f"console error: {m.text}"))
