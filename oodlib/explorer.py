@@ -149,16 +149,18 @@ def render(fn: Callable[..., object], axes: Sequence[Axis]) -> tuple[dict[str, s
     keys = list(itertools.product(*[range(len(a.values)) for a in axes]))
     initial = tuple(a.initial for a in axes)
     for key in progress(keys, desc="precomputing the exploration's frames", leave=False):
-        plt.close("all")
+        before = set(plt.get_fignums())  # figures the cell drew before the exploration stay open
         text = io.StringIO()
         with contextlib.redirect_stdout(text):
             result = fn(**{a.name: a.values[i] for a, i in zip(axes, key, strict=True)})
-        fig = result if isinstance(result, plt.Figure) else (plt.gcf() if plt.get_fignums() else None)
+        new = [n for n in plt.get_fignums() if n not in before]
+        fig = result if isinstance(result, plt.Figure) else (plt.figure(new[-1]) if new else None)
         if fig is None:
             raise ValueError(f"expected {getattr(fn, '__name__', 'fn')} to draw a matplotlib figure, "
                              f"got none at {dict(zip([a.name for a in axes], key, strict=True))}")
         frames[",".join(map(str, key))] = _png(fig)
-        plt.close("all")
+        for n in new:
+            plt.close(n)
         if key == initial:
             printed = text.getvalue()
     return frames, printed

@@ -66,6 +66,8 @@ def test_static_exploration_shows_every_frame_behind_its_controls(monkeypatch, c
         fig, ax = plt.subplots(figsize=(2, 2))
         ax.plot([0, 1], [0, eps])
 
+    plt.close("all")
+    earlier = plt.figure()  # drawn by the same cell before the exploration
     explorer.explore(draw, frames=6, eps=widgets.FloatSlider(value=0.1, min=0.0, max=0.2, step=0.1),
                      name=widgets.Dropdown(options=["a", "b"], value="a"), k=widgets.fixed(2))
     assert len(calls) == 6 and {c[2] for c in calls} == {2}
@@ -77,7 +79,8 @@ def test_static_exploration_shows_every_frame_behind_its_controls(monkeypatch, c
     assert 'type="range"' in page and "<select" in page and 'type="hidden"' in page
     assert page.count("data:image/png;base64,") == 6
     assert capsys.readouterr().out == "drawing 0.10 a\n"  # only the initial frame's text is printed
-    assert not plt.get_fignums()
+    assert plt.get_fignums() == [earlier.number]  # the frames are closed; the cell's own figure is not
+    plt.close(earlier)
 
 
 def test_static_exploration_needs_a_figure(monkeypatch):
