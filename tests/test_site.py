@@ -2,7 +2,9 @@
 
 Runs only with ``pytest --site`` (``make test`` passes it) and after every other test,
 so the chapters' models are already in the (fresh) zoo that ``make test`` points
-``OODLIB_CACHE`` at. For each chapter page it checks that all figures the executed
+``OODLIB_CACHE`` at. Chapters that nbval already ran in this session are not executed a second
+time: their outputs go into the build's jupyter-cache, which the build's ``cache`` mode reads
+(``OODLIB_SITE_EXECUTE=1`` makes the build execute every chapter itself). For each chapter page it checks that all figures the executed
 notebook produced are on the page and that no cell shows an error; then a reader's browser
 (Debian's chromium, headless, through Playwright) opens every page from disk and checks math,
 images, console, table of contents and that each exploration's slider changes its figure
@@ -12,7 +14,6 @@ widgets on and must make a live widget.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -31,12 +32,54 @@ ERROR_MARKS = ("Traceback (most recent call last)", "output traceback", "ipython
 pytestmark = pytest.mark.site
 
 
+def _executed_by_nbval(session) -> dict[Path, object]:
+    """The chapters this pytest session already ran cell by cell under nbval, with their outputs.
+
+    ``make test`` runs every chapter under nbval before the site tests (same profile, same
+    environment, same zoo); the book build takes those outputs instead of executing every chapter a
+    second time (~5 of its 6 minutes). A chapter counts only if every code cell ran with no error
+    and no timeout; any other chapter is executed by the build itself.
+    """
+    cells: dict[Path, list] = {}
+    for item in session.items:
+        if type(item).__name__ == "IPyNbCell":
+            cells.setdefault(Path(str(item.parent.fspath)).resolve(), []).append(item)
+    done = {}
+    for path, items in cells.items():
+        ran = all(i.test_outputs is not None and not i.parent.timed_out for i in items)
+        if not ran or any(o.get("output_type") == "error" for i in items for o in i.test_outputs):
+            continue
+        nb = items[0].parent.nb  # nbval's copy of the file; its cells are the items' cells
+        for i in items:
+            i.cell.outputs, i.cell.execution_count = i.test_outputs, i.cell_num + 1
+        done[path] = nb
+    return done
+
+
+def _seed_execution_cache(cache_dir: Path, executed: dict[Path, object]) -> list[str]:
+    """Put executed chapters into the build's jupyter-cache, where the build's `cache` mode finds them.
+
+    jupyter-cache matches a notebook by a hash of its code cells and kernelspec, so a chapter whose
+    source differs from what nbval ran is executed by the build as usual.
+    """
+    from jupyter_cache import get_cache  # noqa: PLC0415 - a dependency of the book extra only
+    from jupyter_cache.base import CacheBundleIn  # noqa: PLC0415
+
+    cache = get_cache(str(cache_dir))
+    for path, nb in executed.items():
+        cache.cache_notebook_bundle(CacheBundleIn(nb, str(path)), check_validity=False, overwrite=True)
+    return sorted(p.stem for p in executed)
+
+
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
+def site(request, tmp_path_factory):
     if not JB.exists():
         pytest.fail("jupyter-book is not installed (pip install -e '.[book]')")
     out = Path(os.environ.get("OODLIB_SITE_DIR") or tmp_path_factory.mktemp("site"))
     env = os.environ | {"OODLIB_PROGRESS": "text", "OODLIB_WIDGETS": "off"}
+    if not os.environ.get("OODLIB_SITE_EXECUTE"):  # set it to make the build execute every chapter itself
+        reused = _seed_execution_cache(out / "_build" / ".jupyter_cache", _executed_by_nbval(request.session))
+        print(f"book build: outputs of this session's nbval run reused for {reused or 'no chapter'}")
     proc = subprocess.run(
         [str(JB), "build", str(ROOT), "--toc", str(ROOT / "book" / "_toc.yml"), "--config",
          str(ROOT / "_config.yml"), "--path-output", str(out), "-W", "-n", "--keep-going"],
@@ -54,8 +97,23 @@ def _chapters() -> list[str]:
     return [c["file"] for p in toc["parts"] for c in p["chapters"] if c["file"].startswith("notebooks/")]
 
 
-def _png_outputs(nb_path: Path) -> int:
-    nb = json.loads(nb_path.read_text())
+def _executed(site: Path, chapter: str) -> dict:
+    """The chapter with the outputs the build rendered, from the build's jupyter-cache.
+
+    (myst-nb writes ``jupyter_execute/*.ipynb`` without outputs when the cache served the chapter.)
+    """
+    nbformat = pytest.importorskip("nbformat")
+    from jupyter_cache import get_cache  # noqa: PLC0415 - a dependency of the book extra only
+
+    source = nbformat.read(ROOT / f"{chapter}.ipynb", as_version=4)
+    try:
+        _, nb = get_cache(str(site / ".jupyter_cache")).merge_match_into_notebook(source)
+    except KeyError:
+        pytest.fail(f"{chapter} was not executed (no match in the build's jupyter-cache)")
+    return nb
+
+
+def _png_outputs(nb: dict) -> int:
     return sum("image/png" in o.get("data", {}) for c in nb["cells"] if c["cell_type"] == "code"
                for o in c.get("outputs", []))
 
@@ -67,13 +125,11 @@ def test_chapter_page_has_its_figures_and_no_errors(site, chapter):
     html = page.read_text(encoding="utf-8")
     for mark in ERROR_MARKS:
         assert mark not in html, f"{chapter}: the page shows an error ({mark!r})"
-    executed = site / "jupyter_execute" / f"{chapter}.ipynb"
-    assert executed.exists(), f"{chapter} was not executed"
-    nb = json.loads(executed.read_text())
+    nb = _executed(site, chapter)
     errors = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])
               if o.get("output_type") == "error"]
     assert not errors, f"{chapter}: {errors[0].get('ename')}: {errors[0].get('evalue')}"
-    n_png = _png_outputs(executed)
+    n_png = _png_outputs(nb)
     imgs = re.findall(r'<img[^>]+src="(\.\./_images/[^"]+\.png)"', html)
     assert n_png >= 1, f"{chapter} produced no figure"
     assert len(imgs) >= n_png, f"{chapter}: {n_png} figures executed, {len(imgs)} on the page"
