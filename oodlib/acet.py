@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import attacks, noise, train
+from .data import label
 from .profiles import Profile
 from .validation import check_choice, check_number, check_positive_int, describe
 
@@ -222,8 +223,9 @@ def table1_beside_paper(table: pd.DataFrame, pairs: Mapping[str, str],
 
     ``table`` is the long table (``model, ood_set, metric, value``; our in-distribution MMC under
     ``ood_set="(in-distribution)"``); ``pairs`` maps each paper set of :data:`PAPER_TABLE1` to the
-    start of our set's label; ``test_error`` holds each model's test error (a fraction), shown in %
-    in the test-error rows' MMC columns. A value the paper does not report shows ``—``.
+    start of our set's name (shown by :func:`oodlib.data.label`); ``test_error`` holds each model's
+    test error (a fraction), shown in % in the test-error rows' MMC columns. A value the paper does
+    not report shows ``—``.
     """
     need = {"model", "ood_set", "metric", "value"}
     if not isinstance(table, pd.DataFrame) or not need <= set(table.columns):
@@ -235,7 +237,7 @@ def table1_beside_paper(table: pd.DataFrame, pairs: Mapping[str, str],
             continue
         for paper_set, ours in pairs.items():
             sel = part[part.ood_set.str.startswith(ours)].set_index("metric").value
-            row = {"paper set (MNIST)": paper_set, "our set": ours, "model": model}
+            row = {"paper set (MNIST)": paper_set, "our set": label(ours, None), "model": model}
             for metric, p in zip(TABLE1_METRICS, paper_sets[paper_set], strict=True):
                 row[f"{metric} paper"] = "—" if p is None else p
                 row[f"{metric} ours"] = round(float(sel[metric]), 3) if metric in sel else "—"

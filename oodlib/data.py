@@ -48,7 +48,7 @@ from torch import Tensor
 from torchvision.datasets import CIFAR10, CIFAR100, EMNIST, MNIST, SVHN, FashionMNIST
 
 from . import noise, standins, synthetic_files
-from .profiles import Profile
+from .profiles import Profile, current
 from .runtime import derive_seed, torch_generator
 from .validation import IMAGE_SIDE, check_choice, check_images, check_positive_int
 
@@ -358,15 +358,17 @@ class OODSet:
     x: Tensor
     stand_in_for: str | None
     description: str
+    note: str | None = None  # what part of the real set this is, e.g. "5 000-image subset"
 
     def __post_init__(self) -> None:
         check_images(self.x, f"OODSet {self.name!r} images")
 
     @property
     def label(self) -> str:
-        """The name for tables, e.g. ``'font letters (stand-in for EMNIST-letters)'``."""
+        """The name for tables: ``'font letters (stand-in for EMNIST-letters)'``, ``'MNIST (5 000-image
+        subset)'``."""
         if self.stand_in_for is None:
-            return self.name
+            return f"{self.name} ({self.note})" if self.note else self.name
         return f"{self.name} (stand-in for {self.stand_in_for})"
 
 
@@ -389,6 +391,7 @@ class OODSpec:
     optional: bool = False  # not in :func:`ood_sets`; a chapter asks for it by name
     full_make: Callable[[int, int, Tensor | None], Tensor] | None = None  # the ``full`` source, if different
     full_description: str | None = None
+    offline_note: str | None = None  # the offline source is part of the real set: said in every label
     torchvision: str | None = None  # the torchvision set it is read from (``full``), as named in MARKER
 
 
@@ -437,6 +440,7 @@ DATASETS: dict[str, OODSpec] = {
             make=lambda n, seed, _: _subset(mnist_5k()[0], n, seed),
             full_make=lambda n, seed, _: _mnist_test(n, seed),
             full_description="MNIST test set (torchvision)",
+            offline_note="5 000-image subset",
             torchvision="MNIST",
         ),
         OODSpec(
@@ -489,9 +493,20 @@ DATASETS: dict[str, OODSpec] = {
 }
 
 
-def label(name: str, stand_in_for: str | None) -> str:
-    """A set's display name, marked as a stand-in where it is one."""
-    return f"{name} (stand-in for {stand_in_for})" if isinstance(stand_in_for, str) and stand_in_for else name
+def _reads_full_source(spec: OODSpec, profile: Profile) -> bool:
+    return profile.torchvision_sets and spec.full_make is not None
+
+
+def label(name: str, stand_in_for: str | None, profile: Profile | None = None) -> str:
+    """A set's display name: marked as a stand-in where it is one, and as a subset where the
+    ``profile`` (default: :func:`oodlib.profiles.current`) reads only part of the real set
+    (``ci``'s MNIST: "MNIST (5 000-image subset)"), as :attr:`OODSet.label` does."""
+    if isinstance(stand_in_for, str) and stand_in_for:
+        return f"{name} (stand-in for {stand_in_for})"
+    spec = DATASETS.get(name)
+    if spec is not None and spec.offline_note and not _reads_full_source(spec, profile or current()):
+        return f"{name} ({spec.offline_note})"
+    return name
 
 
 def get_ood_set(name: str, profile: Profile, in_train_x: Tensor | None = None) -> OODSet:
@@ -505,12 +520,12 @@ def get_ood_set(name: str, profile: Profile, in_train_x: Tensor | None = None) -
     n = check_positive_int(profile.ood_size, "profile.ood_size")
     if spec.needs_in_distribution and in_train_x is None:
         in_train_x = in_distribution(profile)[0]
-    full = profile.torchvision_sets and spec.full_make is not None
+    full = _reads_full_source(spec, profile)
     x = (spec.full_make if full else spec.make)(n, derive_seed(profile.seed, name), in_train_x)
     description = (spec.full_description if full else spec.description) or spec.description
     if (full or spec.full_only) and spec.torchvision in synthetic_files.synthetic_sets(data_root()):
         description += " -- SYNTHETIC files in its format (oodlib.synthetic_files), not the real set"
-    return OODSet(spec.name, x, spec.stand_in_for, description)
+    return OODSet(spec.name, x, spec.stand_in_for, description, None if full else spec.offline_note)
 
 
 def ood_sets(

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import train
+from .data import label
 from .ibp import certified_confidence, cub_loss, cub_loss_clean, logit_diff_upper
 from .metrics import auroc_conservative
 from .profiles import Profile
@@ -242,7 +243,8 @@ def table1_beside_paper(table: pd.DataFrame, pairs: Mapping[str, str]) -> pd.Dat
 
     ``table`` has rows ``model, ood_set, metric, value`` (fractions) with metrics ``accuracy`` (on
     ``ood_set="(in-distribution)"``), ``AUC``, ``AAUC``, ``GAUC``; ``pairs`` maps each paper set of
-    :data:`PAPER_TABLE1` to ours. Models or sets the paper lacks show ``—``.
+    :data:`PAPER_TABLE1` to ours (shown by :func:`oodlib.data.label`: MNIST's offline subset says so).
+    Models or sets the paper lacks show ``—``.
     """
     need = {"model", "ood_set", "metric", "value"}
     if not isinstance(table, pd.DataFrame) or not need <= set(table.columns):
@@ -259,7 +261,8 @@ def table1_beside_paper(table: pd.DataFrame, pairs: Mapping[str, str]) -> pd.Dat
                "acc ours": round(100 * vals[(model, "(in-distribution)", "accuracy")], 1)}
         for theirs, ours in pairs.items():
             row[f"{theirs} (paper)"] = fmt(paper_sets[theirs]) if theirs in paper_sets else "—"
-            row[f"{ours} (ours)"] = fmt([100 * vals[(model, ours, m)] for m in ("AUC", "AAUC", "GAUC")])
+            aucs = [100 * vals[(model, ours, m)] for m in ("AUC", "AAUC", "GAUC")]
+            row[f"{label(ours, None)} (ours)"] = fmt(aucs)
         rows.append(row)
     return pd.DataFrame(rows).set_index("model")
 

@@ -260,8 +260,9 @@ def plot_samples(
 ) -> Figure:
     """A grid with one labelled row of ``n`` images per set; returns the Figure.
 
-    Stand-ins are labelled "(stand-in for X)". Draws into ``fig`` if given, else
-    into a new pyplot figure (in a notebook, assign the result to avoid showing it twice).
+    Stand-ins are labelled "(stand-in for X)", subsets of a real set by their note. Draws into
+    ``fig`` if given, else into a new pyplot figure (in a notebook, assign the result to avoid
+    showing it twice).
     """
     n = check_positive_int(n, "n")
     if not sets:
@@ -274,6 +275,8 @@ def plot_samples(
             images, label = item.x, item.name
             if item.stand_in_for:
                 label += f"\n(stand-in for\n{item.stand_in_for})"
+            elif item.note:
+                label += f"\n({item.note})"
         else:
             images, label = check_images(item, f"sets[{key!r}]"), key
         for col, ax in enumerate(axes[row]):

@@ -279,7 +279,7 @@ SMOKE_SIZES: dict[str, object] = {
     "good_quantiles": (0, 80, 100), "good_attack_steps": 3, "good_attack_restarts": 2,
     "good_eval_size": 8, "good_radii": (0.0, 0.1, 0.3),
     "atom_candidates": 200, "atom_keep": 50, "atom_holdout": 100, "atom_steps": 1, "atom_eval_steps": 2,
-    "atom_attack_size": 2, "atom_corruption_severities": (3,), "atom_ablation_train_size": 64,
+    "atom_attack_size": 1, "atom_corruption_severities": (3,), "atom_ablation_train_size": 64,
     "atom_ablation_epochs": 1, "atom_ablation_candidates": 100, "atom_ablation_keep": 25,
     "atom_hist_train_size": 64, "atom_hist_epochs": 2, "atom_sim_trials": 3, "atom_claim_seeds": 2,
     "bench_strong_steps": 4, "bench_strong_restarts": 2, "explore_frames": 2,

@@ -272,6 +272,11 @@ def test_ood_sets_ci():
     assert "EMNIST" in sets["font letters"].stand_in_for
     assert "CIFAR" in sets["photo crops"].stand_in_for
     assert sets["photo crops"].label.endswith("(stand-in for grayscale CIFAR-10 / LSUN)")
+    # MNIST is real but only part of it offline: every label says so (not in full, which reads it all)
+    assert sets["MNIST"].label == data.label("MNIST", None, profile) == "MNIST (5 000-image subset)"
+    assert data.label("MNIST", None, profiles.FULL) == "MNIST"
+    assert data.label("uniform noise", None, profile) == "uniform noise"
+    assert data.label("font letters", "EMNIST", profile) == "font letters (stand-in for EMNIST)"
     # each set has its own seed, and none equals the plain seed-0 generator
     assert not torch.equal(sets["uniform noise"].x, noise.uniform_noise(30, profile.seed))
     seeds = {runtime.derive_seed(profile.seed, n) for n in [*data.DATASETS, "aux pool"]}

@@ -4,12 +4,12 @@ Runs only with ``pytest --site`` (``make test`` passes it) and after every other
 so the chapters' models are already in the (fresh) zoo that ``make test`` points
 ``OODLIB_CACHE`` at. Chapters that nbval already ran in this session are not executed a second
 time: their outputs go into the build's jupyter-cache, which the build's ``cache`` mode reads
-(``OODLIB_SITE_EXECUTE=1`` makes the build execute every chapter itself). For each chapter page it checks that all figures the executed
-notebook produced are on the page and that no cell shows an error; then a reader's browser
-(Debian's chromium, headless, through Playwright) opens every page from disk and checks math,
-images, console, table of contents and that each exploration's slider changes its figure
-(screenshots in _build/site-screenshots); last, a real kernel runs chapter 00's exploration with
-widgets on and must make a live widget.
+(``OODLIB_SITE_EXECUTE=1`` makes the build execute every chapter itself). For each chapter page
+it checks that all figures the executed notebook produced are on the page and that no cell shows
+an error; then a reader's browser (Debian's chromium, headless, through Playwright) opens every
+page from disk and checks math, images, console, table of contents and that each exploration's
+slider changes its figure (screenshots in _build/site-screenshots); last, a real kernel runs
+chapter 00's exploration with widgets on and must make a live widget.
 """
 
 from __future__ import annotations
