@@ -367,9 +367,7 @@ class OODSet:
     def label(self) -> str:
         """The name for tables: ``'font letters (stand-in for EMNIST-letters)'``, ``'MNIST (5 000-image
         subset)'``."""
-        if self.stand_in_for is None:
-            return f"{self.name} ({self.note})" if self.note else self.name
-        return f"{self.name} (stand-in for {self.stand_in_for})"
+        return _display_name(self.name, self.stand_in_for, self.note)
 
 
 @dataclass(frozen=True)
@@ -502,11 +500,18 @@ def label(name: str, stand_in_for: str | None, profile: Profile | None = None) -
     ``profile`` (default: :func:`oodlib.profiles.current`) reads only part of the real set
     (``ci``'s MNIST: "MNIST (5 000-image subset)"), as :attr:`OODSet.label` does."""
     if isinstance(stand_in_for, str) and stand_in_for:
-        return f"{name} (stand-in for {stand_in_for})"
+        return _display_name(name, stand_in_for)
     spec = DATASETS.get(name)
     if spec is not None and spec.offline_note and not _reads_full_source(spec, profile or current()):
-        return f"{name} ({spec.offline_note})"
+        return _display_name(name, None, spec.offline_note)
     return name
+
+
+def _display_name(name: str, stand_in_for: str | None, note: str | None = None) -> str:
+    """The one format of a set's table label (a stand-in says so; otherwise the ``note``, if any)."""
+    if stand_in_for:
+        return f"{name} (stand-in for {stand_in_for})"
+    return f"{name} ({note})" if note else name
 
 
 def get_ood_set(name: str, profile: Profile, in_train_x: Tensor | None = None) -> OODSet:

@@ -93,7 +93,7 @@ class Profile:
     ccu_attack_proj_rounds: int = 0  # alternating-projection rounds per attack step (0: clip + radial pull)
     ccu_tune_size: int = 1000  # training and auxiliary images each that tune ODIN's (T, eps) and Maha's eps
     # --- chapter 05 (GOOD) ---
-    good_eps: float = 0.05  # l_inf radius GOOD trains/certifies at; measured 0.01-0.3 on FMNIST (ch05)
+    good_eps: float = 0.05  # l_inf radius GOOD trains/certifies at (ch05b measures 0.3 against it on FMNIST)
     good_kappa: float = 0.3  # weight kappa of the CUB loss, eq. 9/10
     good_ramp: tuple[float, float] = (0.0, 0.5)  # fractions of training over which eps, kappa ramp up
     good_quantiles: tuple[int, ...] = (0, 50, 100)  # Q of the GOOD_Q models trained (q = Q/100)
