@@ -16,7 +16,8 @@ Data, models and mechanisms
   ``provenance``      where each set comes from; the audit that the auxiliary pool shares no source
   ``models``          the architectures
   ``metrics``         AUROC (also conservative), AUPR, FPR at 95 % TPR, detection error, MMC
-  ``claims``          claims with bootstrap / seed intervals and a three-way verdict
+  ``intervals``       bootstrap over images, exact binomial, Student-t over seeds, dtype tolerances
+  ``claims``          claims with a scope (one model / training seeds / every model) and a three-way verdict
   ``attacks``         PGD on an objective of the logits (``objective(logits, y)``)
   ``apgd``            APGD confidence attack (Croce & Hein 2020; GOOD's AAUC)
   ``corruptions``     the 15 common corruptions × 5 severities (ATOM's threat model)
@@ -57,11 +58,11 @@ import importlib
 __version__ = "0.1.0"
 
 __all__ = [
-    "acet", "apgd", "atom", "attacks", "ball_attack", "benchmark", "ccu", "claims", "cli", "corruptions",
-    "data", "detectors", "evaluate", "experiments", "explorer", "gaussian_model", "gmm", "good", "ibp",
-    "mahalanobis", "metrics", "models", "noise", "odin", "odin_analysis", "plots", "profiles", "provenance",
-    "relu_theory", "runtime", "scores", "chapter", "standins", "synthetic_files", "toy", "train",
-    "validation", "zoo",
+    "acet", "apgd", "atom", "attacks", "ball_attack", "benchmark", "ccu", "chapter", "claims", "cli",
+    "corruptions", "data", "detectors", "evaluate", "experiments", "explorer", "gaussian_model", "gmm",
+    "good", "ibp", "intervals", "mahalanobis", "metrics", "models", "noise", "odin", "odin_analysis",
+    "plots", "profiles", "provenance", "relu_theory", "runtime", "scores", "standins", "synthetic_files",
+    "toy", "train", "validation", "zoo",
 ]
 
 

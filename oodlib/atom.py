@@ -374,3 +374,29 @@ def choose_q(validation: pd.DataFrame, candidates: Mapping[str, float]) -> tuple
         raise ValueError(f"expected validation rows for the models {sorted(candidates)}, "
                          f"got {sorted(per_model.index)}")
     return float(ranked[0][1]), per_model.reindex(list(candidates))
+
+
+# --------------------------------------------------------------------------- the paper's Table 1
+
+# Chen et al. 2021, Table 1, in-distribution CIFAR-10 (DenseNet): (FPR95, AUROC) in % per threat, for
+# the detectors this book runs. (The MSP row is printed with broken digits in our copy of the paper;
+# its values are read as 50.34 / 91.79, 100.00 / 58.35, 100.00 / 13.82, 100.00 / 13.67.)
+PAPER_THREATS = ("natural", "corruption", "linf", "compositional")
+PAPER_TABLE1_CIFAR10: dict[str, tuple[tuple[float, float], ...]] = {
+    "MSP": ((50.34, 91.79), (100.00, 58.35), (100.00, 13.82), (100.00, 13.67)),
+    "ODIN": ((21.65, 94.66), (99.37, 51.44), (99.99, 0.18), (100.00, 0.01)),
+    "Mahalanobis": ((26.95, 90.30), (91.92, 43.94), (95.07, 12.47), (99.88, 1.58)),
+    "OE": ((3.66, 98.82), (56.25, 90.66), (99.94, 0.34), (99.99, 0.16)),
+    "ACET": ((12.28, 97.67), (66.93, 88.43), (74.45, 78.05), (96.88, 53.71)),
+    "CCU": ((3.39, 98.92), (56.76, 89.38), (99.91, 0.35), (99.97, 0.21)),
+    "NTOM": ((1.87, 99.28), (30.58, 94.67), (99.90, 1.22), (99.99, 0.45)),
+    "ATOM": ((1.69, 99.20), (25.26, 95.29), (20.55, 88.94), (38.89, 86.71)),
+}
+
+
+def paper_fpr(detector: str, threat: str) -> float:
+    """FPR95 (%) of ``detector`` under ``threat`` in ATOM's Table 1 (CIFAR-10)."""
+    if detector not in PAPER_TABLE1_CIFAR10 or threat not in PAPER_THREATS:
+        raise ValueError(f"expected a detector in {sorted(PAPER_TABLE1_CIFAR10)} and a threat in "
+                         f"{PAPER_THREATS}, got {detector!r}, {threat!r}")
+    return PAPER_TABLE1_CIFAR10[detector][PAPER_THREATS.index(threat)][0]

@@ -257,11 +257,11 @@ def claims_of(
     """Chapter 07's claims, each with its interval (:mod:`oodlib.claims`), from the table of :func:`run`.
 
     ``agreement`` maps a chapter label to ``(rows compared, largest difference)`` of the checks
-    that the chapters' tables equal the benchmark's. Expectations come from the papers; the one
-    exception (a weak attack overestimating robustness, which an 8/255 ball on 28×28 images does
-    not show in ``ci``) is stated in the chapter.
+    that the chapters' tables equal the benchmark's. Expectations come from the papers. Every
+    claim but the soundness of the certificates and the sanity checks describes these trained
+    models (an interval over images), so it is reported, not asserted (:mod:`oodlib.claims`).
     """
-    C, ex, HOLDS, FAILS = claims.Claim, claims.exact, claims.HOLDS, claims.FAILS
+    C, ex = claims.Claim, claims.exact
     sc = table.attrs.get("scores")
     if not sc:
         raise ValueError("expected the table of benchmark.run with attrs['scores'], got none")
@@ -322,13 +322,13 @@ def claims_of(
                                    ["compositional"]) if ds else None for ds in (comp, beyond))
     err = {n: (runtime.predict_proba(entries[n].model, x_test).argmax(1) != y_test).double().numpy()
            for n in ("plain", g_best, "CCU")}
-    weak_expected = FAILS if profile.name == "ci" else HOLDS  # ci: 8/255 is a small ball on 28x28 images
     out = [C(f"chapter {k}'s table and this benchmark agree (same functions)", "this book",
              f"max difference over {rows} rows", ex(diff), agree_tol, "<", sanity=True)
            for k, (rows, diff) in agreement.items()]
     return out + [
         C("certificates are sound: no attacked image scores above its bound", "GOOD eq. 6; CCU Cor. 3.1",
-          "max(attacked score - certificate), 3 attacks (float32 tolerance)", ex(excess), tol32, "<"),
+          "max(attacked score - certificate), 3 attacks (float32 tolerance)", ex(excess), tol32, "<",
+          scope=claims.THEOREM),
         C("... so GAUC <= AAUC everywhere (bound rounded up by the tolerance)", "GOOD §2",
           "max GAUC - AAUC over detectors, sets, attacks", ex(order_gap),
           claims.float_tolerance(torch.float64), "<", sanity=True),
@@ -336,7 +336,7 @@ def claims_of(
           "ATOM App. B.10", "max over detectors of AAUC ours - strong", strong_gap, 0.01, "<"),
         C("a weak attack overestimates robustness: 3 steps give a mean AAUC > 1 point above ours",
           "ATOM App. B.10; GOOD §4", "median over detectors of AAUC weak - ours", weak_gap, 0.01, ">",
-          expected=weak_expected, note="ci: 8/255 is a small ball on 28x28 images (see the discussion)"),
+          note="8/255 is a small ball on 28x28 images (see the discussion)"),
         C("every post-hoc score on the plain model loses more AUC under attack than every model trained on "
           "outliers", "ATOM Table 1; GOOD Table 1", "min post-hoc drop - max outlier-trained drop", lose,
           0.0, ">", expected=None, note="reported: Mahalanobis vs OE decides it, and their order changed "

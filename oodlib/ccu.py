@@ -539,3 +539,29 @@ def check_corollary(model: CCU, x0: torch.Tensor, radii: torch.Tensor, n_samples
                               restarts=restarts, box=box, generator=generator, show_progress=False,
                               confidence=lambda u: predict_proba(model, u).max(1).values)
     return BallCheck(radii, bound, conf.reshape(len(radii), -1).max(1).values, attacked)
+
+
+# --------------------------------------------------------------------------- the paper's tables
+
+# Meinke & Hein 2020, Fashion-MNIST rows (%), one value per method of PAPER_METHODS and per OOD set:
+# Table 2 (AUROC) and Table 6 (AUPR, in-distribution positive); ACET2's AUROC is Table 4's, and the
+# paper reports no AUPR for it (nan). PAPER_SETS maps the start of our set's name to the paper's column.
+PAPER_METHODS = ("Base", "ODIN", "Maha", "ACET2", "OE", "CCU")
+PAPER_AUROC_FMNIST: dict[str, tuple[float, ...]] = {
+    "MNIST": (96.7, 99.0, 96.7, 96.5, 96.3, 97.8), "EMNIST": (97.5, 99.3, 97.5, 97.3, 99.3, 99.5),
+    "GrCIFAR10": (91.0, 93.0, 98.2, 91.6, 100.0, 100.0), "Noise": (97.3, 98.9, 98.9, 97.1, 100.0, 100.0),
+    "Uniform": (96.9, 98.8, 99.1, 100.0, 97.6, 100.0)}
+PAPER_AUPR_FMNIST: dict[str, tuple[float, ...]] = {
+    "MNIST": (97.6, 99.2, 97.2, math.nan, 97.0, 98.3),
+    "EMNIST": (96.8, 98.9, 96.5, math.nan, 98.6, 99.1),
+    "GrCIFAR10": (92.2, 92.9, 98.6, math.nan, 100.0, 100.0),
+    "Noise": (93.8, 95.4, 97.0, math.nan, 100.0, 100.0),
+    "Uniform": (97.8, 99.1, 99.4, math.nan, 98.2, 100.0)}
+PAPER_SETS = {"MNIST": "MNIST", "font letters": "EMNIST", "photo crops": "GrCIFAR10",
+              "smooth noise": "Noise", "uniform noise": "Uniform"}
+
+
+def paper_auroc_gap(a: str = "CCU", b: str = "OE") -> float:
+    """Mean over the paper's five Fashion-MNIST OOD sets of AUROC ``a`` minus ``b`` (points, Table 2)."""
+    i, j = PAPER_METHODS.index(a), PAPER_METHODS.index(b)
+    return sum(v[i] - v[j] for v in PAPER_AUROC_FMNIST.values()) / len(PAPER_AUROC_FMNIST)

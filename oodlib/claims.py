@@ -1,4 +1,4 @@
-"""Claims with their uncertainty: bootstrap intervals, a three-way verdict, and a record.
+"""Claims with their uncertainty: a scope, a three-way verdict, and a record.
 
 Every chapter ends with a *claims check*: a paper's statement, the number it rests on
 (ours beside the paper's), and a verdict. A verdict decided from one point estimate flips
@@ -10,23 +10,26 @@ comparison carries an interval, and the verdict has three values:
 * ``does not hold here`` — the whole interval lies on the other side;
 * ``inconclusive at this budget`` — the interval contains the threshold.
 
-The intervals come from
+The intervals come from :mod:`oodlib.intervals` (a bootstrap over images, exact binomial,
+Student-t over training seeds, exact values with a dtype tolerance); this module re-exports
+them, so a chapter writes ``ol.claims.bootstrap`` beside ``ol.claims.Claim``.
 
-* :func:`bootstrap` — a percentile bootstrap over the evaluation images (Efron &
-  Tibshirani 1993, ch. 13), stratified: the in-distribution images and each OOD set are
-  resampled separately, and scores of two detectors on the *same* images are resampled
-  with the same indices (a paired comparison);
-* :func:`proportion_interval` — the exact Clopper–Pearson interval for a fraction of
-  independent trials (e.g. rays that reach 99.9 % confidence);
-* :func:`seed_interval` — a Student-t interval over training seeds, for claims about
-  training (mining vs random sampling, accuracy costs) where one seed is too noisy;
-* :func:`exact` — no sampling noise (a bound checked point by point); the threshold then
-  carries the float tolerance of the dtype (:func:`float_tolerance`).
+Every claim has a *scope*: what its interval covers, and so whether a chapter may fail on it.
+
+* ``every model`` (:data:`THEOREM`) — a property that holds for every trained network by a
+  theorem (a certificate is sound, a network is affine on its linear region) or by
+  construction (a sanity check): a contradiction is a bug;
+* ``training seeds`` (:data:`SEEDS`) — an interval over independently trained models
+  (:func:`seed_interval`), so it includes the training variance: a claim about a *method*;
+* ``one trained model`` (:data:`MODEL`) — an interval over the test images (or rays) of one
+  trained network. Another training seed is another model, so such a verdict is *reported*,
+  never asserted: a bootstrap over images cannot say what the next training run will do.
 
 A :class:`Claim` says what the chapter *expects* (``expected``): :func:`check` fails only
-when an expected-to-hold claim is contradicted beyond its interval, or an
-expected-to-fail claim is supported beyond it — never because of noise. Inconclusive
-verdicts are shown, not hidden. :func:`record` stores a chapter's claims as JSON beside
+when a claim of scope ``every model`` or ``training seeds`` that is expected to hold is
+contradicted beyond its interval (or one expected to fail is supported beyond it) — never
+because of noise, never on one trained model. Inconclusive verdicts are shown, not hidden.
+:func:`record` stores a chapter's claims as JSON beside
 the model zoo, so :func:`markdown` (``python -m oodlib export claims.md``) builds the
 README's table from the same objects the chapters print.
 """
@@ -36,363 +39,56 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from scipy import stats
 
-from . import metrics
+from .intervals import (
+    LEVEL,
+    N_BOOT,
+    Estimate,
+    bootstrap,
+    bootstrap_table,
+    difference_interval,
+    exact,
+    float_tolerance,
+    mean_interval,
+    metric_interval,
+    paired_mean_difference,
+    per_set_interval,
+    proportion_interval,
+    rank_correlation_interval,
+    seed_interval,
+    sorted_metric,
+)
 from .runtime import cache_dir
-from .validation import check_int, check_number, check_scores
+from .validation import check_number
 
 HOLDS = "holds"
 FAILS = "does not hold here"
 INCONCLUSIVE = "inconclusive at this budget"
 VERDICTS = (HOLDS, FAILS, INCONCLUSIVE)
+# what a claim's interval covers (see the module docstring); only the last two are asserted
+MODEL, SEEDS, THEOREM = "one trained model", "training seeds", "every model"
+SCOPES = (MODEL, SEEDS, THEOREM)
+ASSERTED = (SEEDS, THEOREM)
 DIRECTIONS = (">", "<")
 OURS = "ours [95 % CI] vs threshold"  # the table column: estimate, interval, test
-N_BOOT = 1000  # bootstrap replicates: the 2.5/97.5 % quantiles of 1000 draws move by < 0.1 point
-LEVEL = 0.95
 
 __all__ = [
-    "HOLDS", "FAILS", "INCONCLUSIVE", "Estimate", "Claim", "bootstrap", "metric_interval",
+    "LEVEL", "N_BOOT", "ASSERTED", "SCOPES", "VERDICTS", "OURS",
+    "HOLDS", "FAILS", "INCONCLUSIVE", "MODEL", "SEEDS", "THEOREM", "Estimate", "Claim", "bootstrap",
+    "metric_interval",
     "rank_correlation_interval",
     "difference_interval", "per_set_interval", "mean_interval",
     "paired_mean_difference",
     "proportion_interval", "report", "seed_interval", "exact",
     "float_tolerance", "sorted_metric", "bootstrap_table", "decide", "contradicted", "check",
     "table", "record", "load",
-    "markdown", "verdict_table",
+    "markdown", "verdict_table", "verdicts_by_seed",
 ]
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """A measured value with a two-sided interval at ``level`` and how it was obtained."""
-
-    value: float
-    lo: float
-    hi: float
-    level: float = LEVEL
-    method: str = "exact"
-
-    def __post_init__(self) -> None:
-        for name in ("value", "lo", "hi"):
-            v = getattr(self, name)
-            real = isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool)
-            if not real or math.isnan(v):
-                raise ValueError(f"expected {name} as a real number, got {v!r}")
-        if not self.lo <= self.hi:
-            raise ValueError(f"expected lo <= hi, got [{self.lo}, {self.hi}]")
-        if not 0 < self.level < 1:
-            raise ValueError(f"expected level in (0, 1), got {self.level!r}")
-
-    def scaled(self, factor: float) -> Estimate:
-        """The same estimate in other units (e.g. ``100`` for percent); a negative factor swaps the ends."""
-        a, b = sorted((self.lo * factor, self.hi * factor))
-        return Estimate(self.value * factor, a, b, self.level, self.method)
-
-    def shifted(self, offset: float) -> Estimate:
-        """The estimate plus a constant."""
-        return Estimate(self.value + offset, self.lo + offset, self.hi + offset, self.level, self.method)
-
-    def __str__(self) -> str:
-        return format(self, ".3g")
-
-    def __format__(self, spec: str) -> str:
-        spec = spec or ".3g"
-        if self.lo == self.hi == self.value:
-            return format(self.value, spec)
-        return f"{self.value:{spec}} [{self.lo:{spec}}, {self.hi:{spec}}]"
-
-
-# --------------------------------------------------------------------------- intervals
-
-
-def _check_level(level: object) -> float:
-    return check_number(level, "level", low=0, high=1, low_open=True, high_open=True)
-
-
-def bootstrap(
-    statistic: Callable[[Mapping[str, tuple[np.ndarray, ...]]], float],
-    strata: Mapping[str, Sequence[object]],
-    *,
-    n_boot: int = N_BOOT,
-    level: float = LEVEL,
-    seed: int = 0,
-) -> Estimate:
-    """Stratified, paired percentile bootstrap of ``statistic``.
-
-    ``strata`` maps a name to a tuple of equal-length 1-D arrays; each replicate draws one
-    set of indices per stratum (with replacement, same size) and applies it to every array
-    of the tuple — so the in-distribution images and each OOD set are resampled separately,
-    and two detectors' scores on the same images stay paired. ``statistic`` receives a dict
-    with the same keys and the resampled tuples, and returns a float. The point estimate is
-    ``statistic`` on the original data; the interval is the ``(1 ± level)/2`` quantiles of
-    the replicates (percentile method). If the statistic is undefined (NaN, ±inf) on some replicates,
-    the interval is unbounded, so every verdict on it is inconclusive.
-    """
-    level, n_boot = _check_level(level), check_int(n_boot, "n_boot", low=20)
-    if not strata:
-        raise ValueError("expected at least one stratum, got none")
-    data: dict[str, tuple[np.ndarray, ...]] = {}
-    for name, arrays in strata.items():
-        if not isinstance(arrays, tuple | list) or not arrays:
-            raise ValueError(f"expected stratum {name!r} as a non-empty tuple of 1-D arrays, "
-                             f"got {type(arrays).__name__}")
-        arrs = tuple(check_scores(a, f"strata[{name!r}][{i}]") for i, a in enumerate(arrays))
-        if len({len(a) for a in arrs}) != 1:
-            raise ValueError(f"expected equal lengths within stratum {name!r} (paired samples), "
-                             f"got {[len(a) for a in arrs]}")
-        data[name] = arrs
-    value = float(statistic(data))
-    rng = np.random.default_rng(seed)
-    reps = np.empty(n_boot)
-    for b in range(n_boot):
-        sample = {}
-        for name, arrs in data.items():
-            idx = rng.integers(0, len(arrs[0]), len(arrs[0]))
-            sample[name] = tuple(a[idx] for a in arrs)
-        reps[b] = statistic(sample)
-    undefined = int((~np.isfinite(reps)).sum())
-    if undefined:  # e.g. a histogram bin left empty by a small resample: no interval at this budget
-        return Estimate(value, -math.inf, math.inf, level,
-                        f"bootstrap over images ({n_boot}×; undefined on {undefined} resamples)")
-    lo, hi = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2])
-    return Estimate(value, float(min(lo, value)), float(max(hi, value)), level,
-                    f"bootstrap over images ({n_boot}×)")
-
-
-def _metric_fn(metric: str) -> Callable[[np.ndarray, np.ndarray], float]:
-    if metric == "MMC":
-        return lambda s_in, s_out: float(np.mean(s_out))
-    fns = {"AUROC": metrics.auroc, "AUROC_cons": metrics.auroc_conservative, "FPR95": metrics.fpr_at_tpr,
-           "AUPR_in": metrics.aupr_in, "AUPR_out": metrics.aupr_out, "DetErr": metrics.detection_error}
-    if metric not in fns:
-        raise ValueError(f"expected metric in {sorted([*fns, 'MMC'])}, got {metric!r}")
-    return fns[metric]
-
-
-def sorted_metric(metric: str, sorted_in: np.ndarray, s_out: np.ndarray) -> float:
-    """``AUROC``, ``AUROC_cons`` or ``FPR95`` from *sorted* in-distribution scores: O(N_out log N_in).
-
-    Equal to :func:`oodlib.metrics.auroc` / ``auroc_conservative`` / ``fpr_at_tpr`` (tested), but a
-    bootstrap over many detectors and sets sorts each detector's in-distribution sample once per
-    replicate instead of once per metric.
-    """
-    n = sorted_in.size
-    if metric == "FPR95":
-        return float(np.count_nonzero(s_out >= sorted_in[n - metrics.tpr_rank(n, 0.95)]) / s_out.size)
-    greater = n - np.searchsorted(sorted_in, s_out, side="right")  # in-scores above each OOD score
-    if metric == "AUROC_cons":
-        return float(greater.sum() / (n * s_out.size))
-    if metric == "AUROC":
-        right = np.searchsorted(sorted_in, s_out, side="right")
-        equal = right - np.searchsorted(sorted_in, s_out, side="left")
-        return float((greater.sum() + 0.5 * equal.sum()) / (n * s_out.size))
-    raise ValueError(f"expected metric in ['AUROC', 'AUROC_cons', 'FPR95'], got {metric!r}")
-
-
-def bootstrap_table(
-    statistic: Callable[[Mapping[str, np.ndarray], Mapping[tuple[str, ...], np.ndarray]], float],
-    s_in: Mapping[str, object],
-    s_out: Mapping[tuple[str, ...], object],
-    *, n_boot: int = N_BOOT, level: float = LEVEL, seed: int = 0,
-) -> Estimate:
-    """Paired bootstrap over a whole evaluation table: many detectors, threats and OOD sets at once.
-
-    ``s_in`` maps a detector to its scores on the (shared) in-distribution images; ``s_out`` maps
-    ``(detector, threat, set)`` to OOD scores, the *last* key element naming the set. One replicate
-    draws one index vector for the in-distribution images and one per set (shared by every
-    detector and threat on that set: they start from the same images). ``statistic`` receives the
-    in-distribution scores **sorted** (for :func:`sorted_metric`) and the resampled OOD scores.
-    """
-    level, n_boot = _check_level(level), check_int(n_boot, "n_boot", low=20)
-    ins = {k: check_scores(v, f"s_in[{k!r}]") for k, v in s_in.items()}
-    outs = {k: check_scores(v, f"s_out[{k!r}]") for k, v in s_out.items()}
-    if len({len(v) for v in ins.values()}) != 1:
-        raise ValueError("expected every detector's in-distribution scores on the same images "
-                         "(equal lengths)")
-    sizes: dict[str, int] = {}
-    for k, v in outs.items():
-        if sizes.setdefault(k[-1], len(v)) != len(v):
-            raise ValueError(f"expected equal lengths for every score array of set {k[-1]!r} (paired)")
-    n_in = len(next(iter(ins.values())))
-    value = float(statistic({k: np.sort(v) for k, v in ins.items()}, outs))
-    rng = np.random.default_rng(seed)
-    reps = np.empty(n_boot)
-    for b in range(n_boot):
-        i_in = rng.integers(0, n_in, n_in)
-        idx = {name: rng.integers(0, n, n) for name, n in sizes.items()}
-        reps[b] = statistic({k: np.sort(v[i_in]) for k, v in ins.items()},
-                            {k: v[idx[k[-1]]] for k, v in outs.items()})
-    lo, hi = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2])
-    return Estimate(value, float(min(lo, value)), float(max(hi, value)), level,
-                    f"bootstrap over images ({n_boot}×)")
-
-
-def metric_interval(metric: str, s_in: object, s_out: object, **kw: object) -> Estimate:
-    """Bootstrap interval of one OOD metric (``AUROC``, ``FPR95``, ``AUROC_cons``, ``MMC`` of ``s_out``, …).
-
-    For ``MMC`` pass the in-distribution confidences as ``s_in`` (unused) or the OOD ones twice.
-    """
-    fn = _metric_fn(metric)
-    return bootstrap(lambda d: fn(d["in"][0], d["out"][0]), {"in": (s_in,), "out": (s_out,)}, **kw)
-
-
-def difference_interval(
-    metric: str, a: tuple[object, object], b: tuple[object, object], **kw: object
-) -> Estimate:
-    """Interval of ``metric(a) - metric(b)`` for two detectors scored on the *same* images.
-
-    ``a`` and ``b`` are ``(s_in, s_out)`` pairs; the bootstrap resamples image indices once
-    for both detectors (paired), which removes the images' shared difficulty from the spread.
-    """
-    fn = _metric_fn(metric)
-    return bootstrap(lambda d: fn(d["in"][0], d["out"][0]) - fn(d["in"][1], d["out"][1]),
-                     {"in": (a[0], b[0]), "out": (a[1], b[1])}, **kw)
-
-
-REDUCERS: dict[str, Callable[[np.ndarray], float]] = {
-    "mean": np.mean, "min": np.min, "max": np.max,
-    "count > 0": lambda v: float(np.sum(v > 0)),  # the number of sets with a positive value
-}
-
-
-def per_set_interval(
-    metric: str,
-    a_in: object | Mapping[str, object], a_out: Mapping[str, object],
-    b_in: object | Mapping[str, object] | None = None, b_out: Mapping[str, object] | None = None,
-    *, reduce: str = "mean", absolute: bool = False, **kw: object,
-) -> Estimate:
-    """Interval of ``reduce`` over OOD sets of ``metric(a) [- metric(b)]`` (paired bootstrap).
-
-    ``a_out`` maps a set (or a "threat | set" label) to OOD scores. ``a_in`` is one array of
-    in-distribution scores shared by every set, or a mapping with one array per set (a detector
-    tuned per set, e.g. ODIN) — always on the *same* in-distribution images, so all of them are
-    resampled with one index draw. With ``b``, each set's value is ``metric(a) - metric(b)`` on
-    the same images (``absolute``: its absolute value). ``reduce`` is ``mean``, ``min``, ``max`` or
-    ``count > 0`` (the number of sets with a positive value).
-    """
-    fn = _metric_fn(metric)
-    if reduce not in REDUCERS:
-        raise ValueError(f"expected reduce in {sorted(REDUCERS)}, got {reduce!r}")
-    keys = list(a_out)
-    if not keys:
-        raise ValueError("expected at least one OOD set in a_out")
-    paired = b_out is not None
-    if paired and (b_in is None or list(b_out) != keys):
-        raise ValueError(f"expected b_in and b_out with the same keys as a_out {keys}, "
-                         f"got {list(b_out or {})}")
-
-    def ins(x: object) -> list[object]:
-        if isinstance(x, Mapping):
-            if list(x) != keys:
-                raise ValueError(f"expected per-set in-distribution scores for {keys}, got {list(x)}")
-            return [x[k] for k in keys]
-        return [x]
-
-    in_a = ins(a_in)
-    in_b = ins(b_in) if paired else []
-    strata = {"in": tuple(in_a + in_b)}
-    for i, k in enumerate(keys):
-        strata[f"out{i}"] = (a_out[k], b_out[k]) if paired else (a_out[k],)
-    na = len(in_a)
-
-    def stat(d: Mapping[str, tuple[np.ndarray, ...]]) -> float:
-        vals = []
-        for i in range(len(keys)):
-            v = fn(d["in"][i if na > 1 else 0], d[f"out{i}"][0])
-            if paired:
-                v -= fn(d["in"][na + (i if len(in_b) > 1 else 0)], d[f"out{i}"][1])
-            vals.append(abs(v) if absolute else v)
-        return float(REDUCERS[reduce](np.asarray(vals)))
-
-    return bootstrap(stat, strata, **kw)
-
-
-def mean_interval(x: object, **kw: object) -> Estimate:
-    """Bootstrap interval of a mean (e.g. a test error from per-image 0/1 errors, an MMC)."""
-    return bootstrap(lambda d: float(d["x"][0].mean()), {"x": (x,)}, **kw)
-
-
-def paired_mean_difference(a: object, b: object, **kw: object) -> Estimate:
-    """Bootstrap interval of ``mean(a) - mean(b)`` for per-image values on the same images (paired)."""
-    return bootstrap(lambda d: float(d["x"][0].mean() - d["x"][1].mean()), {"x": (a, b)}, **kw)
-
-
-def proportion_interval(successes: int, trials: int, level: float = LEVEL) -> Estimate:
-    """Exact (Clopper–Pearson) interval for a fraction ``successes / trials`` (scipy's ``binomtest``)."""
-    level = _check_level(level)
-    for name, v in (("successes", successes), ("trials", trials)):
-        check_int(v, name, low=0)
-    if trials == 0 or successes > trials:
-        raise ValueError(f"expected 0 <= successes <= trials and trials > 0, got {successes}/{trials}")
-    ci = stats.binomtest(int(successes), int(trials)).proportion_ci(confidence_level=level, method="exact")
-    return Estimate(successes / trials, float(ci.low), float(ci.high), level,
-                    f"Clopper–Pearson over {trials} trials")
-
-
-def rank_correlation_interval(x: Sequence[float], y: Sequence[float], level: float = LEVEL) -> Estimate:
-    """Spearman's rank correlation of paired values with a Fisher-z interval.
-
-    The interval is ``tanh(atanh(ρ) ± z · sqrt(1.06 / (n − 3)))`` (Fieller, Hartley & Pearson
-    1957's variance for Spearman's ρ). It needs n ≥ 4 points; with a handful of points it is
-    wide, which is the honest answer for a correlation over a few OOD sets (ODIN Fig. 2).
-    """
-    level = _check_level(level)
-    a, b = check_scores(x, "x"), check_scores(y, "y")
-    if len(a) != len(b):
-        raise ValueError(f"expected paired values of equal length, got {len(a)} and {len(b)}")
-    n = len(a)
-    if n < 4:
-        raise ValueError(f"expected at least 4 paired values for a rank-correlation interval, got {n}")
-    rho = float(stats.spearmanr(a, b).statistic)
-    if math.isnan(rho):  # a constant input has no ranking
-        return Estimate(0.0, -1.0, 1.0, level, f"Spearman over {n} points (a constant input)")
-    z = math.atanh(min(max(rho, -1 + 1e-12), 1 - 1e-12))
-    half = float(stats.norm.ppf((1 + level) / 2)) * math.sqrt(1.06 / (n - 3))
-    return Estimate(rho, math.tanh(z - half), math.tanh(z + half), level, f"Fisher z over {n} points")
-
-
-def seed_interval(values: Sequence[float], level: float = LEVEL, what: str = "training seeds") -> Estimate:
-    """Student-t interval for the mean of per-seed values (training-level claims).
-
-    With one seed the interval is unbounded: one training run cannot decide a claim
-    about training noise. ``what`` names the replicates (e.g. "Monte-Carlo training sets").
-    """
-    level = _check_level(level)
-    v = check_scores(values, "values (one per seed)")
-    n, mean = len(v), float(v.mean())
-    if n < 2:
-        return Estimate(mean, -math.inf, math.inf, level, f"1 of {what}")
-    half = float(stats.t.ppf((1 + level) / 2, n - 1) * v.std(ddof=1) / math.sqrt(n))
-    return Estimate(mean, mean - half, mean + half, level, f"t-interval over {n} {what}")
-
-
-def exact(value: float) -> Estimate:
-    """A value without sampling noise (a checked bound, a deterministic count)."""
-    return Estimate(float(value), float(value), float(value), LEVEL, "exact")
-
-
-def float_tolerance(dtype: object, magnitude: float = 1.0, ulps: int = 16) -> float:
-    """Absolute tolerance for comparing values computed in ``dtype``: ``ulps`` units in the last place.
-
-    ``ulps × eps(dtype) × max(1, |magnitude|)``: two float32 computations of the same quantity
-    by different summation orders differ by a few ulps of the result (e.g. 16 × 1.2e-7 ≈ 1.9e-6
-    for a float32 probability), so a bound ``score <= certificate`` is checked to that tolerance,
-    not to ``1e-12``.
-    """
-    try:
-        np_dtype = np.dtype(str(dtype).removeprefix("torch.")) if "torch." in str(dtype) else np.dtype(dtype)
-        eps = float(np.finfo(np_dtype).eps)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"expected a floating dtype (e.g. torch.float32, 'float64'), got {dtype!r}") from err
-    check_int(ulps, "ulps", low=1)
-    return ulps * eps * max(1.0, abs(float(magnitude)))
 
 
 # --------------------------------------------------------------------------- verdicts
@@ -425,7 +121,11 @@ class Claim:
     for claims that are only reported). ``paper`` cites where the paper makes the claim,
     ``paper_value`` is its number (a string, "—" if none), ``quantity`` names what ``estimate``
     measures (with units). ``sanity`` marks checks that hold by construction (kept as a
-    guard against bugs, not counted as evidence).
+    guard against bugs, not counted as evidence). ``scope`` (:data:`MODEL`, :data:`SEEDS`,
+    :data:`THEOREM`) says what the interval covers; left out, it is :data:`THEOREM` for a sanity
+    check, :data:`SEEDS` for an interval over seeds (:func:`seed_interval`) and :data:`MODEL`
+    otherwise. :data:`SEEDS` needs an interval over seeds; only :data:`SEEDS` and :data:`THEOREM`
+    claims are asserted (:func:`contradicted`).
     """
 
     statement: str
@@ -440,6 +140,7 @@ class Claim:
     sanity: bool = False
     fmt: str = ".3g"
     meta: dict = field(default_factory=dict)
+    scope: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.estimate, Estimate):
@@ -452,16 +153,41 @@ class Claim:
         for name in ("statement", "paper", "quantity"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 raise ValueError(f"expected {name} as a non-empty string, got {getattr(self, name)!r}")
+        over_seeds = self.estimate.method.startswith(("t-interval over", "1 of"))  # claims.seed_interval
+        if self.scope is None:  # frozen dataclass: the inferred default is set once, here
+            object.__setattr__(self, "scope", THEOREM if self.sanity else SEEDS if over_seeds else MODEL)
+        if self.scope not in SCOPES:
+            raise ValueError(f"expected scope in {SCOPES}, got {self.scope!r}")
+        if self.scope == SEEDS and not over_seeds:
+            raise ValueError(f"expected an interval over training seeds (claims.seed_interval) for a claim "
+                             f"of scope {SEEDS!r}, got one from {self.estimate.method!r}")
 
     @property
     def verdict(self) -> str:
         return decide(self.estimate, self.threshold, self.direction)
 
     @property
+    def asserted(self) -> bool:
+        """Whether a chapter may fail on this claim: its scope covers the training variance or every model."""
+        return self.expected is not None and self.scope in ASSERTED
+
+    @property
     def contradicted(self) -> bool:
-        """True when the evidence contradicts what the chapter expects, beyond the interval."""
-        return (self.expected == HOLDS and self.verdict == FAILS) or (
-            self.expected == FAILS and self.verdict == HOLDS)
+        """True when an asserted claim's evidence contradicts what the chapter expects, beyond the interval.
+
+        A claim about one trained model is never contradicted here: its verdict is reported.
+        """
+        return self.asserted and ((self.expected == HOLDS and self.verdict == FAILS) or (
+            self.expected == FAILS and self.verdict == HOLDS))
+
+    @property
+    def scope_label(self) -> str:
+        """The scope as tables show it: ``3 training seeds``, ``one trained model``, ``every model (…)``."""
+        if self.scope == SEEDS:
+            return self.estimate.method.removeprefix("t-interval over ")
+        if self.scope == THEOREM:
+            return "every model (sanity check)" if self.sanity else "every model (theorem)"
+        return MODEL
 
     def ours(self) -> str:
         """Our value with its interval and the test, e.g. ``2.4 [0.9, 3.8] > 0``."""
@@ -470,8 +196,9 @@ class Claim:
     def as_row(self) -> dict[str, str]:
         return {"claim": self.statement + (" (sanity check)" if self.sanity else ""), "paper": self.paper,
                 "paper value": self.paper_value, "measured": self.quantity, OURS: self.ours(),
-                "interval from": self.estimate.method, "verdict": self.verdict,
-                "expected here": self.expected or "—", "note": self.note}
+                "interval from": self.estimate.method, "scope": self.scope_label, "verdict": self.verdict,
+                "expected here": self.expected or "—", "asserted": "yes" if self.asserted else "no",
+                "note": self.note}
 
 
 def contradicted(claims: Sequence[Claim], profile: object | None = None) -> list[str]:
@@ -507,7 +234,7 @@ def table(claims: Sequence[Claim], columns: Sequence[str] | None = None) -> pd.D
     """The claims as the chapter's table (one row per claim)."""
     df = pd.DataFrame([c.as_row() for c in claims])
     cols = list(columns) if columns is not None else [
-        "claim", "paper", "paper value", "measured", OURS, "interval from", "verdict"]
+        "claim", "paper", "paper value", "measured", OURS, "interval from", "scope", "verdict"]
     return df[cols]
 
 
@@ -534,11 +261,12 @@ def claims_dir() -> Path:
     return cache_dir() / "claims"
 
 
-def record(chapter: str, claims: Sequence[Claim], profile_name: str, seed: int) -> Path:
-    """Store a chapter's claims as JSON (one file per chapter, profile and seed)."""
+def record(chapter: str, claims: Sequence[Claim], profile_name: str, seed: int, folder: Path | None = None
+           ) -> Path:
+    """Store a chapter's claims as JSON (a file per chapter, profile and seed; default :func:`claims_dir`)."""
     if not isinstance(chapter, str) or not chapter.replace("_", "").isalnum():
         raise ValueError(f"expected chapter as letters, digits and '_' (e.g. '06_atom'), got {chapter!r}")
-    folder = claims_dir()
+    folder = folder or claims_dir()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{chapter}-{profile_name}-seed{seed}.json"
     rows = []
@@ -575,15 +303,16 @@ def load(profile_name: str = "ci", seed: int = 0, folder: Path | None = None) ->
 def verdict_table(profile_name: str = "ci", seed: int = 0, folder: Path | None = None) -> pd.DataFrame:
     """Every recorded claim of every chapter, one row each: the book's verdict page and the README's table.
 
-    Columns: chapter, claim, paper, paper value, ours with its interval and threshold, verdict,
-    and what the chapter expects here. Raises ``FileNotFoundError`` naming the fix when nothing
+    Columns: chapter, claim, paper, paper value, ours with its interval and threshold, the claim's
+    scope (what the interval covers), verdict, and what the chapter expects here. Raises
+    ``FileNotFoundError`` naming the fix when nothing
     was recorded for this profile and seed.
     """
     rows = load(profile_name, seed, folder)
     if not rows:
         raise FileNotFoundError(f"no recorded claims for profile {profile_name!r}, seed {seed} in "
                                 f"{folder or claims_dir()}: run the chapters first (make test or make book)")
-    keep = ("claim", "paper", "paper value", OURS, "verdict", "expected here")
+    keep = ("claim", "paper", "paper value", OURS, "scope", "verdict", "expected here")
     return pd.DataFrame([{"chapter": ch, **{k: v for k, v in c.as_row().items() if k in keep}}
                          for ch, c in rows])
 
@@ -593,5 +322,45 @@ def markdown(profile_name: str = "ci", seed: int = 0, folder: Path | None = None
     df = verdict_table(profile_name, seed, folder).drop(columns="expected here")
     counts = df.verdict.value_counts()
     head = ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS)
-    intro = f"{len(df)} claims ({head}); profile `{profile_name}`, seed {seed}."
+    n_asserted = sum(c.asserted for _, c in load(profile_name, seed, folder))
+    intro = (f"{len(df)} claims ({head}); profile `{profile_name}`, seed {seed}. {n_asserted} are asserted "
+             f"(over training seeds, or for every model); the others describe one trained model and are "
+             f"reported.")
     return intro + "\n\n" + df.to_markdown(index=False)
+
+
+def verdicts_by_seed(profile_name: str, seeds: Sequence[int], folders: Mapping[int, Path] | None = None
+                     ) -> pd.DataFrame:
+    """Every claim's verdict at each run seed, one row per claim, and whether it moved.
+
+    ``folders`` maps a seed to the claims folder of its run (default: :func:`claims_dir` for all).
+    Claims are matched by chapter and position in the chapter (a statement may print a number of its
+    run); the row shows the first seed's statement and scope. Raises ``ValueError`` when two runs
+    recorded different claims for a chapter (not the same code).
+    """
+    if len(seeds) < 2:
+        raise ValueError(f"expected at least two seeds to compare, got {list(seeds)}")
+    runs: dict[int, dict[tuple[str, int], Claim]] = {}
+    for s in seeds:
+        rows = load(profile_name, s, (folders or {}).get(s))
+        if not rows:
+            raise FileNotFoundError(f"no recorded claims for profile {profile_name!r}, seed {s}")
+        pos: dict[str, int] = {}
+        runs[s] = {}
+        for ch, c in rows:
+            runs[s][(ch, pos.setdefault(ch, 0))] = c
+            pos[ch] += 1
+    keys = list(runs[seeds[0]])
+    for s in seeds[1:]:
+        if list(runs[s]) != keys:
+            raise ValueError(f"expected the same claims at every seed, got {len(keys)} at seed {seeds[0]} "
+                             f"and {len(runs[s])} at seed {s} (runs of different code?)")
+    out = []
+    for k in keys:
+        first = runs[seeds[0]][k]
+        verdicts = [runs[s][k].verdict for s in seeds]
+        out.append({"chapter": k[0], "claim": first.statement + (" (sanity check)" if first.sanity else ""),
+                    "scope": first.scope_label,
+                    **{f"seed {s}": v for s, v in zip(seeds, verdicts, strict=True)},
+                    "moved": "yes" if len(set(verdicts)) > 1 else ""})
+    return pd.DataFrame(out)

@@ -3,6 +3,7 @@
 Kept apart from the method modules so those stay free of training-cache and evaluation code
 (imports only go one way: method modules → zoo → detectors → evaluate → here).
 
+* The max-softmax baseline over training seeds (chapter 00): :func:`baseline_by_seed`.
 * ODIN's same-manifold split (Liang et al. 2018, §4.5): :func:`load_subset_model` (the model
   trained on 8 of the 10 classes) and :func:`same_manifold_by_seed` (the claims of Fig. 2c–d and
   Tables 3/5/7/9, once per class split).
@@ -18,7 +19,7 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 import torch
 
-from . import atom, data, standins, zoo
+from . import atom, data, metrics, runtime, scores, standins, zoo
 from .detectors import k1_detector
 from .evaluate import AttackSettings, attack_key, cached_table, threat_table
 from .odin import fpr_grid, run_study
@@ -26,6 +27,39 @@ from .odin_analysis import HELD_OUT, check_classes, class_split, subset
 from .profiles import Profile
 from .runtime import progress
 from .validation import check_seed
+
+
+def baseline_by_seed(
+    profile: Profile,
+    x_test: torch.Tensor,
+    y_test: torch.Tensor,
+    ood: Mapping[str, data.OODSet],
+    seeds: Sequence[int],
+) -> pd.DataFrame:
+    """Chapter 00's claims about the plain model, once per training seed (Hendrycks & Gimpel 2017).
+
+    For each seed, the plain zoo model of ``profile.replace(seed=seed)`` (trained if missing; chapter
+    01 uses the same three) is scored with the max-softmax probability on the test images and on the
+    same ``ood`` images. One row per seed: ``test error``, ``min natural AUROC`` (over the sets whose
+    name has no "noise"), ``uniform AUROC`` and ``share > 0.99`` (the share of all OOD images with
+    MSP above 0.99). A claim about a plain *network* is decided over these rows
+    (:func:`oodlib.claims.seed_interval`), so it includes the training variance.
+    """
+    rows = {}
+    for seed in progress([check_seed(s) for s in seeds], desc="plain models"):
+        model = zoo.load_or_train("plain", profile=profile.replace(seed=seed)).model
+        s_in = scores.msp(model, x_test)
+        s_out = {name: scores.msp(model, s.x) for name, s in ood.items()}
+        conf = torch.cat(list(s_out.values()))
+        rows[seed] = {
+            "test error": float((runtime.predict_proba(model, x_test).argmax(1) != y_test).double().mean()),
+            "min natural AUROC": min(metrics.auroc(s_in, v) for k, v in s_out.items() if "noise" not in k),
+            "uniform AUROC": metrics.auroc(s_in, s_out["uniform noise"]),
+            "share > 0.99": float((conf > 0.99).double().mean()),
+        }
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.index.name = "training seed"
+    return out
 
 
 def load_subset_model(profile: Profile, classes: Sequence[int], **kwargs: object) -> zoo.Entry:

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import metrics, train
-from .claims import Estimate, bootstrap, per_set_interval
+from .intervals import Estimate, bootstrap, per_set_interval
 from .data import label
 from .odin import IN, Study, _choose, check_logits, check_temperature, fpr_grid, softmax_score
 from .runtime import progress
@@ -39,7 +39,7 @@ def transfer_gap_interval(study: Study, n_boot: int = 200, seed: int = 0, level:
     with the (T, ε) tuned on set i, minus that with j's own. Each replicate resamples the tuning
     images (so the search may pick other parameters — the noise that makes a single run's gap
     flip between machines) and the evaluation images, and re-runs the search. Returns an
-    :class:`oodlib.claims.Estimate`.
+    :class:`oodlib.intervals.Estimate`.
     """
     sets = study.sets
     ev = {k: study.scorer.grid(k, study.temperatures, study.epsilons).double().numpy() for k in [IN, *sets]}

@@ -88,7 +88,8 @@ def test_verdict_rule_rejects_bad_direction():
 
 def test_check_fails_only_on_contradictions():
     def claim(lo, hi, expected):
-        return Claim("x > 0", "paper", "x", Estimate((lo + hi) / 2, lo, hi), 0.0, expected=expected)
+        return Claim("x > 0", "paper", "x", Estimate((lo + hi) / 2, lo, hi), 0.0, expected=expected,
+                     scope=claims.THEOREM)
 
     assert claims.contradicted([claim(-1, 1, HOLDS)]) == []
     claims.check([claim(-1, 1, HOLDS), claim(-1, 1, FAILS), claim(1, 2, HOLDS), claim(-2, -1, FAILS),
@@ -207,10 +208,47 @@ def test_bootstrap_table_pairs_detectors_on_the_same_images():
 
 
 def test_contradicted_lists_what_check_raises_for():
-    bad = Claim("x > 0", "paper", "x", Estimate(-1.5, -2, -1), 0.0)
-    ok = Claim("y > 0", "paper", "y", Estimate(0.0, -1, 1), 0.0)
+    bad = Claim("x > 0", "paper", "x", claims.seed_interval([-1.0, -1.5, -2.0]), 0.0)
+    ok = Claim("y > 0", "paper", "y", Estimate(0.0, -1, 1), 0.0, scope=claims.THEOREM)
     lines = claims.contradicted([ok, bad])
     assert len(lines) == 1 and lines[0].startswith("- x > 0")
+
+
+def test_scope_decides_what_is_asserted():
+    """A claim about one trained model is reported, never asserted; over seeds or for every model it is."""
+    boot = Estimate(-1.5, -2, -1, method="bootstrap over images (1000×)")
+    one_model = Claim("x > 0", "paper", "x", boot, 0.0)
+    assert one_model.scope == claims.MODEL and one_model.verdict == FAILS
+    assert not one_model.asserted and not one_model.contradicted and claims.contradicted([one_model]) == []
+    seeds = Claim("x > 0", "paper", "x", claims.seed_interval([-1.0, -1.5, -2.0]), 0.0)
+    assert seeds.scope == claims.SEEDS and seeds.scope_label == "3 training seeds" and seeds.contradicted
+    sanity = Claim("x > 0", "paper", "x", claims.exact(-1.0), 0.0, sanity=True)
+    assert sanity.scope == claims.THEOREM and sanity.contradicted and "sanity" in sanity.scope_label
+    theorem = Claim("x > 0", "paper", "x", boot, 0.0, scope=claims.THEOREM)
+    assert theorem.contradicted and theorem.as_row()["asserted"] == "yes"
+    assert not Claim("x > 0", "p", "x", claims.seed_interval([-1.0, -2.0, -1.5]), 0.0, expected=None).asserted
+    with pytest.raises(ValueError, match="interval over training seeds"):
+        Claim("x > 0", "paper", "x", boot, 0.0, scope=claims.SEEDS)
+    with pytest.raises(ValueError, match="scope"):
+        Claim("x > 0", "paper", "x", boot, 0.0, scope="some models")
+
+
+def test_verdicts_by_seed_lists_what_moved(tmp_path):
+    def run(seed, lo):
+        cs = [Claim(f"a at seed {seed}", "P", "a", Estimate(lo + 0.5, lo, lo + 1), 0.0),
+              Claim("b", "P", "b", claims.seed_interval([1.0, 1.1, 1.2]), 0.0)]
+        claims.record("01_x", cs, "ci", seed, folder=tmp_path / str(seed))
+    run(0, 1.0)
+    run(1, -0.5)
+    df = claims.verdicts_by_seed("ci", [0, 1], {0: tmp_path / "0", 1: tmp_path / "1"})
+    assert list(df["seed 0"]) == [HOLDS, HOLDS] and list(df["seed 1"]) == [INCONCLUSIVE, HOLDS]
+    assert list(df.moved) == ["yes", ""] and df.claim[0] == "a at seed 0"
+    assert list(df.scope) == [claims.MODEL, "3 training seeds"]
+    claims.record("02_y", [Claim("c", "P", "c", claims.exact(1.0), 0.0)], "ci", 1, folder=tmp_path / "1")
+    with pytest.raises(ValueError, match="same claims"):
+        claims.verdicts_by_seed("ci", [0, 1], {0: tmp_path / "0", 1: tmp_path / "1"})
+    with pytest.raises(ValueError, match="two seeds"):
+        claims.verdicts_by_seed("ci", [0])
 
 
 def test_rank_correlation_interval():
@@ -232,16 +270,18 @@ def test_rank_correlation_interval():
 def test_contradicted_is_not_asserted_at_toy_sizes(capsys):
     from oodlib import profiles
 
-    bad = claims.Claim("x > 1", "paper", "x", claims.exact(0.0), 1.0, expected=claims.HOLDS)
+    bad = claims.Claim("x > 1", "paper", "x", claims.exact(0.0), 1.0, scope=claims.THEOREM)
     assert claims.contradicted([bad]) and claims.contradicted([bad], profiles.CI)
     assert claims.contradicted([bad], profiles.SMOKE) == []
     assert "1 of 1 would be contradicted" in capsys.readouterr().out
 
 
-def test_bootstrap_undefined_on_some_resamples_is_inconclusive():
+def test_bootstrap_drops_and_counts_undefined_resamples():
     # a statistic that is undefined (NaN) when a resample holds too few distinct values
-    x = np.array([0.0, 0.0, 0.0, 1.0, 1.0])
-    est = claims.bootstrap(lambda d: 1.0 if len(set(d["x"][0])) > 1 else float("nan"), {"x": (x,)},
-                           n_boot=200)
-    assert est.value == 1.0 and est.lo == -math.inf and est.hi == math.inf and "undefined" in est.method
-    assert claims.decide(est, 0.5, ">") == INCONCLUSIVE
+    x = np.array([0.0, 0.0, 1.0, 1.0])
+    stat = lambda d: d["x"][0].mean() if len(set(d["x"][0])) > 1 else float("nan")  # noqa: E731
+    est = claims.bootstrap(stat, {"x": (x,)}, n_boot=400)
+    assert math.isfinite(est.lo) and math.isfinite(est.hi) and est.lo < 0.5 < est.hi
+    assert "undefined resamples dropped" in est.method  # all-equal resamples: 1/8 of 400 expected
+    with pytest.raises(ValueError, match="defined on most resamples"):
+        claims.bootstrap(lambda d: float("nan") if d["x"][0][0] >= 0 else 1.0, {"x": (x,)}, n_boot=50)

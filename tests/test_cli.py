@@ -100,3 +100,21 @@ def test_export_claims_and_readme(tmp_path, monkeypatch, capsys):
     assert "1 holds" in (tmp_path / "c.md").read_text()
     readme.write_text("no markers")
     assert cli.main(["export", str(tmp_path / "c.md"), "--claims", "--readme", str(readme)]) == 2
+
+
+def test_export_verdicts_by_seed(tmp_path, monkeypatch, capsys):
+    from oodlib import claims
+
+    monkeypatch.setenv("OODLIB_CLAIMS", str(tmp_path / "claims"))
+    monkeypatch.delenv("OODLIB_PROFILE", raising=False)
+    for seed, lo in ((0, 0.05), (1, -0.05), (2, -0.3)):
+        c = claims.Claim("x beats y", "Paper", "AUROC x - y", claims.Estimate(lo + 0.05, lo, lo + 0.1), 0.0)
+        claims.record("00_basics", [c], "ci", seed)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"a\n{cli.SEEDS_BEGIN}\nstale table\n{cli.SEEDS_END}\nb\n"
+                      f"{cli.README_BEGIN}\nkeep\n{cli.README_END}\n")
+    assert cli.main(["export", str(tmp_path / "s.md"), "--claims", "--seeds", "0", "1", "2",
+                     "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert "1 verdicts moved (1 between holds and does not hold here)" in text and "keep" in text
+    assert "stale table" not in text and "| yes" in text
