@@ -326,6 +326,40 @@ PAPER_TABLES = {
 }
 
 
+# Liang et al. 2018, the same-manifold split (CIFAR-80 in, CIFAR-20 out). Table 3: FPR at 95 % TPR (%),
+# baseline and ODIN, per network; Tables 5, 7, 9: the best temperature on CIFAR-20; App. G: (MMD,
+# energy distance) of each OOD set to CIFAR-80.
+PAPER_CIFAR20_FPR: dict[str, tuple[float, float]] = {
+    "DenseNet-BC": (84.1, 81.1), "WRN-28-10": (80.4, 78.3), "WRN-40-4": (82.4, 78.4)}
+PAPER_CIFAR20_BEST_T = 1
+PAPER_CIFAR80_DISTANCES: dict[str, tuple[float, float]] = {
+    "Tiny-ImageNet (crop)": (0.4, 2.22), "LSUN (crop)": (0.43, 2.29), "Tiny-ImageNet (resize)": (0.095, 0.57),
+    "LSUN (resize)": (0.120, 0.62), "iSUN (resize)": (0.116, 0.61), "CIFAR-20": (0.057, 0.35)}
+# App. H, Table 10 (DenseNet-BC, CIFAR-10): ODIN's FPR at 95 % TPR (%) on each test set (row) with (T, ε)
+# tuned on each set (column, same order as the rows). The fourth column is printed "LSUN (c)" twice in
+# the paper; it is LSUN (r), whose row it matches. (Its Gaussian and Uniform baselines, not kept here,
+# are Table 2's Uniform and Gaussian ones swapped.)
+PAPER_TRANSFER_SETS = ("ImgNet (c)", "ImgNet (r)", "LSUN (c)", "LSUN (r)", "iSUN", "Gaussian", "Uniform")
+PAPER_TABLE10: dict[str, tuple[float, ...]] = {
+    "ImgNet (c)": (4.3, 4.3, 6.6, 4.3, 4.3, 4.3, 4.3), "ImgNet (r)": (7.5, 7.5, 14.9, 7.5, 7.5, 7.5, 7.5),
+    "LSUN (c)": (13.8, 13.8, 8.1, 13.8, 13.8, 13.8, 13.8), "LSUN (r)": (4.8, 4.8, 10.4, 4.8, 4.8, 4.8, 4.8),
+    "iSUN": (6.3, 6.3, 12.6, 6.3, 6.3, 6.3, 6.3), "Gaussian": (0.0, 0.0, 0.4, 0.0, 0.0, 0.0, 0.0),
+    "Uniform": (0.0, 0.0, 4.5, 0.0, 0.0, 0.0, 0.0)}
+
+
+def paper_noise_fpr() -> float:
+    """The largest ODIN FPR at 95 % TPR (%) on uniform or Gaussian noise in :data:`PAPER_TABLES`' rows."""
+    noise = ("uniform noise", "gaussian noise")
+    return max(values[0][1] for name in noise for _, values in PAPER_TABLES[name])
+
+
+def paper_transfer_gap(exclude: tuple[str, ...] = ()) -> float:
+    """Table 10's largest |FPR tuned elsewhere − FPR tuned on the set| (points), leaving out ``exclude``."""
+    keep = [i for i, k in enumerate(PAPER_TRANSFER_SETS) if k not in exclude]
+    rows = [PAPER_TABLE10[PAPER_TRANSFER_SETS[i]] for i in keep]
+    return max(abs(row[j] - row[i]) for i, row in zip(keep, rows, strict=True) for j in keep)
+
+
 def table2_beside_paper(table: pd.DataFrame, setting: str) -> pd.DataFrame:
     """Every metric of ODIN's Tables 2-3 (baseline → ODIN, %) beside ours for the sets with a counterpart.
 
