@@ -60,6 +60,7 @@ smoke: install
 	  OODLIB_WIDGETS=off $(PY) -m pytest notebooks --nbval-lax --nbval-current-env -p no:cacheprovider \
 	  --durations=9 -q
 
+# the unit tests alone (no notebooks; the book build, the site and the Lab tests need --site)
 unit: install
 	OODLIB_PROGRESS=off $(PY) -m pytest tests -q
 

@@ -8,7 +8,8 @@ most ~2.5x a forward pass. Also timed: the bound pass with gradients (what GOOD
 training back-propagates through) against a forward + backward.
 
 Run ``python benchmarks/bench_ibp.py [--quick] [--batch 128]``. Warms up 3
-steps before timing (DESIGN.md: the first steps are 4–20x slower), then prints
+steps before timing (the first steps are 4–20x slower: docs/design.md, "Measured on these
+machines"), then prints
 a table. A benchmark, not a test: it asserts nothing about speed.
 """
 

@@ -1,7 +1,8 @@
 """Speed benchmark: training and inference images/s of each architecture at batch 128.
 
 Run with ``make bench`` (or ``python benchmarks/bench_models.py [--quick]``).
-Warms up 3 steps before timing (the first steps are 4–20x slower, DESIGN.md),
+Warms up 3 steps before timing (the first steps are 4–20x slower: docs/design.md, "Measured on
+these machines"),
 then times a fixed number of steps and prints a table. Also reports the cost
 of one PGD step (forward + input gradient) relative to a forward pass, the
 quantity that budgets ACET training and adversarial evaluation.

@@ -7,7 +7,7 @@ every OOD point ``x``, a *lower* bound on
 
 A weak attack makes a model look robust. Around OOD inputs this is easy to get
 wrong: all ReLUs of a layer can be off in a whole region, so the gradient is zero
-and plain PGD from the clean point never moves (pitfall 4 in DESIGN.md). The
+and plain PGD from the clean point never moves (docs/design.md, pitfall 4). The
 paper therefore uses Auto-PGD (Croce & Hein 2020) with several starting points,
 restarts and transfer attacks, and reports the worst case per point. Ours,
 :func:`max_confidence_attack`:

@@ -17,7 +17,7 @@ Objectives shipped here:
 * :func:`cross_entropy_objective` — ``CE(f(u), y)``, the classical adversarial
   sample of Madry et al. (2018) (Hein et al. 2019, Table 1 "Adv. Samples").
 
-Design choices (see pitfall 4 in DESIGN.md):
+Design choices (docs/design.md, pitfall 4):
 
 * the model is put in eval mode for the attack (batch norm statistics frozen,
   no dropout) and its previous mode is restored afterwards;

@@ -6,7 +6,8 @@ severities) and the one the detector finds *most in-distribution* is kept — a 
 attack ("corruption OOD"). "Compositional OOD" then runs an ℓ∞ PGD attack from that image.
 
 The PyPI package ``imagecorruptions`` refuses images under 32 px and two of its
-corruptions break on numpy 2 / scikit-image 0.26 (DESIGN.md), so the corruptions are
+corruptions break on numpy 2 / scikit-image 0.26 (docs/design.md, "Data on machines without
+internet"), so the corruptions are
 written here, in torch, batched, for ``(N, C, H, W)`` tensors in [0, 1] with C = 1
 (28×28 Fashion-MNIST-like grayscale) or C = 3 (32×32 CIFAR-like colour). Every random
 choice comes from a ``torch.Generator`` (``seed``), so a seed gives the same images.

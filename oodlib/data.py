@@ -1,9 +1,10 @@
 """Datasets as a registry: in-distribution data, OOD test sets, the auxiliary pool.
 
 Everything lives in memory as float32 tensors in [0, 1] of shape ``(N, 1, 28, 28)``
-(no DataLoader: DESIGN.md measured 9.7 s per epoch for one, 0.08 s for tensor indexing).
+(no DataLoader: 9.7 s per epoch for one, 0.08 s for tensor indexing; docs/design.md, "Measured on
+these machines").
 
-Offline first (DESIGN.md, "Data on machines without internet"):
+Offline first (docs/design.md, "Data on machines without internet"):
 
 * **In-distribution**: Fashion-MNIST, read by torchvision from the idx files that
   Debian's ``dataset-fashion-mnist`` installs (:func:`load_fashion_mnist`).

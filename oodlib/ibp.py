@@ -9,7 +9,7 @@ The pieces, in the paper's order:
 
 * **Boxes through layers (eq. 3).** An interval ``[lo, hi]`` per activation,
   starting from ``[x - ε, x + ε] ∩ [0, 1]`` (the clamp to the domain keeps the
-  bound sound and tighter, pitfall 5 in DESIGN.md). Affine layers (``Linear``,
+  bound sound and tighter, docs/design.md, pitfall 5). Affine layers (``Linear``,
   ``Conv2d`` with any stride / padding / dilation / groups) are propagated in
   centre-radius form, ``mid' = W mid + b`` and ``rad' = |W| rad``, which gives
   exactly eq. 3's ``max(W,0)·hi + min(W,0)·lo + b`` and

@@ -119,7 +119,7 @@ def auroc_conservative(s_in: object, s_out: object) -> float:
     out-distribution sample get indistinguishable confidences (e.g. both saturate at 1.0 in
     float precision) the detector has *not* separated them, so such pairs must not receive the
     half credit of the standard AUROC. Their AUC / AAUC / GAUC tables use this version (known
-    pitfall 2 in DESIGN.md). Always ``auroc_conservative <= auroc``, with equality iff no in/out
+    docs/design.md, pitfall 2). Always ``auroc_conservative <= auroc``, with equality iff no in/out
     pair is tied; constant scores give 0.0.
 
     Args:
@@ -209,8 +209,8 @@ def tpr_threshold(s_in: object, tpr: float = 0.95) -> float:
 def fpr_at_tpr(s_in: object, s_out: object, tpr: float = 0.95) -> float:
     """False positive rate on OOD at the threshold giving ``tpr`` true positive rate on in-data.
 
-    Liang et al. (2018, §4.3, metric 1), "FPR at 95% TPR", in-distribution positive (known
-    pitfall 1 in DESIGN.md: other code bases use other conventions). Exact definition: a sample
+    Liang et al. (2018, §4.3, metric 1), "FPR at 95% TPR", in-distribution positive (other code
+    bases use other conventions: docs/design.md, pitfall 1). Exact definition: a sample
     is accepted as in-distribution iff its score is >= t; the threshold is
 
         t* = max { t : #{i : s_in[i] >= t} / N_in >= tpr },

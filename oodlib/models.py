@@ -2,7 +2,7 @@
 
 All image models take inputs ``(N, 1, 28, 28)`` in [0, 1] and return logits.
 All but ``resnet18`` have no batch norm, so they can be certified with interval
-bound propagation (Bitterwolf et al. 2020, pitfall 5 in DESIGN.md) and behave
+bound propagation (Bitterwolf et al. 2020, docs/design.md, pitfall 5) and behave
 the same in train and eval mode during attacks.
 
 * ``small_cnn`` — ~0.33M parameters, the ``ci`` workhorse (a 60k Fashion-MNIST

@@ -1,6 +1,6 @@
 """Noise images: uniform (Hein et al. 2019 Table 1), Gaussian (Liang et al. 2018 §4.2) and the
 smooth noise of Hein et al. 2019 (§5, App. F): permuted pixels or uniform noise, blurred with a
-Gaussian of σ ~ U[1, 2.5] and min–max rescaled to [0, 1] (DESIGN.md pitfall 4).
+Gaussian of σ ~ U[1, 2.5] and min–max rescaled to [0, 1] (docs/design.md, pitfall 4).
 
 Every generator takes a ``seed`` (or a ``torch.Generator``) and uses local random generators only.
 """

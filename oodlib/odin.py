@@ -14,7 +14,7 @@ and the ODIN score is ``S(x̃; T) = max_i S_i(x̃; T)`` (higher = more in-distri
 convention of :mod:`oodlib.scores`). ``ŷ`` is the class predicted at ``x``; the score takes the
 maximum at ``x̃`` (the detector ``g`` of §3 thresholds ``max_i p(x̃; T)``).
 
-Conventions (DESIGN.md pitfall 3):
+Conventions (docs/design.md, pitfall 3):
 
 * ``ε`` is measured in the **[0, 1] pixel space** that oodlib models take as input (any
   normalisation lives inside the model). The authors' code normalises images first and divides

@@ -3,7 +3,7 @@
 Three profiles share one code path:
 
 * ``ci`` (the default): CPU, offline, each chapter in a few minutes. Sizes are
-  chosen from timings measured on 2-core machines (DESIGN.md, "Measured on
+  chosen from timings measured on 2-core machines (docs/design.md, "Measured on
   these machines"; ``benchmarks/bench_recipe.py``): the small CNN trains a 60k
   Fashion-MNIST epoch in ~3 s and reaches ~9 % test error in 6 epochs.
 * ``full``: the papers' settings, meant for a GPU. Each value cites its source.

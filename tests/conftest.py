@@ -16,7 +16,7 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "site: builds the executed book (needs --site)")
+    config.addinivalue_line("markers", "site: builds the book or opens it (or JupyterLab) in a browser; needs --site")
 
 
 def pytest_collection_modifyitems(config, items):

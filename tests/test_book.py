@@ -28,6 +28,7 @@ def test_toc_lists_existing_files():
         assert f"notebooks/{nb.stem}" in files, f"{nb.name} is missing from book/_toc.yml"
 
 
+@pytest.mark.site  # a whole Sphinx build (tens of seconds): make test runs it, make unit does not
 @pytest.mark.skipif(not JB.exists(), reason="jupyter-book not installed (pip install -e '.[book]')")
 def test_book_builds_without_warnings(tmp_path):
     config = yaml.safe_load((ROOT / "_config.yml").read_text())

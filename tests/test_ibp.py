@@ -1,6 +1,6 @@
 """Interval bound propagation, the GOOD bounds and losses, and the APGD confidence attack.
 
-The central property (pitfall 5 in DESIGN.md): IBP is *sound*. For random small
+The central property (docs/design.md, pitfall 5): IBP is *sound*. For random small
 networks, points sampled in the input box (inside, at the vertices, and found by
 an attack) never produce an activation, logit difference or confidence outside
 the computed bounds.

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.site  # starts JupyterLab and a browser: make test runs it, make unit does not
 CHAPTER = "00_ood_detection_basics.ipynb"
 SHOTS = ROOT / "_build" / "site-screenshots"
 # the text of every rendered markdown cell (jupyterlab-myst renders into ".myst", Lab's own
