@@ -16,7 +16,7 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "site: builds the book or opens it (or JupyterLab) in a browser; needs --site")
+    config.addinivalue_line("markers", "site: builds the book, or opens it or Lab in a browser (--site)")
 
 
 def pytest_collection_modifyitems(config, items):
