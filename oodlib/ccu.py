@@ -49,7 +49,7 @@ from . import train
 from .ball_attack import BallAttack, attack_in_ball, sample_in_ball
 from .gmm import EIG_FLOOR, GMM, Metric, augment_crops, check_batch, check_radius
 from .profiles import Profile
-from .runtime import predict_proba
+from .runtime import predict_proba, torch_generator
 from .validation import check_images, check_int, check_number, check_positive_int, check_seed, describe
 
 NU = 1.1  # certify max confidence <= NU / M ("1.1 · uniform confidence", §4)
@@ -143,7 +143,7 @@ class CCU(nn.Module):
         check_batch(x_out, "x_out")
         em_in = check_positive_int(em_in, "em_in")
         em_out = check_positive_int(em_out, "em_out")
-        gen = torch.Generator().manual_seed(seed)
+        gen = torch_generator(seed)
         x_in = x_in.detach().cpu()
         aug = augment_crops(x_in, pad, gen) if (x_in.ndim == 4 and pad > 0) else x_in
         self.metric.fit(aug, floor=floor)

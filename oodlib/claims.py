@@ -63,7 +63,7 @@ from .intervals import (
     seed_interval,
     sorted_metric,
 )
-from .runtime import cache_dir
+from .runtime import atomic_write, cache_dir
 from .validation import check_number
 
 HOLDS = "holds"
@@ -276,10 +276,8 @@ def record(chapter: str, claims: Sequence[Claim], profile_name: str, seed: int, 
                          for k, v in asdict(c.estimate).items()}
         d["verdict"] = c.verdict
         rows.append(d)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"chapter": chapter, "profile": profile_name, "seed": seed, "claims": rows},
-                              indent=1, default=float))
-    tmp.replace(path)
+    atomic_write(path, json.dumps({"chapter": chapter, "profile": profile_name, "seed": seed, "claims": rows},
+                                  indent=1, default=float))
     return path
 
 

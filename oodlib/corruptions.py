@@ -55,7 +55,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from .runtime import progress
+from .runtime import progress, torch_generator
 from .validation import check_choice, check_images, check_int, describe
 
 NAMES: tuple[str, ...] = (
@@ -420,7 +420,7 @@ def corrupt(x: Tensor, name: str, severity: int, seed: int = 0) -> Tensor:
     check_choice(name, NAMES, "corruption")
     severity = _check_severity(severity)
     x = _check_input(x)
-    gen = torch.Generator().manual_seed(int(seed) * 1000 + NAMES.index(name) * 10 + severity)
+    gen = torch_generator(int(seed) * 1000 + NAMES.index(name) * 10 + severity)
     return CORRUPTIONS[name](x, severity, gen).clamp(0.0, 1.0).contiguous()
 
 

@@ -17,11 +17,11 @@ metric), so chapter tables and the benchmark of chapter 07 come from the same co
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -32,7 +32,7 @@ from .apgd import max_confidence_attack
 from .data import OODSet, label
 from .detectors import Detector, msp_detector
 from .profiles import Profile
-from .runtime import cache_dir, derive_seed, progress
+from .runtime import atomic_write, cache_dir, derive_seed, progress, stable_hash, torch_generator
 from .validation import check_choice, check_images, check_number, check_positive_int, describe
 
 VERSION = 2  # enters every cached_table key: bump when the evaluation code changes numbers
@@ -272,7 +272,7 @@ def threat_table(
         s_out = {}
         for k, v in (ood.items() if threat == "natural" else subsets.items()):
             # one random stream per (detector, threat, set): a row does not depend on the other rows
-            gen = torch.Generator().manual_seed(derive_seed(seed, f"{det.name}|{threat}|{k}"))
+            gen = torch_generator(derive_seed(seed, f"{det.name}|{threat}|{k}"))
             if threat == "certified":
                 s_out[k] = det.certify(v, attack.eps)
                 continue
@@ -369,7 +369,7 @@ def cached_table(name: str, key: Mapping[str, object], compute: Callable[[], pd.
         blob = json.dumps({**key, "evaluate_version": VERSION}, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as err:
         raise ValueError(f"expected a plain-JSON key (str, numbers, lists, dicts; no NaN): {err}") from err
-    digest = hashlib.sha256(blob.encode()).hexdigest()[:12]
+    digest = stable_hash({**key, "evaluate_version": VERSION}, strict=True)
     folder = cache_dir() / "tables"
     folder.mkdir(parents=True, exist_ok=True)
     csv, meta = folder / f"{name}-{digest}.csv", folder / f"{name}-{digest}.json"
@@ -396,15 +396,17 @@ def cached_table(name: str, key: Mapping[str, object], compute: Callable[[], pd.
     table = compute()
     if table.empty or "value" not in table.columns:
         return table  # nothing worth caching
-    table.to_csv(csv.with_suffix(".csv.tmp"), index=False)
-    csv.with_suffix(".csv.tmp").replace(csv)
+    atomic_write(csv, lambda p: table.to_csv(p, index=False))
     scores = table.attrs.get("scores", {})
-    if scores:
-        with open(npz.with_suffix(".npz.tmp"), "wb") as f:
+
+    def save_npz(p: Path) -> None:  # through a handle: np.savez_compressed would append ".npz" to the name
+        with open(p, "wb") as f:
             np.savez_compressed(f, **{f"a{i}": v for i, v in enumerate(scores.values())})
-        npz.with_suffix(".npz.tmp").replace(npz)
+
+    if scores:
+        atomic_write(npz, save_npz)
     info = {"key": json.loads(blob), "seconds": table.attrs.get("seconds", {}), "scores": list(scores)}
-    meta.write_text(json.dumps(info, indent=1))
+    atomic_write(meta, json.dumps(info, indent=1))  # the sidecar last: its presence marks a complete entry
     return read()  # the same table (dtypes included) whether it was computed now or cached
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "LEVEL", "N_BOOT", "Estimate", "bootstrap", "bootstrap_table", "sorted_metric", "metric_interval",
     "difference_interval", "per_set_interval", "mean_interval", "paired_mean_difference",
     "proportion_interval", "rank_correlation_interval", "seed_interval", "exact", "float_tolerance",
+    "percentile_interval",
 ]
 
 
@@ -131,17 +132,28 @@ def bootstrap(
             idx = rng.integers(0, len(arrs[0]), len(arrs[0]))
             sample[name] = tuple(a[idx] for a in arrs)
         reps[b] = statistic(sample)
+    return percentile_interval(value, reps, level, "bootstrap over images")
+
+
+def percentile_interval(value: float, reps: np.ndarray, level: float = LEVEL,
+                        what: str = "bootstrap over images") -> Estimate:
+    """The percentile interval of bootstrap replicates ``reps`` around the point estimate ``value``.
+
+    The interval is the ``(1 ± level)/2`` quantiles of the replicates, widened to contain ``value``.
+    Replicates on which the statistic is undefined (NaN, ±inf; e.g. a histogram bin left empty by a
+    small resample) are dropped and counted in ``method`` — never turned into an unbounded interval
+    (a silent "inconclusive"); more than half undefined raises ``ValueError``.
+    """
+    reps = np.asarray(reps, dtype=float)
+    n_boot = len(reps)
     defined = np.isfinite(reps)
     dropped = int((~defined).sum())
     if dropped > n_boot // 2:
         raise ValueError(f"expected a statistic defined on most resamples, got NaN/inf on {dropped} of "
                          f"{n_boot}: too few images for this statistic (draw more, or change the statistic)")
-    # a few undefined replicates (e.g. a histogram bin left empty by a small resample) are dropped and
-    # counted in the method, never turned into an unbounded interval (a silent "inconclusive")
     lo, hi = np.quantile(reps[defined], [(1 - level) / 2, (1 + level) / 2])
     note = f"; {dropped} undefined resamples dropped" if dropped else ""
-    return Estimate(value, float(min(lo, value)), float(max(hi, value)), level,
-                    f"bootstrap over images ({n_boot}×{note})")
+    return Estimate(value, float(min(lo, value)), float(max(hi, value)), level, f"{what} ({n_boot}×{note})")
 
 
 def _metric_fn(metric: str) -> Callable[[np.ndarray, np.ndarray], float]:
@@ -207,9 +219,7 @@ def bootstrap_table(
         idx = {name: rng.integers(0, n, n) for name, n in sizes.items()}
         reps[b] = statistic({k: np.sort(v[i_in]) for k, v in ins.items()},
                             {k: v[idx[k[-1]]] for k, v in outs.items()})
-    lo, hi = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2])
-    return Estimate(value, float(min(lo, value)), float(max(hi, value)), level,
-                    f"bootstrap over images ({n_boot}×)")
+    return percentile_interval(value, reps, level, "bootstrap over images")
 
 
 def metric_interval(metric: str, s_in: object, s_out: object, **kw: object) -> Estimate:

@@ -55,7 +55,7 @@ from torch import nn
 
 from . import metrics
 from .profiles import Profile
-from .runtime import derive_seed, eval_mode, input_gradient, model_device, progress
+from .runtime import derive_seed, eval_mode, input_gradient, model_device, progress, torch_generator
 from .validation import check_images, check_number, check_positive_int, describe
 
 # --------------------------------------------------------------------------- validation
@@ -283,7 +283,7 @@ def split_tuning(n: int, n_tune: int, seed: int = 0) -> tuple[torch.Tensor, torc
     check_positive_int(n_tune, "n_tune")
     if n_tune >= n:
         raise ValueError(f"expected n_tune < n so that images remain for evaluation, got {n_tune} >= {n}")
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed)))
+    perm = torch.randperm(n, generator=torch_generator(int(seed)))
     return perm[:n_tune].sort().values, perm[n_tune:].sort().values
 
 
@@ -468,7 +468,7 @@ class Study:
                          batch_size=self.scorer.batch_size, desc=f"Fig. 15 grid ({name})")
         test_scorer = ODINScorer(self.model, {"test": x[test]}, clip=self.scorer.clip,
                                  batch_size=self.scorer.batch_size)
-        gen = torch.Generator().manual_seed(int(seed))
+        gen = torch_generator(int(seed))
         rows = []
         for size in sizes:
             for r in range(repeats):

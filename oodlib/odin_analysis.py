@@ -26,9 +26,9 @@ from torch import nn
 
 from . import metrics, train
 from .data import label
-from .intervals import Estimate, bootstrap, per_set_interval
+from .intervals import Estimate, bootstrap, per_set_interval, percentile_interval
 from .odin import IN, Study, _choose, check_logits, check_temperature, fpr_grid, softmax_score
-from .runtime import progress
+from .runtime import progress, torch_generator
 from .validation import check_positive_int, describe
 
 
@@ -58,9 +58,7 @@ def transfer_gap_interval(study: Study, n_boot: int = 200, seed: int = 0, level:
 
     reps = np.array([gap(resample(tune), resample(ev))
                      for _ in progress(range(n_boot), desc="transfer bootstrap")])
-    lo, hi = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2])
-    return Estimate(value, float(min(lo, value)), float(max(hi, value)), level,
-                    f"bootstrap over tuning and evaluation images ({n_boot}×)")
+    return percentile_interval(value, reps, level, "bootstrap over tuning and evaluation images")
 
 
 # --------------------------------------------------------------------------- temperature analysis (§5.2)
@@ -261,7 +259,7 @@ def class_split(num_held_out: int = 2, seed: int = 0, num_classes: int = 10) -> 
     check_positive_int(num_classes, "num_classes")
     if num_held_out >= num_classes:
         raise ValueError(f"expected num_held_out < num_classes = {num_classes}, got {num_held_out}")
-    perm = torch.randperm(num_classes, generator=torch.Generator().manual_seed(int(seed))).tolist()
+    perm = torch.randperm(num_classes, generator=torch_generator(int(seed))).tolist()
     return sorted(perm[num_held_out:]), sorted(perm[:num_held_out])
 
 

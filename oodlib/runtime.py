@@ -1,8 +1,14 @@
-"""Seeds, devices and batched inference: the plumbing every chapter's setup cell uses."""
+"""Seeds, devices and batched inference: the plumbing every chapter's setup cell uses.
+
+Also the two pieces of file plumbing every cache shares: :func:`atomic_write` (a file is written
+whole or not at all) and :func:`stable_hash` (the short hash that names a cached model or table).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import random
 import zlib
@@ -36,6 +42,46 @@ def derive_seed(base: int, name: str) -> int:
     base = check_seed(base, "base")
     sequence = np.random.SeedSequence([base, zlib.crc32(name.encode("utf-8"))])
     return int(sequence.generate_state(1)[0])
+
+
+def atomic_write(path: str | Path, content: str | bytes | Callable[[Path], None]) -> Path:
+    """Write ``path`` whole or not at all: into a temporary file beside it, then one rename.
+
+    ``content`` is text, bytes, or a function that writes a given path (e.g.
+    ``lambda p: torch.save(state, p)``). The temporary name carries the process id, so two
+    processes writing the same file never share it; a reader sees the old file or the new one,
+    never a half-written one (``os.replace`` is atomic on POSIX).
+    """
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        if callable(content):
+            content(tmp)
+        elif isinstance(content, bytes):
+            tmp.write_bytes(content)
+        elif isinstance(content, str):
+            tmp.write_text(content)
+        else:
+            raise ValueError(f"expected content as str, bytes or a function of a path, "
+                             f"got {type(content).__name__}")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def stable_hash(obj: object, strict: bool = False) -> str:
+    """A short stable hash of a JSON-able object: SHA-256 of its sorted JSON, 12 hex digits.
+
+    ``strict``: plain JSON only (``ValueError`` on anything else, NaN included); otherwise values
+    JSON cannot hold are written as ``str(value)``.
+    """
+    try:
+        blob = (json.dumps(obj, sort_keys=True, allow_nan=False) if strict
+                else json.dumps(obj, sort_keys=True, default=str))
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"expected a plain-JSON object (str, numbers, lists, dicts; no NaN): {err}") from err
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
 def torch_generator(seed: int) -> torch.Generator:

@@ -66,7 +66,7 @@ def fit_toy(
         raise ValueError(f"expected x and y of equal length, got {len(x)} and {len(y)}")
     if method.out_source == "aux" and x_out is None:
         raise ValueError(f"method {method.name!r} trains on an out-distribution: pass x_out")
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch_generator(seed)
     method.init_from_data(model, x, x_out)
     opt = torch.optim.Adam(method.param_groups(model, lr, weight_decay))
     bs = len(x) if batch_size is None else check_positive_int(batch_size, "batch_size")

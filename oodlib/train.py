@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .runtime import default_device, progress
+from .runtime import default_device, progress, torch_generator
 from .validation import check_images, check_positive_int
 
 
@@ -129,7 +129,7 @@ def fit(
         check_images(x_out, "x_out")
     dev = default_device(device)
     model.to(dev).train()
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch_generator(seed)
     method.init_from_data(model, x, x_out)
     steps_per_epoch = math.ceil(len(x) / batch_size)
     total = epochs * steps_per_epoch

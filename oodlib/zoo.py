@@ -27,7 +27,7 @@ from torch import nn
 
 from . import acet, atom, ccu, data, good, models, odin_analysis, profiles, standins, train
 from .profiles import Profile
-from .runtime import cache_dir, default_device, logits
+from .runtime import atomic_write, cache_dir, default_device, logits, stable_hash
 
 FORMAT_VERSION = 3  # 2: a class-subset model's test error is on its own classes; 3: the aux pool
 # draws its symbols from the STIX fonts only (no font shared with the letters test set)
@@ -118,9 +118,8 @@ def make_config(
 
 
 def config_hash(config: dict[str, Any]) -> str:
-    """A short stable hash of a config (sorted JSON, SHA-256, 12 hex digits)."""
-    blob = json.dumps(config, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:12]
+    """A short stable hash of a config (sorted JSON, SHA-256, 12 hex digits: :func:`runtime.stable_hash`)."""
+    return stable_hash(config)
 
 
 @dataclass
@@ -151,9 +150,7 @@ class Entry:
 
     def save_record(self) -> None:
         """Write the JSON record next to the checkpoint."""
-        tmp = self.path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.record, indent=1, default=float))
-        tmp.replace(self.path.with_suffix(".json"))
+        atomic_write(self.path.with_suffix(".json"), json.dumps(self.record, indent=1, default=float))
 
     def cached(self, key: str, compute: Callable[[], Any]) -> Any:
         """Return ``record['eval'][key]``, computing and storing it (JSON) if absent."""
@@ -258,9 +255,7 @@ def load_or_train(
                                            num_classes=data.NUM_CLASSES[dataset]),
         "eval": {},
     }
-    tmp = ckpt.with_suffix(".pt.tmp")
-    torch.save(model.state_dict(), tmp)
-    tmp.replace(ckpt)
+    atomic_write(ckpt, lambda p: torch.save(model.state_dict(), p))
     entry = Entry(model.eval(), record, ckpt)
     entry.save_record()
     return entry

@@ -93,3 +93,33 @@ def test_non_finite_parameters_are_refused_where_they_used_to_pass(call):
     model = models.build("mlp", hidden=8)
     with pytest.raises(ValueError, match="expected .* as a finite number"):
         call(model, torch.rand(2, 1, 28, 28))
+
+
+def test_atomic_write_leaves_the_old_file_or_the_new_one(tmp_path):
+    target = tmp_path / "record.json"
+    runtime.atomic_write(target, "old")
+    runtime.atomic_write(target, b"new")
+    assert target.read_text() == "new"
+    runtime.atomic_write(target, lambda p: p.write_text("written by a function"))
+    assert target.read_text() == "written by a function"
+
+    def fails(p):
+        p.write_text("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        runtime.atomic_write(target, fails)
+    assert target.read_text() == "written by a function"  # untouched, and no temporary file left behind
+    assert sorted(q.name for q in tmp_path.iterdir()) == ["record.json"]
+    with pytest.raises(ValueError, match="expected content as str, bytes or a function"):
+        runtime.atomic_write(target, 3)
+
+
+def test_stable_hash_is_order_free_and_strict_on_request():
+    a = runtime.stable_hash({"b": 1, "a": [1.5, "x"]})
+    assert a == runtime.stable_hash({"a": [1.5, "x"], "b": 1}) and len(a) == 12
+    assert a != runtime.stable_hash({"b": 2, "a": [1.5, "x"]})
+    odd = object()  # not JSON: written as str(odd), unless strict
+    assert runtime.stable_hash({"p": odd}) == runtime.stable_hash({"p": str(odd)})
+    with pytest.raises(ValueError, match="plain-JSON"):
+        runtime.stable_hash({"x": float("nan")}, strict=True)
