@@ -70,6 +70,8 @@ class Profile:
     # --- chapter-specific ---------------------------------------------------
     alpha_trials: int  # Hein Table 2: 10000 uniform-noise trials
     seed: int = 0
+    # --- chapters 00-01 (the plain network) ---
+    plain_seeds: int = 5  # plain models (training seeds) behind the claims about *a* plain network
     # Chapters 03-07 add their own fields below, each with its `ci` value as the
     # default here and its paper value set in FULL (cite the source there).
     # --- chapter 03 (ODIN) ---
@@ -204,6 +206,7 @@ FULL = Profile(
     adv_samples_steps=80,  # Hein §5
     adv_samples_step_size=0.0075,  # Hein §5 (MNIST)
     alpha_trials=10000,  # Hein Table 2
+    plain_seeds=3,  # ours: the papers report one run; a ResNet-18 costs 100 epochs per seed
     # --- chapter 03 (ODIN) ---
     odin_tune_size=1000,  # Liang et al. §4.4: "we randomly hold out 1,000 images for tuning"
     odin_tune_in=1000,  # the paper holds out OOD images only; we also keep in-distribution ones apart
@@ -271,7 +274,7 @@ FULL = Profile(
 SMOKE_SIZES: dict[str, object] = {
     "train_size": 128, "epochs": 1, "batch_size": 32, "aux_size": 600, "test_size": 48, "ood_size": 12,
     "attack_size": 2, "pgd_train_steps": 1, "pgd_eval_steps": 3, "pgd_eval_restarts": 2,
-    "adv_samples_size": 8, "adv_samples_steps": 2, "alpha_trials": 16,
+    "adv_samples_size": 8, "adv_samples_steps": 2, "alpha_trials": 16, "plain_seeds": 2,
     "odin_tune_size": 4, "odin_tune_in": 12, "odin_temperatures": (1, 1000), "odin_num_eps": 3,
     "odin_tune_sizes": (2, 4), "odin_tune_repeats": 2, "odin_distance_size": 8, "odin_analysis_size": 8,
     "ccu_centroids": 4, "ccu_em_in_size": 128, "ccu_em_out_size": 128, "ccu_attack_seeds": 3,
