@@ -427,3 +427,16 @@ def paper_mean_fpr_gap(dataset: str, a: str, b: str) -> tuple[float, int]:
                          f"got {dataset!r}, {a!r}, {b!r}")
     pairs = [(x, y) for x, y in zip(rows[a], rows[b], strict=True) if x is not None and y is not None]
     return sum(x - y for x, y in pairs) / len(pairs), len(pairs)
+
+
+def paper_gap_text(rivals: list[str] | tuple[str, ...], threat: str) -> str:
+    """Table 1's best rival FPR minus ATOM's under ``threat`` (CIFAR-10), with both FPRs, for a claims table.
+
+    E.g. the compositional threat over the detectors this book runs: ``"57.99 points (CIFAR-10: ACET
+    96.88 vs 38.89)"``.
+    """
+    if not rivals:
+        raise ValueError("expected at least one rival detector, got none")
+    best = min(rivals, key=lambda r: paper_fpr(r, threat))
+    return (f"{paper_fpr(best, threat) - paper_fpr('ATOM', threat):.2f} points (CIFAR-10: {best} "
+            f"{paper_fpr(best, threat):.2f} vs {paper_fpr('ATOM', threat):.2f})")

@@ -222,3 +222,12 @@ def test_mahalanobis_preprocessing_and_attack_raise_the_score():
         mahalanobis.mahalanobis(model, xt)
     with pytest.raises(ValueError, match="Sequential"):
         mahalanobis.penultimate(nn.Linear(3, 2), xt)
+
+
+def test_paper_gap_text_reads_table1():
+    text = atom.paper_gap_text(["ACET", "OE", "NTOM"], "compositional")
+    assert text == "57.99 points (CIFAR-10: ACET 96.88 vs 38.89)"
+    assert atom.paper_gap_text(["NTOM", "OE"], "linf").startswith("79.35 points (CIFAR-10: NTOM 99.90")
+    assert atom.paper_mean_fpr_gap("SVHN", "ATOM (q=0.75)", "ATOM (q=0.0)") == pytest.approx((27.8775, 4))
+    with pytest.raises(ValueError, match="detector"):
+        atom.paper_fpr("SOFL", "linf")
