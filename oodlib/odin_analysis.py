@@ -351,6 +351,19 @@ def paper_noise_fpr() -> float:
     return max(values[0][1] for name in noise for _, values in PAPER_TABLES[name])
 
 
+def paper_headline_fpr() -> tuple[float, float]:
+    """The abstract's headline: FPR at 95 % TPR (%) of the baseline and of ODIN on TinyImageNet (crop),
+    DenseNet-BC on CIFAR-10 (Table 2's row in :data:`PAPER_TABLES`)."""
+    (name, values), = [r for r in PAPER_TABLES["photo crops"] if "TinyImageNet (crop)" in r[0]]
+    return values[0]
+
+
+def paper_headline_ratio() -> float:
+    """ODIN's FPR over the baseline's in the abstract's headline row (:func:`paper_headline_fpr`)."""
+    base, odin_ = paper_headline_fpr()
+    return odin_ / base
+
+
 def paper_transfer_gap(exclude: tuple[str, ...] = ()) -> float:
     """Table 10's largest |FPR tuned elsewhere − FPR tuned on the set| (points), leaving out ``exclude``."""
     keep = [i for i, k in enumerate(PAPER_TRANSFER_SETS) if k not in exclude]

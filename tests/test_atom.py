@@ -231,3 +231,8 @@ def test_paper_gap_text_reads_table1():
     assert atom.paper_mean_fpr_gap("SVHN", "ATOM (q=0.75)", "ATOM (q=0.0)") == pytest.approx((27.8775, 4))
     with pytest.raises(ValueError, match="detector"):
         atom.paper_fpr("SOFL", "linf")
+
+
+def test_paper_accuracy_text_reads_table12():
+    # App. B.12, Table 12 (DenseNet): ATOM minus the pre-trained network's accuracy
+    assert atom.paper_accuracy_text() == "SVHN +0.26, CIFAR-10 +0.81, CIFAR-100 +0.01 points (Table 12)"

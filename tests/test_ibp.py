@@ -306,3 +306,12 @@ def test_table1_beside_paper_and_gauc_by_radius():
     assert list(g.radius) == [0.0, 0.05, 0.3] and g.GAUC.is_monotonic_decreasing
     with pytest.raises(ValueError, match="missing"):
         good.gauc_by_radius({"a": net, "b": net}, s_in, {"dim": x_out}, [0.0])
+
+
+def test_paper_mean_auc_of_table1():
+    # Table 1, MNIST: GOOD_100's clean AUCs 100, 99.0, 100, 100; GOOD_0's 99.9, 92.9, 100, 100
+    assert good.paper_mean_auc("GOOD_100") == pytest.approx(99.75)
+    assert good.paper_mean_auc("GOOD_0") == pytest.approx(98.2)
+    assert good.paper_mean_auc("GOOD_100", 2) == pytest.approx((78.0 + 3.3 + 99.4 + 100.0) / 4)
+    with pytest.raises(ValueError, match="column"):
+        good.paper_mean_auc("GOOD_100", 3)

@@ -428,3 +428,9 @@ def test_table2_beside_paper_puts_every_metric_beside_ours():
     assert (out["ours"] == "50.0 → 25.0").all()
     with pytest.raises(ValueError, match="Study.table"):
         odin_analysis.table2_beside_paper(pd.DataFrame({"x": [1]}), "s")
+
+
+def test_paper_headline_is_table2_tinyimagenet_crop():
+    # abstract: "from the baseline 34.7% to 4.3%" (DenseNet-BC, CIFAR-10, TinyImageNet crop)
+    assert odin_analysis.paper_headline_fpr() == (34.7, 4.3)
+    assert odin_analysis.paper_headline_ratio() == pytest.approx(4.3 / 34.7)
