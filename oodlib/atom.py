@@ -416,15 +416,16 @@ PAPER_TABLE2: dict[str, dict[str, tuple[float | None, ...]]] = {
 }
 
 
-# Chen et al. 2021, App. B.12, Table 12 (DenseNet): the classifier's test accuracy (%) of the pre-trained network
-# (the MSP row) and of ATOM, per in-distribution
+# Chen et al. 2021, App. B.12, Table 12 (DenseNet): the classifier's test accuracy (%) of the pre-trained
+# network (the MSP row) and of ATOM, per in-distribution
 PAPER_TABLE12_ACCURACY: dict[str, tuple[float, float]] = {
     "SVHN": (95.83, 96.09), "CIFAR-10": (94.39, 95.20), "CIFAR-100": (75.05, 75.06)}
 
 
 def paper_accuracy_text() -> str:
     """Table 12's ATOM minus pre-trained accuracy per data set, e.g. ``"SVHN +0.26, ... points"``."""
-    return ", ".join(f"{k} {b - a:+.2f}" for k, (a, b) in PAPER_TABLE12_ACCURACY.items()) + " points (Table 12)"
+    gaps = ", ".join(f"{k} {b - a:+.2f}" for k, (a, b) in PAPER_TABLE12_ACCURACY.items())
+    return gaps + " points (Table 12)"
 
 
 def paper_mean_fpr_gap(dataset: str, a: str, b: str) -> tuple[float, int]:

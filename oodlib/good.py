@@ -239,12 +239,14 @@ PAPER_TABLE1: dict[str, tuple[float, dict[str, tuple[float, float, float]]]] = {
 
 # Bitterwolf et al. 2020, Table 4 (and Figure 2): mean confidence (%) of the MNIST models on EMNIST letters
 PAPER_LETTERS_MMC: dict[str, float] = {"plain": 91.5, "OE": 87.9, "ACET": 75.0, "GOOD_100": 27.1}
-# ... and §4.2's text: GOOD_100's mean confidence (%) on the MNIST test set (the only in-distribution one quoted)
+# ... and §4.2's text: GOOD_100's mean confidence (%) on the MNIST test set (the only in-distribution one
+# the paper quotes)
 PAPER_MNIST_MMC: dict[str, float] = {"GOOD_100": 98.4}
 
 
 def paper_mean_auc(model: str, column: int = 0) -> float:
-    """Mean over :data:`PAPER_TABLE1`'s four MNIST OOD sets of ``model``'s AUC (``column`` 0), AAUC (1) or GAUC (2)."""
+    """Mean over :data:`PAPER_TABLE1`'s four MNIST OOD sets of ``model``'s AUC (``column`` 0), AAUC (1)
+    or GAUC (2)."""
     if model not in PAPER_TABLE1 or column not in (0, 1, 2):
         raise ValueError(f"expected a model in {sorted(PAPER_TABLE1)} and a column in (0, 1, 2), "
                          f"got {model!r}, {column!r}")
