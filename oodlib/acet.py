@@ -197,9 +197,9 @@ def acet_zoo_defaults(p: Profile) -> dict[str, object]:
 
 # --------------------------------------------------------------------------- the paper's Table 1
 
-# Hein et al. 2019, Table 1, trained on MNIST (LeNet, 100 epochs): test error (%), then (MMC, AUROC,
-# FPR@95) per evaluation set; the in-distribution row has MMC only. Their FMNIST column sits beside
-# our MNIST set (our in-distribution is Fashion-MNIST: the roles are swapped).
+#: Hein et al. 2019, Table 1, trained on MNIST (LeNet, 100 epochs): test error (%), then (MMC, AUROC,
+#: FPR@95) per evaluation set; the in-distribution row has MMC only. Their FMNIST column sits beside
+#: our MNIST set (our in-distribution is Fashion-MNIST: the roles are swapped).
 PAPER_TABLE1: dict[str, tuple[float, dict[str, tuple[float, float | None, float | None]]]] = {
     "plain": (0.51, {"MNIST (in)": (0.991, None, None), "FMNIST": (0.654, 0.972, 0.121),
                      "EMNIST": (0.821, 0.883, 0.374), "grayCIFAR-10": (0.492, 0.996, 0.003),
@@ -215,8 +215,8 @@ PAPER_TABLE1: dict[str, tuple[float, dict[str, tuple[float, float | None, float 
                     "Adv. Samples": (0.854, 0.692, 0.782)}),
 }
 TABLE1_METRICS = ("MMC", "AUROC", "FPR95")
-# the same Table 1's MMC on adversarial noise for the other in-distributions (plain, CEDA, ACET): CEDA,
-# trained on noise but not on its worst case, is fooled on SVHN and CIFAR, not on MNIST (row above)
+#: the same Table 1's MMC on adversarial noise for the other in-distributions (plain, CEDA, ACET): CEDA,
+#: trained on noise but not on its worst case, is fooled on SVHN and CIFAR, not on MNIST (row above)
 PAPER_ADV_NOISE_MMC: dict[str, dict[str, float]] = {
     "MNIST": {"plain": 1.000, "CEDA": 0.102, "ACET": 0.162},
     "SVHN": {"plain": 1.000, "CEDA": 0.946, "ACET": 0.101},

@@ -16,7 +16,7 @@ i.e. FNR 5 %, the paper's "FPR at 5 % FNR"). The zoo builds the (K+1) head when
 the zoo's test error only looks at the first K outputs.
 
 Training (the plug-ins ``ntom`` and ``atom`` of :data:`oodlib.zoo.PLUGINS`)
--------------------------------------------------------------------------
+---------------------------------------------------------------------------
 * ``"ntom"`` — eq. 7: ``CE(f(x), y) + λ · CE(f(x̃), K+1)`` on in-distribution ``(x, y)``
   and auxiliary outliers ``x̃`` labelled as the extra class.
 * ``"atom"`` — eq. 4: the same, with the inner maximum ``max_{‖δ‖_∞ ≤ ε} CE(f(x̃ + δ), K+1)``
@@ -364,7 +364,7 @@ def score_trajectory(
 def choose_q(validation: pd.DataFrame, candidates: Mapping[str, float]) -> tuple[float, pd.Series]:
     """App. B.7: the q whose model has the lowest FPR at 5 % FNR averaged over the threat types.
 
-    ``validation`` is an :func:`evaluate_threats` table on the validation split; ``candidates``
+    ``validation`` is an :func:`oodlib.evaluate.threat_table` table on the validation split; ``candidates``
     maps its model names to their q. Returns ``(q, mean FPR per model)``; ties go to the smaller q.
     """
     fpr = validation[validation.metric == "FPR95"].groupby(["model", "threat"])["value"].mean()
@@ -378,9 +378,9 @@ def choose_q(validation: pd.DataFrame, candidates: Mapping[str, float]) -> tuple
 
 # --------------------------------------------------------------------------- the paper's Table 1
 
-# Chen et al. 2021, Table 1, in-distribution CIFAR-10 (DenseNet): (FPR95, AUROC) in % per threat, for
-# the detectors this book runs. (The MSP row is printed with broken digits in our copy of the paper;
-# its values are read as 50.34 / 91.79, 100.00 / 58.35, 100.00 / 13.82, 100.00 / 13.67.)
+#: Chen et al. 2021, Table 1, in-distribution CIFAR-10 (DenseNet): (FPR95, AUROC) in % per threat, for
+#: the detectors this book runs. (The MSP row is printed with broken digits in our copy of the paper;
+#: its values are read as 50.34 / 91.79, 100.00 / 58.35, 100.00 / 13.82, 100.00 / 13.67.)
 PAPER_THREATS = ("natural", "corruption", "linf", "compositional")
 PAPER_TABLE1_CIFAR10: dict[str, tuple[tuple[float, float], ...]] = {
     "MSP": ((50.34, 91.79), (100.00, 58.35), (100.00, 13.82), (100.00, 13.67)),
@@ -402,9 +402,9 @@ def paper_fpr(detector: str, threat: str) -> float:
     return PAPER_TABLE1_CIFAR10[detector][PAPER_THREATS.index(threat)][0]
 
 
-# Chen et al. 2021, Table 2 (DenseNet): FPR (5 % FNR, %) of the q ablation per threat of PAPER_THREATS,
-# mean over the natural OOD test sets; None where our copy of the paper prints no legible number
-# (CIFAR-10's random-sampling row: its compositional FPR).
+#: Chen et al. 2021, Table 2 (DenseNet): FPR (5 % FNR, %) of the q ablation per threat of PAPER_THREATS,
+#: mean over the natural OOD test sets; None where our copy of the paper prints no legible number
+#: (CIFAR-10's random-sampling row: its compositional FPR).
 PAPER_TABLE2: dict[str, dict[str, tuple[float | None, ...]]] = {
     "SVHN": {"ATOM (rand. sample)": (0.35, 13.09, 11.72, 98.66), "ATOM (q=0.0)": (0.07, 5.47, 7.02, 96.33),
              "ATOM (q=0.125)": (1.30, 34.97, 39.61, 99.92), "ATOM (q=0.25)": (1.36, 41.98, 52.39, 99.97),
@@ -416,8 +416,8 @@ PAPER_TABLE2: dict[str, dict[str, tuple[float | None, ...]]] = {
 }
 
 
-# Chen et al. 2021, App. B.12, Table 12 (DenseNet): the classifier's test accuracy (%) of the pre-trained
-# network (the MSP row) and of ATOM, per in-distribution
+#: Chen et al. 2021, App. B.12, Table 12 (DenseNet): the classifier's test accuracy (%) of the pre-trained
+#: network (the MSP row) and of ATOM, per in-distribution
 PAPER_TABLE12_ACCURACY: dict[str, tuple[float, float]] = {
     "SVHN": (95.83, 96.09), "CIFAR-10": (94.39, 95.20), "CIFAR-100": (75.05, 75.06)}
 

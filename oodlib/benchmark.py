@@ -33,8 +33,9 @@ from . import atom, claims, data, detectors, evaluate, experiments, good, mahala
 from .profiles import Profile
 
 METRICS = ("FPR95", "AUROC", "AUROC_cons")
-VERSION = 4  # enters the cache key: bump when the evaluation code or data change numbers (4: real MNIST)
-SUBSET = "natural (attacked images)"  # the natural threat on the images the attacks start from
+VERSION = 4  #: enters the cache key: bump when the evaluation code or data change numbers (4: real MNIST)
+SUBSET = "natural (attacked images)"  #: the natural threat on the images the attacks start from
+#: the threats in the order of the benchmark's tables
 ORDER = ("natural", "corruption", "linf (weak)", "linf", "linf (strong)", "compositional", "certified")
 
 
@@ -127,7 +128,7 @@ def run(
     """The long benchmark table (every detector × OOD set × threat × metric), cached in the zoo.
 
     Threats: :data:`oodlib.evaluate.THREATS` with chapter 06's attack
-    (:meth:`AttackSettings.from_profile`, ``profile.atom_attack_size`` images per set),
+    (:meth:`oodlib.evaluate.AttackSettings.from_profile`, ``profile.atom_attack_size`` images per set),
     ``"linf (weak)"``: the same ball under ``profile.bench_weak_steps`` PGD steps of ε/2, and
     ``"linf (strong)"``: ``bench_strong_steps`` steps with ``bench_strong_restarts`` restarts,
     and :data:`SUBSET`: the clean images those attacks start from (not in :data:`ORDER`).
@@ -204,7 +205,7 @@ def ranks(summary_: pd.DataFrame, metric: str = "AUROC_cons") -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- claims (chapter 07's check)
 
-# Each method's accuracy cost in its paper: test-error points above that paper's plain / base model.
+#: Each method's accuracy cost in its paper: test-error points above that paper's plain / base model.
 PAPER_ACCURACY_COST: dict[str, tuple[float, str]] = {
     "CEDA": (0.23, "Hein et al. 2019 Table 1, MNIST: 0.74 vs 0.51 %"),
     "OE": (0.9, "Meinke & Hein 2020 Table 1, FMNIST: 5.7 vs 4.8 %"),
@@ -239,9 +240,9 @@ def accuracy_costs(entries: Mapping[str, zoo.Entry], base: str = "plain") -> pd.
     return pd.DataFrame(rows).set_index("model")
 
 
-# the detectors of ATOM's Table 1 (Chen et al. 2021) this book runs (not SOFL, ROWL)
+#: the detectors of ATOM's Table 1 (Chen et al. 2021) this book runs (not SOFL, ROWL)
 ATOM_TABLE1 = ("MSP", "ODIN", "Mahalanobis", "OE", "ACET", "CCU", "NTOM")
-N_BOOT = 500  # bootstrap replicates for the benchmark's claims (12 detectors x 6 sets each)
+N_BOOT = 500  #: bootstrap replicates for the benchmark's claims (12 detectors x 6 sets each)
 
 
 def claims_of(

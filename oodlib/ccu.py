@@ -18,9 +18,10 @@ networks that provably know when they don't know* (ICLR 2020).
   :func:`corollary_bound`) and the certified radius for confidence ``<= ν/M``
   by bracketed bisection on the monotone bound ``b(R)`` (App. D, eq. 24–25,
   :func:`certified_radius`).
-* The attack inside a certified ball (App. C.2, :func:`attack_in_ball`) and the
-  projection onto ellipsoid ∩ ``[0, 1]^d`` (:func:`project_ball_box`).
-* Small helpers for the 2-D toy of Figure 1 (:func:`fit_toy`, :func:`confidence_grid`).
+* The attack inside a certified ball (App. C.2, :func:`~oodlib.ball_attack.attack_in_ball`) and the
+  projection onto ellipsoid ∩ ``[0, 1]^d`` (:func:`~oodlib.ball_attack.project_ball_box`).
+* Small helpers for the 2-D toy of Figure 1 (:func:`~oodlib.toy.fit_toy`,
+  :func:`~oodlib.toy.confidence_grid`).
 
 Choices that differ from, or go beyond, the paper's text (documented where they apply):
 
@@ -52,8 +53,8 @@ from .profiles import Profile
 from .runtime import predict_proba, torch_generator
 from .validation import check_images, check_int, check_number, check_positive_int, check_seed, describe
 
-NU = 1.1  # certify max confidence <= NU / M ("1.1 · uniform confidence", §4)
-GMM_LR = 1e-5  # §4 / App. C: learning rate of the GMM parameters
+NU = 1.1  #: certify max confidence <= NU / M ("1.1 · uniform confidence", §4)
+GMM_LR = 1e-5  #: §4 / App. C: learning rate of the GMM parameters
 
 
 # --------------------------------------------------------------------------- the CCU model (eq. 7)
@@ -543,9 +544,9 @@ def check_corollary(model: CCU, x0: torch.Tensor, radii: torch.Tensor, n_samples
 
 # --------------------------------------------------------------------------- the paper's tables
 
-# Meinke & Hein 2020, Fashion-MNIST rows (%), one value per method of PAPER_METHODS and per OOD set:
-# Table 2 (AUROC) and Table 6 (AUPR, in-distribution positive); ACET2's AUROC is Table 4's, and the
-# paper reports no AUPR for it (nan). PAPER_SETS maps the start of our set's name to the paper's column.
+#: Meinke & Hein 2020, Fashion-MNIST rows (%), one value per method of PAPER_METHODS and per OOD set:
+#: Table 2 (AUROC) and Table 6 (AUPR, in-distribution positive); ACET2's AUROC is Table 4's, and the
+#: paper reports no AUPR for it (nan). PAPER_SETS maps the start of our set's name to the paper's column.
 PAPER_METHODS = ("Base", "ODIN", "Maha", "ACET2", "OE", "CCU")
 PAPER_AUROC_FMNIST: dict[str, tuple[float, ...]] = {
     "MNIST": (96.7, 99.0, 96.7, 96.5, 96.3, 97.8), "EMNIST": (97.5, 99.3, 97.5, 97.3, 99.3, 99.5),
@@ -557,13 +558,13 @@ PAPER_AUPR_FMNIST: dict[str, tuple[float, ...]] = {
     "GrCIFAR10": (92.2, 92.9, 98.6, math.nan, 100.0, 100.0),
     "Noise": (93.8, 95.4, 97.0, math.nan, 100.0, 100.0),
     "Uniform": (97.8, 99.1, 99.4, math.nan, 98.2, 100.0)}
-# Table 1 (FMNIST block): clean test error (%), success rate (%) of the attack inside the balls CCU
-# certifies around uniform noise, and AUC (%) of those adversarial noise points vs the test set;
-# ACET2's row is Table 5's
+#: Table 1 (FMNIST block): clean test error (%), success rate (%) of the attack inside the balls CCU
+#: certifies around uniform noise, and AUC (%) of those adversarial noise points vs the test set;
+#: ACET2's row is Table 5's
 PAPER_TABLE1_FMNIST: dict[str, tuple[float, float, float]] = {
     "Base": (4.8, 100.0, 0.0), "ODIN": (4.8, 100.0, 0.0), "Maha": (4.8, 100.0, 18.8),
     "ACET2": (4.6, 0.0, 100.0), "OE": (5.7, 100.0, 35.7), "CCU": (4.9, 0.0, 100.0)}
-# Table 3: FMNIST test images with CCU confidence below 1.1/M (of 10 000)
+#: Table 3: FMNIST test images with CCU confidence below 1.1/M (of 10 000)
 PAPER_BELOW_LEVEL_FMNIST = 0
 PAPER_SETS = {"MNIST": "MNIST", "font letters": "EMNIST", "photo crops": "GrCIFAR10",
               "smooth noise": "Noise", "uniform noise": "Uniform"}

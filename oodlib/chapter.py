@@ -1,11 +1,17 @@
-"""The first cell of every chapter: the profile, the seeds, the device and the plot style."""
+"""A chapter's first cell (:func:`setup`) and what a chapter calls (:func:`calls`, for the API reference)."""
 
 from __future__ import annotations
+
+import importlib
+import json
+import re
+from pathlib import Path
 
 import torch
 
 from . import plots, profiles, runtime
 from .profiles import Profile
+from .validation import describe
 
 
 def setup() -> tuple[Profile, torch.device]:
@@ -21,3 +27,35 @@ def setup() -> tuple[Profile, torch.device]:
     plots.set_style()
     print(f"profile: {profile.name} | device: {device} | torch {torch.__version__}")
     return profile, device
+
+
+def calls(notebook: str | Path) -> list[str]:
+    """The oodlib functions and classes a chapter's code cells call, by where they are defined.
+
+    Reads the notebook's code (``ol.<module>.<name>``, and ``<module>.<name>`` for modules imported
+    with ``from oodlib import ...``) and returns sorted dotted paths such as
+    ``"oodlib.ccu.theorem31"`` — a name re-exported by another module is given at its definition
+    (``ol.claims.bootstrap`` → ``"oodlib.intervals.bootstrap"``), which is where the API reference
+    documents it. ``ol.setup`` counts as :func:`setup`. Constants are left out. The book appends
+    these as links to each chapter page (``book/_ext/chapter_api.py``).
+    """
+    path = Path(notebook)
+    try:
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    except (OSError, ValueError, KeyError) as err:
+        raise ValueError(f"expected a readable .ipynb notebook, got {describe(notebook)} ({err})") from err
+    code = "\n".join("".join(c["source"]) for c in cells if c.get("cell_type") == "code")
+    imported = {name for m in re.finditer(r"from oodlib import ([\w, ]+)", code)
+                for name in re.split(r"[,\s]+", m.group(1)) if name}
+    pairs = set(re.findall(r"\bol\.([a-z_]+)\.([A-Za-z_]\w*)", code))
+    pairs |= {(m, a) for m in imported for a in re.findall(rf"(?<![\w.]){m}\.([A-Za-z_]\w*)", code)}
+    found = {"oodlib.chapter.setup"} if re.search(r"\bol\.setup\(", code) else set()
+    for module, attr in pairs:
+        try:
+            obj = getattr(importlib.import_module(f"oodlib.{module}"), attr)
+        except (ImportError, AttributeError):
+            continue  # a name that is not oodlib's (a local variable that shadows a module name)
+        where = getattr(obj, "__module__", None) or ""
+        if callable(obj) and where.startswith("oodlib.") and hasattr(obj, "__qualname__"):
+            found.add(f"{where}.{obj.__qualname__}")
+    return sorted(found)

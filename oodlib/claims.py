@@ -20,7 +20,7 @@ Every claim has a *scope*: what its interval covers, and so whether a chapter ma
   theorem (a certificate is sound, a network is affine on its linear region) or by
   construction (a sanity check): a contradiction is a bug;
 * ``training seeds`` (:data:`SEEDS`) — an interval over independently trained models
-  (:func:`seed_interval`), so it includes the training variance: a claim about a *method*;
+  (:func:`~oodlib.intervals.seed_interval`), so it includes the training variance: a claim about a *method*;
 * ``one trained model`` (:data:`MODEL`) — an interval over the test images (or rays) of one
   trained network. Another training seed is another model, so such a verdict is *reported*,
   never asserted: a bootstrap over images cannot say what the next training run will do.
@@ -71,11 +71,13 @@ FAILS = "does not hold here"
 INCONCLUSIVE = "inconclusive at this budget"
 VERDICTS = (HOLDS, FAILS, INCONCLUSIVE)
 # what a claim's interval covers (see the module docstring); only the last two are asserted
-MODEL, SEEDS, THEOREM = "one trained model", "training seeds", "every model"
+MODEL = "one trained model"  #: scope: an interval over the test images of one network (reported)
+SEEDS = "training seeds"  #: scope: an interval over independently trained networks (asserted)
+THEOREM = "every model"  #: scope: a theorem or a sanity check, true of every model (asserted)
 SCOPES = (MODEL, SEEDS, THEOREM)
 ASSERTED = (SEEDS, THEOREM)
 DIRECTIONS = (">", "<")
-OURS = "ours [95 % CI] vs threshold"  # the table column: estimate, interval, test
+OURS = "ours [95 % CI] vs threshold"  #: the table column: estimate, interval, test
 
 __all__ = [
     "LEVEL", "N_BOOT", "ASSERTED", "SCOPES", "VERDICTS", "OURS",
@@ -123,7 +125,8 @@ class Claim:
     measures (with units). ``sanity`` marks checks that hold by construction (kept as a
     guard against bugs, not counted as evidence). ``scope`` (:data:`MODEL`, :data:`SEEDS`,
     :data:`THEOREM`) says what the interval covers; left out, it is :data:`THEOREM` for a sanity
-    check, :data:`SEEDS` for an interval over seeds (:func:`seed_interval`) and :data:`MODEL`
+    check, :data:`SEEDS` for an interval over seeds (:func:`~oodlib.intervals.seed_interval`) and
+    :data:`MODEL`
     otherwise. :data:`SEEDS` needs an interval over seeds; only :data:`SEEDS` and :data:`THEOREM`
     claims are asserted (:func:`contradicted`).
     """
@@ -263,7 +266,8 @@ def claims_dir() -> Path:
 
 def record(chapter: str, claims: Sequence[Claim], profile_name: str, seed: int, folder: Path | None = None
            ) -> Path:
-    """Store a chapter's claims as JSON (a file per chapter, profile and seed; default :func:`claims_dir`)."""
+    """Store a chapter's claims as JSON (a file per chapter, profile and seed; default
+    :func:`~oodlib.claims.claims_dir`)."""
     if not isinstance(chapter, str) or not chapter.replace("_", "").isalnum():
         raise ValueError(f"expected chapter as letters, digits and '_' (e.g. '06_atom'), got {chapter!r}")
     folder = folder or claims_dir()
@@ -331,7 +335,8 @@ def verdicts_by_seed(profile_name: str, seeds: Sequence[int], folders: Mapping[i
                      ) -> pd.DataFrame:
     """Every claim's verdict at each run seed, one row per claim, and whether it moved.
 
-    ``folders`` maps a seed to the claims folder of its run (default: :func:`claims_dir` for all).
+    ``folders`` maps a seed to the claims folder of its run (default: :func:`~oodlib.claims.claims_dir`
+    for all).
     Claims are matched by chapter and position in the chapter (a statement may print a number of its
     run); the row shows the first seed's statement and scope. Raises ``ValueError`` when two runs
     recorded different claims for a chapter (not the same code).

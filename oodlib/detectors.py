@@ -181,7 +181,7 @@ def k1_detector(name: str, model: nn.Module, note: str = "") -> Detector:
 
 # --------------------------------------------------------------------------- the registry
 
-# every score of the book by method name; each factory is ``factory(name, model, **params)``
+#: every score of the book by method name; each factory is ``factory(name, model, **params)``
 FACTORIES: dict[str, Callable[..., Detector]] = {
     "msp": msp_detector,  # Hendrycks & Gimpel 2017; Hein et al. 2019's MMC
     "odin": odin_detector,  # Liang et al. 2018, eq. 1-2
@@ -191,7 +191,7 @@ FACTORIES: dict[str, Callable[..., Detector]] = {
     "good": good_detector,  # Bitterwolf et al. 2020, eq. 6
     "k1": k1_detector,  # Chen et al. 2021, eq. 5-6
 }
-# the detector of each zoo method (oodlib.zoo.PLUGINS)
+#: the detector of each zoo method (oodlib.zoo.PLUGINS)
 ZOO_DETECTORS = {"plain": "msp", "plain_subset": "msp", "ceda": "msp", "oe": "msp", "acet": "msp",
                  "ccu": "ccu", "good": "good", "ntom": "k1", "atom": "k1"}
 
@@ -218,7 +218,7 @@ def for_entry(name: str, entry: zoo.Entry, **params: object) -> Detector:
 
 # --------------------------------------------------------------------------- tuning on a validation OOD set
 
-MAHALANOBIS_EPS = (0.0, 0.0005, 0.001, 0.0014, 0.002, 0.005, 0.01)  # Lee et al. 2018's grid
+MAHALANOBIS_EPS = (0.0, 0.0005, 0.001, 0.0014, 0.002, 0.005, 0.01)  #: Lee et al. 2018's grid
 
 
 def tune_odin(model: nn.Module, x_in: torch.Tensor, x_out: torch.Tensor, profile: Profile,

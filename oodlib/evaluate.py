@@ -35,10 +35,11 @@ from .profiles import Profile
 from .runtime import atomic_write, cache_dir, derive_seed, progress, stable_hash, torch_generator
 from .validation import check_choice, check_images, check_number, check_positive_int, describe
 
-VERSION = 2  # enters every cached_table key: bump when the evaluation code changes numbers
-ATOM_THREATS = ("natural", "corruption", "linf", "compositional")  # Chen et al. 2021, §5.1
-THREATS = (*ATOM_THREATS, "certified")  # the benchmark's (chapter 07)
-GOOD_THREATS = ("natural", "apgd", "certified")  # Bitterwolf et al. 2020, Table 1: AUC, AAUC, GAUC
+VERSION = 2  #: enters every cached_table key: bump when the evaluation code changes numbers
+ATOM_THREATS = ("natural", "corruption", "linf", "compositional")  #: Chen et al. 2021, §5.1
+THREATS = (*ATOM_THREATS, "certified")  #: the benchmark's (chapter 07)
+GOOD_THREATS = ("natural", "apgd", "certified")  #: Bitterwolf et al. 2020, Table 1: AUC, AAUC, GAUC
+#: the AUC each threat's column reports: clean (AUC), adversarial (AAUC) or guaranteed (GAUC)
 AUC_NAMES = {"natural": "AUC", "corruption": "AUC", "linf": "AAUC", "compositional": "AAUC", "apgd": "AAUC",
              "certified": "GAUC"}  # what GOOD calls the conservative AUROC under each threat
 

@@ -44,7 +44,7 @@ def baseline_by_seed(
     same ``ood`` images. One row per seed: ``test error``, ``min natural AUROC`` (over the sets whose
     name has no "noise"), ``uniform AUROC`` and ``share > 0.99`` (the share of all OOD images with
     MSP above 0.99). A claim about a plain *network* is decided over these rows
-    (:func:`oodlib.claims.seed_interval`), so it includes the training variance.
+    (:func:`oodlib.intervals.seed_interval`), so it includes the training variance.
     """
     rows = {}
     for seed in progress([check_seed(s) for s in seeds], desc="plain models"):
@@ -75,12 +75,13 @@ def odin_by_seed(
     """ODIN's Tables 2-3 comparison (baseline vs tuned ODIN) once per training seed of the plain model.
 
     For each seed, the plain zoo model of ``profile.replace(seed=seed)`` (architecture ``arch``,
-    default the profile's; trained if missing) gets its own ODIN study (:func:`run_study`: its own
+    default the profile's; trained if missing) gets its own ODIN study (:func:`~oodlib.odin.run_study`:
+    its own
     tuning split, (T, ε) search and evaluation split). One row per seed, gains in fractions over the
     natural sets (names without "noise"): ``min FPR95 gain`` (baseline − ODIN), ``min AUROC gain``
     (ODIN − baseline), ``min DetErr gain`` (baseline − ODIN), and ``FPR95 ratio ({headline})``, ODIN's
     FPR95 over the baseline's on the set beside the paper's headline row (TinyImageNet crop: 34.7 →
-    4.3). A claim about the *method* is decided over these rows (:func:`oodlib.claims.seed_interval`).
+    4.3). A claim about the *method* is decided over these rows (:func:`oodlib.intervals.seed_interval`).
     ``studies`` maps a seed to a study already run on that seed's model with the same ``profile``
     (e.g. chapter 03's own, tag ``""``): it is reused instead of searched again.
     """
@@ -127,9 +128,10 @@ def same_manifold_by_seed(
 ) -> pd.DataFrame:
     """The same-manifold claims (Fig. 2c-d, Tables 3, 5, 7, 9) once per seed: split, model and search.
 
-    For each seed: the classes held out (:func:`class_split`), the model trained on the others
+    For each seed: the classes held out (:func:`~oodlib.odin_analysis.class_split`), the model trained on
+    the others
     (:func:`load_subset_model`, seconds in ``ci``) and the ODIN study on the held-out classes and the
-    ``natural`` sets (:func:`run_study`, tag ``"8/2"``, so the profile's own seed reproduces the
+    ``natural`` sets (:func:`~oodlib.odin.run_study`, tag ``"8/2"``, so the profile's own seed reproduces the
     chapter's study). One row per seed: ``hardest`` = the held-out FPR95 minus the largest other
     (ODIN, tuned; > 0: the same-manifold split is the hardest), ``T=1 preferred`` = the tuning FPR95
     of the best T > 1 minus that of the best T = 1 (> 0: the search falls back to T = 1), and
@@ -159,7 +161,8 @@ def same_manifold_by_seed(
 
 def ablation_models(profile: Profile) -> dict[str, zoo.Entry]:
     """Table 2's models: ATOM with random sampling and with each q of ``profile.atom_q_grid``
-    (reduced training in ``ci``, see :func:`ablation_profile`), trained or loaded from the zoo."""
+    (reduced training in ``ci``, see :func:`~oodlib.atom.ablation_profile`), trained or loaded from the
+    zoo."""
     abl = atom.ablation_profile(profile)
     out = {"ATOM (rand. sample)": zoo.load_or_train("atom", profile=abl, sampling="random")}
     for q in progress(profile.atom_q_grid, desc="ablation models"):

@@ -42,7 +42,7 @@ from .runtime import progress
 from .validation import check_positive_int
 
 WIDGETS_VAR = "OODLIB_WIDGETS"
-# frames are small pictures inside the page: this resolution keeps a 12-frame exploration under ~1 MB
+#: frames are small pictures inside the page: this resolution keeps a 12-frame exploration under ~1 MB
 FRAME_DPI = 72
 
 

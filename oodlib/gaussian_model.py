@@ -19,6 +19,7 @@ from scipy.stats import binom as _binom
 
 from .validation import check_choice, check_number, check_positive_int, describe
 
+#: the four detectors of Chen et al. 2021 §3 compared on the Gaussian model
 GAUSSIAN_CASES = ("no auxiliary", "ideal auxiliary", "mixture", "mixture + mining")
 
 

@@ -25,7 +25,7 @@ from torch import nn
 
 from .validation import check_images, check_int, check_number, check_positive_int, describe
 
-EIG_FLOOR = 1e-6  # eq. 12: eigenvalues floored at 1e-6 · max eigenvalue
+EIG_FLOOR = 1e-6  #: eq. 12: eigenvalues floored at 1e-6 · max eigenvalue
 LOG_2PI = math.log(2 * math.pi)
 
 

@@ -153,9 +153,9 @@ def quantile_name(q: float) -> str:
 
 # --------------------------------------------------------------------------- the paper's Table 1 and App. I
 
-# Bitterwolf et al. 2020, Table 1 (in-distribution MNIST, eps = 0.3, their L CNN): test accuracy (%), then
-# (AUC, AAUC, GAUC) in % on its four OOD sets. Our in-distribution is Fashion-MNIST, so their
-# "FashionMNIST" column sits beside our MNIST column with the roles swapped.
+#: Bitterwolf et al. 2020, Table 1 (in-distribution MNIST, eps = 0.3, their L CNN): test accuracy (%), then
+#: (AUC, AAUC, GAUC) in % on its four OOD sets. Our in-distribution is Fashion-MNIST, so their
+#: "FashionMNIST" column sits beside our MNIST column with the roles swapped.
 PAPER_TABLE1: dict[str, tuple[float, dict[str, tuple[float, float, float]]]] = {
     "plain": (99.4, {
         "FashionMNIST": (98.0, 34.2, 0.0),
@@ -237,10 +237,10 @@ PAPER_TABLE1: dict[str, tuple[float, dict[str, tuple[float, float, float]]]] = {
     }),
 }
 
-# Bitterwolf et al. 2020, Table 4 (and Figure 2): mean confidence (%) of the MNIST models on EMNIST letters
+#: Bitterwolf et al. 2020, Table 4 (and Figure 2): mean confidence (%) of the MNIST models on EMNIST letters
 PAPER_LETTERS_MMC: dict[str, float] = {"plain": 91.5, "OE": 87.9, "ACET": 75.0, "GOOD_100": 27.1}
-# ... and §4.2's text: GOOD_100's mean confidence (%) on the MNIST test set (the only in-distribution one
-# the paper quotes)
+#: ... and §4.2's text: GOOD_100's mean confidence (%) on the MNIST test set (the only in-distribution one
+#: the paper quotes)
 PAPER_MNIST_MMC: dict[str, float] = {"GOOD_100": 98.4}
 
 

@@ -32,7 +32,7 @@ from scipy import stats
 from . import metrics
 from .validation import check_int, check_number, check_scores
 
-N_BOOT = 1000  # bootstrap replicates: the 2.5/97.5 % quantiles of 1000 draws move by < 0.1 point
+N_BOOT = 1000  #: bootstrap replicates: the 2.5/97.5 % quantiles of 1000 draws move by < 0.1 point
 LEVEL = 0.95
 
 __all__ = [

@@ -79,7 +79,7 @@ def blur_and_rescale(x: Tensor, sigma: float | Tensor) -> Tensor:
     return torch.where(flat, 0.0, (y - low) / torch.where(flat, 1.0, span)).clamp_(0.0, 1.0)
 
 
-SIGMA_RANGE = (1.0, 2.5)  # Hein et al. 2019, App. F: σ ~ U[1, 2.5] pixels
+SIGMA_RANGE = (1.0, 2.5)  #: Hein et al. 2019, App. F: σ ~ U[1, 2.5] pixels
 
 
 def smooth_noise(

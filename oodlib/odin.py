@@ -377,7 +377,7 @@ def _choose(grid_in: np.ndarray, grid_out: np.ndarray) -> tuple[int, int]:
 
 # --------------------------------------------------------------------------- a whole study (§4.4, App. H)
 
-IN = "(in-distribution)"  # key of the in-distribution images in a Study's scorer
+IN = "(in-distribution)"  #: key of the in-distribution images in a Study's scorer
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """ODIN's analysis (Liang, Li & Srikant 2018, §4.5, §5, App. D–H).
 
 :func:`u1_u2` (eq. 4), :func:`taylor_softmax_score` (eq. 3 / App. D), :func:`prop1_statistic`
-(App. E), :func:`grad_norm` (``‖∇ₓ log S‖₁``, §5.3), :func:`binned_mean` (the conditional
+(App. E), :func:`~oodlib.odin.grad_norm` (``‖∇ₓ log S‖₁``, §5.3), :func:`binned_mean` (the conditional
 expectations of Fig. 5), :func:`mmd2` (§4.5) and :func:`energy_distance` (App. G).
 
 Same-manifold split (§4.5)
@@ -9,7 +9,7 @@ Same-manifold split (§4.5)
 The CIFAR-80 / CIFAR-20 experiment has a Fashion-MNIST analogue: train on 8 classes and treat
 the other 2 as OOD. Importing this module registers the training plug-in ``"plain_subset"``
 (cross-entropy on the kept classes only), so the zoo can cache such models
-(:func:`load_subset_model`).
+(:func:`~oodlib.experiments.load_subset_model`).
 
 """
 
@@ -274,7 +274,7 @@ def subset(x: torch.Tensor, y: torch.Tensor, classes: Sequence[int]) -> tuple[to
     return x[keep], lookup[y[keep]]
 
 
-HELD_OUT = "held-out classes"  # the same-manifold OOD set of the 8/2 class split (§4.5)
+HELD_OUT = "held-out classes"  #: the same-manifold OOD set of the 8/2 class split (§4.5)
 
 
 # --------------------------------------------------------------------------- tables and sweeps
@@ -285,7 +285,7 @@ TABLE2_METRICS = ("FPR95", "DetErr", "AUROC", "AUPR_in", "AUPR_out")
 def baseline_vs_odin(table: pd.DataFrame, metrics_: Sequence[str] = TABLE2_METRICS) -> pd.DataFrame:
     """Table 2's layout: one row per OOD set, ``"baseline / ODIN"`` in percent per metric, and (T, ε).
 
-    ``table`` is :meth:`Study.table`'s long table. Stand-ins are labelled as such.
+    ``table`` is :meth:`oodlib.odin.Study.table`'s long table. Stand-ins are labelled as such.
     """
     need = {"ood_set", "stand_in_for", "detector", "T", "eps", "metric", "value"}
     if not isinstance(table, pd.DataFrame) or not need <= set(table.columns):
@@ -309,6 +309,7 @@ def baseline_vs_odin(table: pd.DataFrame, metrics_: Sequence[str] = TABLE2_METRI
 # Table 2: DenseNet-BC on CIFAR-10. Keyed by our OOD set, with the paper's set and setting.
 _T3 = "Table 3, MLP / MNIST: "
 _T2 = "Table 2, Dense-BC / CIFAR-10: "
+#: Liang et al. 2018 Tables 2-3, keyed by our OOD set: (paper row, baseline / ODIN pairs per metric)
 PAPER_TABLES = {
     "uniform noise": [
         (_T3 + "Uniform", ((0.0, 0.0), (2.5, 2.5), (99.9, 100.0), (99.9, 100.0), (99.9, 100.0))),
@@ -324,19 +325,19 @@ PAPER_TABLES = {
 }
 
 
-# Liang et al. 2018, the same-manifold split (CIFAR-80 in, CIFAR-20 out). Table 3: FPR at 95 % TPR (%),
-# baseline and ODIN, per network; Tables 5, 7, 9: the best temperature on CIFAR-20; App. G: (MMD,
-# energy distance) of each OOD set to CIFAR-80.
+#: Liang et al. 2018, the same-manifold split (CIFAR-80 in, CIFAR-20 out). Table 3: FPR at 95 % TPR (%),
+#: baseline and ODIN, per network; Tables 5, 7, 9: the best temperature on CIFAR-20; App. G: (MMD,
+#: energy distance) of each OOD set to CIFAR-80.
 PAPER_CIFAR20_FPR: dict[str, tuple[float, float]] = {
     "DenseNet-BC": (84.1, 81.1), "WRN-28-10": (80.4, 78.3), "WRN-40-4": (82.4, 78.4)}
 PAPER_CIFAR20_BEST_T = 1
 PAPER_CIFAR80_DISTANCES: dict[str, tuple[float, float]] = {
     "Tiny-ImageNet (crop)": (0.4, 2.22), "LSUN (crop)": (0.43, 2.29), "Tiny-ImageNet (resize)": (0.095, 0.57),
     "LSUN (resize)": (0.120, 0.62), "iSUN (resize)": (0.116, 0.61), "CIFAR-20": (0.057, 0.35)}
-# App. H, Table 10 (DenseNet-BC, CIFAR-10): ODIN's FPR at 95 % TPR (%) on each test set (row) with (T, ε)
-# tuned on each set (column, same order as the rows). The fourth column is printed "LSUN (c)" twice in
-# the paper; it is LSUN (r), whose row it matches. (Its Gaussian and Uniform baselines, not kept here,
-# are Table 2's Uniform and Gaussian ones swapped.)
+#: App. H, Table 10 (DenseNet-BC, CIFAR-10): ODIN's FPR at 95 % TPR (%) on each test set (row) with (T, ε)
+#: tuned on each set (column, same order as the rows). The fourth column is printed "LSUN (c)" twice in
+#: the paper; it is LSUN (r), whose row it matches. (Its Gaussian and Uniform baselines, not kept here,
+#: are Table 2's Uniform and Gaussian ones swapped.)
 PAPER_TRANSFER_SETS = ("ImgNet (c)", "ImgNet (r)", "LSUN (c)", "LSUN (r)", "iSUN", "Gaussian", "Uniform")
 PAPER_TABLE10: dict[str, tuple[float, ...]] = {
     "ImgNet (c)": (4.3, 4.3, 6.6, 4.3, 4.3, 4.3, 4.3), "ImgNet (r)": (7.5, 7.5, 14.9, 7.5, 7.5, 7.5, 7.5),
@@ -365,7 +366,8 @@ def paper_headline_ratio() -> float:
 
 
 def paper_transfer_gap(exclude: tuple[str, ...] = ()) -> float:
-    """Table 10's largest |FPR tuned elsewhere − FPR tuned on the set| (points), leaving out ``exclude``."""
+    """Table 10's largest ``|FPR tuned elsewhere − FPR tuned on the set|`` (points), leaving out
+    ``exclude``."""
     keep = [i for i, k in enumerate(PAPER_TRANSFER_SETS) if k not in exclude]
     rows = [PAPER_TABLE10[PAPER_TRANSFER_SETS[i]] for i in keep]
     return max(abs(row[j] - row[i]) for i, row in zip(keep, rows, strict=True) for j in keep)
@@ -374,7 +376,8 @@ def paper_transfer_gap(exclude: tuple[str, ...] = ()) -> float:
 def table2_beside_paper(table: pd.DataFrame, setting: str) -> pd.DataFrame:
     """Every metric of ODIN's Tables 2-3 (baseline → ODIN, %) beside ours for the sets with a counterpart.
 
-    ``table`` is :meth:`Study.table`'s long table; ``setting`` describes ours (e.g. model and profile).
+    ``table`` is :meth:`oodlib.odin.Study.table`'s long table; ``setting`` describes ours (e.g. model and
+    profile).
     Rows: OOD set x paper row x metric, with the paper's and our ``"baseline → ODIN"`` pair. DetErr
     is P_e at 95 % TPR on both sides (:func:`oodlib.metrics.detection_error`).
     """
@@ -445,13 +448,15 @@ def claim_estimates(
     * ``gain_min`` — min over natural sets of FPR95(baseline) − FPR95(ODIN tuned on the set) (Table 2);
     * ``noise_max`` — max FPR95 of tuned ODIN on uniform / Gaussian noise (Table 2);
     * ``eps_gain`` — mean FPR95 gain of the input step at the tuned T (Fig. 4);
-    * ``t_help`` / ``t_sat`` — mean FPR95 at T = 1 minus T = 1000, and mean |FPR95(100) − FPR95(1000)|,
+    * ``t_help`` / ``t_sat`` — mean FPR95 at T = 1 minus T = 1000, and mean ``|FPR95(100) − FPR95(1000)|``,
       temperature scaling alone on the evaluation logits ``z_in``/``z_out`` (Fig. 3);
     * ``u1`` — min over sets of median U1 in − out (Fig. 5a); ``u2`` — min over sets of the mean
-      E[U2 | U1] gap over the shared bins ``edges`` (Fig. 5b); ``u`` maps :data:`IN` and each set to
+      E[U2 | U1] gap over the shared bins ``edges`` (Fig. 5b); ``u`` maps :data:`~oodlib.odin.IN` and
+      each set to
       ``(U1, U2)`` (:func:`u1_u2`);
     * ``grad`` — the number of sets whose median ‖∇ₓ log S(x; 1000)‖₁ is below the in-distribution one
-      (Fig. 5c); ``grad_norms`` maps :data:`IN` and each set to the norms (:func:`oodlib.odin.grad_norm`).
+      (Fig. 5c); ``grad_norms`` maps :data:`~oodlib.odin.IN` and each set to the norms
+      (:func:`oodlib.odin.grad_norm`).
     """
     names = study.sets
     for key, what in ((u, "u"), (grad_norms, "grad_norms")):

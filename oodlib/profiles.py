@@ -268,9 +268,9 @@ FULL = Profile(
     explore_frames=48,  # ours: finer sliders where a GPU draws the frames
 )
 
-# ``smoke``: FULL with these fields shrunk -- sizes, epochs and steps only. Everything else keeps
-# its paper value (SMOKE_KEEPS), so the code paths are FULL's: ResNet-18 and GOOD's "L" CNN, the
-# torchvision sets, restarts > 1, 10 ODIN temperatures, alternating projections, out-ratio 2.0.
+#: ``smoke``: FULL with these fields shrunk -- sizes, epochs and steps only. Everything else keeps
+#: its paper value (SMOKE_KEEPS), so the code paths are FULL's: ResNet-18 and GOOD's "L" CNN, the
+#: torchvision sets, restarts > 1, 10 ODIN temperatures, alternating projections, out-ratio 2.0.
 SMOKE_SIZES: dict[str, object] = {
     "train_size": 128, "epochs": 1, "batch_size": 32, "aux_size": 600, "test_size": 48, "ood_size": 12,
     "attack_size": 2, "pgd_train_steps": 1, "pgd_eval_steps": 3, "pgd_eval_restarts": 2,
@@ -287,8 +287,8 @@ SMOKE_SIZES: dict[str, object] = {
     "atom_hist_train_size": 64, "atom_hist_epochs": 2, "atom_sim_trials": 3, "atom_claim_seeds": 2,
     "bench_strong_steps": 4, "bench_strong_restarts": 2, "explore_frames": 2,
 }
-# Kept at FULL's value: they choose code paths (architectures, data sources, schedules, grids,
-# out-ratio) or cost nothing.
+#: Kept at FULL's value: they choose code paths (architectures, data sources, schedules, grids,
+#: out-ratio) or cost nothing.
 SMOKE_KEEPS = frozenset({
     "torchvision_sets", "model", "ibp_model", "lr", "weight_decay", "lr_milestones",
     "pgd_train_step_size", "eps", "pgd_eval_step_size", "adv_samples_step_size", "seed",

@@ -30,10 +30,10 @@ from .profiles import Profile
 from .runtime import derive_seed, torch_generator
 from .validation import check_images, check_number, check_positive_int
 
-# RMS pixel distance (pixels in [0, 1], ~2.5 grey levels of 255) below which two images count as one:
-# a copy, or a re-crop of the same photograph at nearly the same place, falls below it; the closest
-# distinct images measured (nearly flat photo crops vs flat pool crops, 1 000 test images, seeds 1-3)
-# lie at 0.014-0.018.
+#: RMS pixel distance (pixels in [0, 1], ~2.5 grey levels of 255) below which two images count as one:
+#: a copy, or a re-crop of the same photograph at nearly the same place, falls below it; the closest
+#: distinct images measured (nearly flat photo crops vs flat pool crops, 1 000 test images, seeds 1-3)
+#: lie at 0.014-0.018.
 NEAR_DUPLICATE_RMS = 0.01
 
 

@@ -586,9 +586,9 @@ def rbf_far_radius(model: RBFNet, eps: float) -> float:
 
 # --------------------------------------------------------------------------- the paper's Table 2
 
-# Hein et al. 2019, Table 2, per model and in-distribution: the median α at which uniform noise αx
-# reaches 99.9 % confidence (10 000 trials), and the % of the α-scaled noise, projected back to
-# [0, 1]^d, still predicted with > 95 % confidence.
+#: Hein et al. 2019, Table 2, per model and in-distribution: the median α at which uniform noise αx
+#: reaches 99.9 % confidence (10 000 trials), and the % of the α-scaled noise, projected back to
+#: [0, 1]^d, still predicted with > 95 % confidence.
 PAPER_TABLE2: dict[str, dict[str, tuple[float, float]]] = {
     "plain": {"MNIST": (1.5, 98.7), "SVHN": (28.1, 99.9), "CIFAR-10": (8.1, 99.9), "CIFAR-100": (9.9, 99.8)},
     "ACET": {"MNIST": (3.0e15, 0.0), "SVHN": (49.8, 50.2), "CIFAR-10": (45.3, 3.4), "CIFAR-100": (9.9, 0.0)},

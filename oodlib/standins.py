@@ -80,13 +80,13 @@ def digits_standin(
 # Glyphs from matplotlib's fonts: the letters stand-in (and aux-pool symbols)
 # ---------------------------------------------------------------------------
 
-# ITU-R BT.601 luma, the weights torchvision's Grayscale transform uses.
+#: ITU-R BT.601 luma, the weights torchvision's Grayscale transform uses.
 LUMA = (0.299, 0.587, 0.114)
 
 LETTERS = string.ascii_uppercase
 
-# Non-letter, non-digit symbols for the auxiliary pool. Symbols that look like a
-# Latin letter (e.g. ∀ ∃ ∩ ⊂ × ○) are left out so the pool stays clear of the letters set.
+#: Non-letter, non-digit symbols for the auxiliary pool. Symbols that look like a
+#: Latin letter (e.g. ∀ ∃ ∩ ⊂ × ○) are left out so the pool stays clear of the letters set.
 AUX_SYMBOLS = "#$%&@?*+=<>{}[]~^∑∏∫√∞≈≠≤≥±÷←→↑↓↔⇒⇔∂∈⊕⊗★☆♠♣♥♦♪♫☺☼■□▲△●◆◇"
 
 _GLYPH_SIZE = 64  # render size in points/pixels before shrinking to 28×28
@@ -136,10 +136,10 @@ def _render_glyph(path: str, char: str, stroke: int = 0) -> PILImage.Image:
     return image
 
 
-# Font families split between the letters test set and the auxiliary pool: no font file (and no
-# family) feeds both, so the pool's glyphs share no typeface with the test letters (issue 15).
-TEST_FONT_FAMILIES: tuple[str, ...] = ("DejaVu", "cm")  # DejaVu Sans / Serif / Sans Mono, Computer Modern
-POOL_FONT_FAMILIES: tuple[str, ...] = ("STIX",)  # STIXGeneral (4 styles)
+#: Font families split between the letters test set and the auxiliary pool: no font file (and no
+#: family) feeds both, so the pool's glyphs share no typeface with the test letters (issue 15).
+TEST_FONT_FAMILIES: tuple[str, ...] = ("DejaVu", "cm")  #: DejaVu Sans / Serif / Sans Mono, Computer Modern
+POOL_FONT_FAMILIES: tuple[str, ...] = ("STIX",)  #: STIXGeneral (4 styles)
 
 
 @functools.lru_cache(maxsize=1)
@@ -231,7 +231,7 @@ def letters_standin(
 
     White glyph on black as in EMNIST; the letter and font (one of :func:`letter_fonts`,
     the DejaVu and Computer Modern families) are drawn uniformly, then stroke width,
-    rotation, size (14–24 px) and position vary (:func:`_compose_glyphs`). With ``return_labels``
+    rotation, size (14–24 px) and position vary (``_compose_glyphs``). With ``return_labels``
     also returns the letter index (A = 0, ..., Z = 25, int64).
     """
     n = check_positive_int(n, "n")
@@ -251,7 +251,7 @@ def letters_standin(
 # Photographs shipped with scikit-image / scikit-learn: photo stand-in and aux pool
 # ---------------------------------------------------------------------------
 
-# Photos of objects and scenes (like CIFAR-10 / LSUN), used only by the OOD test set.
+#: Photos of objects and scenes (like CIFAR-10 / LSUN), used only by the OOD test set.
 PHOTO_TEST_SOURCES: tuple[str, ...] = (
     "astronaut",
     "camera",
@@ -263,8 +263,8 @@ PHOTO_TEST_SOURCES: tuple[str, ...] = (
     "china",  # scikit-learn sample image
 )
 
-# Textures, microscopy, astronomy, faces and other scenes, used only by the aux pool.
-# Documents (page, text) are in neither group: their crops look like letters.
+#: Textures, microscopy, astronomy, faces and other scenes, used only by the aux pool.
+#: Documents (page, text) are in neither group: their crops look like letters.
 PHOTO_AUX_SOURCES: tuple[str, ...] = (
     "brick",
     "grass",
@@ -397,7 +397,7 @@ def photos_standin(n: int, seed: int = 0) -> Tensor:
     china. A source is drawn uniformly, then a random square crop of random scale
     (20–100 % of the short side, log-uniform) is mirrored with probability 1/2,
     converted to grayscale (BT.601 luma) and resized to 28×28; nearly flat crops
-    (sky, background) are redrawn (:func:`_random_crops`).
+    (sky, background) are redrawn (``_random_crops``).
     """
     n = check_positive_int(n, "n")
     return _random_crops(PHOTO_TEST_SOURCES, n, numpy_generator(seed), min_scale=0.2)

@@ -28,7 +28,8 @@ from scipy.io import savemat  # scipy comes with scikit-learn; torchvision's SVH
 from .runtime import derive_seed, numpy_generator
 from .validation import check_positive_int
 
-MARKER = "SYNTHETIC-FILES.json"  # in the data root: {"sets": [...], "images": n}
+MARKER = "SYNTHETIC-FILES.json"  #: in the data root: {"sets": [...], "images": n}
+#: the sets written in their torchvision formats
 SETS = ("MNIST", "EMNIST", "CIFAR-10", "CIFAR-100", "SVHN")
 
 

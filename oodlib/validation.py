@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-IMAGE_SHAPE: tuple[int, int, int] = (1, 28, 28)  # the book's images: one channel, 28 × 28, in [0, 1]
+IMAGE_SHAPE: tuple[int, int, int] = (1, 28, 28)  #: the book's images: one channel, 28 × 28, in [0, 1]
 IMAGE_SIDE = IMAGE_SHAPE[-1]
 
 

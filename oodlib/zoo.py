@@ -29,8 +29,8 @@ from . import acet, atom, ccu, data, good, models, odin_analysis, profiles, stan
 from .profiles import Profile
 from .runtime import atomic_write, cache_dir, default_device, logits, stable_hash
 
-FORMAT_VERSION = 3  # 2: a class-subset model's test error is on its own classes; 3: the aux pool
-# draws its symbols from the STIX fonts only (no font shared with the letters test set)
+FORMAT_VERSION = 3  #: 2: a class-subset model's test error is on its own classes; 3: the aux pool
+#: draws its symbols from the STIX fonts only (no font shared with the letters test set)
 TRAIN_FIELDS = (
     "train_size", "epochs", "batch_size", "lr", "weight_decay", "lr_milestones",
     "aux_size", "pgd_train_steps", "pgd_train_step_size", "eps", "seed",
@@ -52,7 +52,7 @@ class Plugin:
     defaults: Callable[[Profile], dict[str, Any]] | None = None
 
 
-# Every training method of the book, filled here explicitly (not by import side effects).
+#: Every training method of the book, filled here explicitly (not by import side effects).
 PLUGINS: dict[str, Plugin] = {
     "plain": Plugin(train.Plain),
     "plain_subset": Plugin(odin_analysis.ClassSubset, ("classes",)),  # Liang et al. §4.5
@@ -118,7 +118,8 @@ def make_config(
 
 
 def config_hash(config: dict[str, Any]) -> str:
-    """A short stable hash of a config (sorted JSON, SHA-256, 12 hex digits: :func:`runtime.stable_hash`)."""
+    """A short stable hash of a config (sorted JSON, SHA-256, 12 hex digits:
+    :func:`oodlib.runtime.stable_hash`)."""
     return stable_hash(config)
 
 

@@ -7,6 +7,8 @@ build cleanly with ``-W`` (warnings are errors).
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import subprocess
 import sys
@@ -14,6 +16,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from oodlib import chapter
 
 ROOT = Path(__file__).resolve().parents[1]
 JB = Path(sys.executable).with_name("jupyter-book")
@@ -51,3 +55,43 @@ def test_book_builds_without_warnings(tmp_path):
     for nb in (ROOT / "notebooks").glob("*.ipynb"):
         assert (html / "notebooks" / f"{nb.stem}.html").exists(), nb.stem
     shutil.rmtree(out, ignore_errors=True)
+
+
+API = ROOT / "book" / "api"
+
+
+def test_api_reference_documents_every_module_once():
+    """Each oodlib module has one ``automodule`` on one API page, and every API page is in the TOC."""
+    modules = sorted(p.stem for p in (ROOT / "oodlib").glob("*.py") if not p.stem.startswith("_"))
+    documented = [m for page in sorted(API.glob("*.md"))
+                  for m in re.findall(r"^\.\. automodule:: oodlib\.(\w+)$", page.read_text(), re.M)]
+    assert sorted(documented) == modules, (set(modules) ^ set(documented)) or "a module documented twice"
+    toc = (ROOT / "book" / "_toc.yml").read_text()
+    for page in API.glob("*.md"):
+        assert f"book/api/{page.stem}" in toc, f"{page.name} is not in book/_toc.yml"
+
+
+def test_chapter_to_modules_table_matches_the_chapters_code():
+    table = (API / "index.md").read_text()
+    rows = dict(re.findall(r"^\| \[(\w+)\]\([^)]*\) \| (.*) \|$", table, re.M))
+    chapters = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
+    assert sorted(rows) == chapters, "book/api/index.md: one row per chapter"
+    for stem in chapters:
+        listed = re.findall(r"`(\w+) <oodlib\.\1>`", rows[stem])
+        called = sorted({t.split(".")[1] for t in chapter.calls(ROOT / "notebooks" / f"{stem}.ipynb")})
+        assert listed == called, f"{stem}: the table lists {listed}, the code calls {called}"
+
+
+def test_calls_reads_a_chapters_code(tmp_path):
+    nb = {"cells": [
+        {"cell_type": "markdown", "source": ["ol.ccu.theorem31 in prose is not a call"]},
+        {"cell_type": "code", "source": ["import oodlib as ol\n", "from oodlib import odin\n",
+                                         "profile, device = ol.setup()\n", "b = ol.claims.bootstrap\n",
+                                         "s = odin.odin(m, x)\n", "k = ol.data.FASHION_CLASSES\n",
+                                         "ol.nomodule.f()\n", "ol.ccu.not_there\n"]}]}
+    path = tmp_path / "c.ipynb"
+    path.write_text(json.dumps(nb))
+    # re-exports are given where they are defined; constants, unknown names and prose are left out
+    assert chapter.calls(path) == ["oodlib.chapter.setup", "oodlib.intervals.bootstrap", "oodlib.odin.odin"]
+    with pytest.raises(ValueError, match="notebook"):
+        chapter.calls(tmp_path / "missing.ipynb")

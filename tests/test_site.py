@@ -24,6 +24,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+import oodlib
+
 ROOT = Path(__file__).resolve().parents[1]
 JB = Path(sys.executable).with_name("jupyter-book")
 ERROR_MARKS = ("Traceback (most recent call last)", "output traceback", "ipythontb", "AssertionError",
@@ -143,6 +145,7 @@ def test_chapter_page_has_its_figures_and_no_errors(site, chapter):
 
 def _pages(site: Path) -> list[Path]:
     return [site / "html" / "book" / "intro.html", site / "html" / "book" / "notation.html",
+            site / "html" / "book" / "api" / "index.html", site / "html" / "book" / "api" / "methods.html",
             *[site / "html" / f"{c}.html" for c in _chapters()]]
 
 
@@ -155,6 +158,22 @@ def test_pages_load_nothing_from_the_network(site):
         for src in re.findall(r'<script\b[^>]*src="([^"]*mathjax[^"]*)"', html):
             path = src.split("?")[0]
             assert (page.parent / path).resolve().exists(), f"{page.name}: MathJax script {src} missing"
+
+
+@pytest.mark.parametrize("chapter", _chapters())
+def test_chapter_links_the_api_entries_of_what_it_calls(site, chapter):
+    """The API reference shows each called function's signature, and the chapter page links to it."""
+    html = (site / "html" / f"{chapter}.html").read_text(encoding="utf-8")
+    called = oodlib.chapter.calls(ROOT / f"{chapter}.ipynb")
+    assert called, f"{chapter} calls no oodlib function?"
+    for target in called:
+        href = re.search(rf'href="\.\./book/api/(\w+)\.html#{re.escape(target)}"', html)
+        assert href, f"{chapter}: no link to the API entry of {target}"
+        api = (site / "html" / "book" / "api" / f"{href.group(1)}.html").read_text(encoding="utf-8")
+        assert f'id="{target}"' in api, f"{target}: no entry on book/api/{href.group(1)}.html"
+    ccu = (site / "html" / "book" / "api" / "methods.html").read_text(encoding="utf-8")
+    assert re.search(r'id="oodlib\.ccu\.theorem31".*?<em class="sig-param">.*?model', ccu, re.S), \
+        "theorem31's signature is not on the methods page"
 
 
 def test_landing_page_shows_the_heatmap_chapter_07_drew_in_this_build(site):
