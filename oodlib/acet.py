@@ -100,13 +100,14 @@ class CEDA(train.Method):
 
     def __init__(self, lam: float = 1.0, variant: str = "log_max_conf") -> None:
         self.lam = check_number(lam, "lam", low=0, low_open=True)
+        self.out_ratio = self.lam  # eq. 1: lambda is both the loss weight and the out-batch ratio
         self.variant = check_choice(variant, VARIANTS, "variant")
         self.out_loss, self.out_objective = _OUT_LOSSES[variant]
 
     def make_out(self, x_in: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """``ceil(lam * B)`` smooth-noise images (:func:`oodlib.noise.smooth_noise`, unshuffled, drawn
         from the training loop's generator)."""
-        out = noise.smooth_noise(math.ceil(self.lam * len(x_in)), x_in, generator, shuffle=False)
+        out = noise.smooth_noise(math.ceil(self.out_ratio * len(x_in)), x_in, generator, shuffle=False)
         return out.to(device=x_in.device, dtype=x_in.dtype)
 
     def out_batch(self, model: nn.Module, batch: train.Batch) -> torch.Tensor:
@@ -117,14 +118,12 @@ class CEDA(train.Method):
 
     def loss(self, model: nn.Module, batch: train.Batch) -> tuple[torch.Tensor, dict[str, float]]:
         """Eq. 1: in-batch cross-entropy plus ``lam`` times the mean out-loss."""
-        x_out = self.out_batch(model, batch)
-        n = len(batch.x_in)
-        logits = model(torch.cat([batch.x_in, x_out]))
-        ce = F.cross_entropy(logits[:n], batch.y_in)
-        out = self.out_loss(logits[n:])
+        z_in, z_out = train.in_out_logits(model, batch.x_in, self.out_batch(model, batch))
+        ce = F.cross_entropy(z_in, batch.y_in)
+        out = self.out_loss(z_out)
         loss = ce + self.lam * out
         with torch.no_grad():
-            mmc_out = torch.softmax(logits[n:], dim=1).max(dim=1).values.mean()
+            mmc_out = torch.softmax(z_out, dim=1).max(dim=1).values.mean()
         return loss, {"ce": ce.item(), "out": out.item(), "mmc_out": mmc_out.item(), "loss": loss.item()}
 
 
@@ -170,18 +169,18 @@ class OutlierExposure(train.Method):
 
     def __init__(self, lam: float = 0.5) -> None:
         self.lam = check_number(lam, "lam", low=0, low_open=True)
+        self.out_ratio = self.lam  # as CEDA: the weight is also the auxiliary batch's relative size
 
     def loss(self, model: nn.Module, batch: train.Batch) -> tuple[torch.Tensor, dict[str, float]]:
         """In-batch cross-entropy plus ``lam`` times :func:`uniform_ce_loss` on the auxiliary batch."""
         if batch.x_out is None:
             raise ValueError("method 'oe' needs an auxiliary batch (pass x_out to train.fit)")
-        n = len(batch.x_in)
-        logits = model(torch.cat([batch.x_in, batch.x_out]))
-        ce = F.cross_entropy(logits[:n], batch.y_in)
-        out = uniform_ce_loss(logits[n:])
+        z_in, z_out = train.in_out_logits(model, batch.x_in, batch.x_out)
+        ce = F.cross_entropy(z_in, batch.y_in)
+        out = uniform_ce_loss(z_out)
         loss = ce + self.lam * out
         with torch.no_grad():
-            mmc_out = torch.softmax(logits[n:], dim=1).max(dim=1).values.mean()
+            mmc_out = torch.softmax(z_out, dim=1).max(dim=1).values.mean()
         return loss, {"ce": ce.item(), "out": out.item(), "mmc_out": mmc_out.item(), "loss": loss.item()}
 
 

@@ -213,9 +213,8 @@ class NTOM(train.Method):
         sampling: str = "mine",
         holdout: int = 0,
     ) -> None:
-        self.loss_weight = check_number(lam, "lam", low=0, low_open=True)
-        # train.fit reads .lam as the out-batch ratio
-        self.lam = check_number(out_ratio, "out_ratio", low=0, low_open=True)
+        self.lam = check_number(lam, "lam", low=0, low_open=True)  # λ of eq. 4 / 7: the loss weight
+        self.out_ratio = check_number(out_ratio, "out_ratio", low=0, low_open=True)
         self.n_candidates = check_positive_int(n_candidates, "n_candidates")
         self.n_keep = check_positive_int(n_keep, "n_keep")
         if self.n_keep > self.n_candidates:
@@ -249,17 +248,15 @@ class NTOM(train.Method):
 
     def loss(self, model: nn.Module, batch: train.Batch) -> tuple[torch.Tensor, dict[str, float]]:
         """Eq. 7 (NTOM) / eq. 4 (ATOM, with :meth:`out_batch` perturbing half the outliers)."""
-        x_out = self.out_batch(model, batch)
-        n = len(batch.x_in)
-        z = _check_k1(model(torch.cat([batch.x_in, x_out])))
-        k = z.shape[1] - 1
-        ce_in = F.cross_entropy(z[:n], batch.y_in)
-        ce_out = F.cross_entropy(z[n:], torch.full((len(x_out),), k, dtype=torch.long, device=z.device))
-        loss = ce_in + self.loss_weight * ce_out
+        z_in, z_out = train.in_out_logits(model, batch.x_in, self.out_batch(model, batch))
+        k = _check_k1(z_in).shape[1] - 1
+        ce_in = F.cross_entropy(z_in, batch.y_in)
+        ce_out = F.cross_entropy(z_out, torch.full((len(z_out),), k, dtype=torch.long, device=z_out.device))
+        loss = ce_in + self.lam * ce_out
         with torch.no_grad():
-            p_ood = torch.softmax(z, dim=1)[:, -1]
-        return loss, {"ce": ce_in.item(), "out": ce_out.item(), "ood_prob_in": p_ood[:n].mean().item(),
-                      "ood_prob_out": p_ood[n:].mean().item(), "loss": loss.item()}
+            p_in, p_out = (torch.softmax(z, dim=1)[:, -1] for z in (z_in, z_out))
+        return loss, {"ce": ce_in.item(), "out": ce_out.item(), "ood_prob_in": p_in.mean().item(),
+                      "ood_prob_out": p_out.mean().item(), "loss": loss.item()}
 
 
 class ATOM(NTOM):
@@ -330,7 +327,7 @@ class _Probe(train.Method):
         self.probe = probe
         self.name = inner.name
         self.out_source = inner.out_source
-        self.lam = inner.lam
+        self.out_ratio = inner.out_ratio
         self.snapshots: list[np.ndarray] = []
 
     def epoch_pool(self, model: nn.Module, x_out: torch.Tensor, epoch: int, generator: torch.Generator

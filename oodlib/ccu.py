@@ -217,6 +217,7 @@ class CCUMethod(train.Method):
                  em_out: int = 20000, gmm_lr: float = GMM_LR, pad: int = 2, seed: int = 0,
                  dim: int = 784) -> None:
         self.lam = check_number(lam, "lam", low=0, low_open=True)
+        self.out_ratio = self.lam  # eq. 6 weighs the out-terms by λ; the aux batch is λ·B (Hein's eq. 1)
         self.n_in = check_positive_int(n_in, "n_in")
         self.n_out = check_positive_int(n_out, "n_out")
         self.em_in = check_positive_int(em_in, "em_in")

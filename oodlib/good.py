@@ -79,7 +79,8 @@ class GOOD(train.Method):
         self.ramp_end = check_number(ramp_end, "ramp_end", low=0, high=1)
         if self.ramp_end < self.ramp_start:
             raise ValueError(f"expected ramp_start <= ramp_end, got {ramp_start} and {ramp_end}")
-        self.lam = check_number(lam, "lam", low=0, low_open=True)
+        # GOOD's loss weight is kappa; its hyper-parameter lam is only the out-batch ratio
+        self.out_ratio = check_number(lam, "lam", low=0, low_open=True)
 
     def schedule(self, step: int, total_steps: int) -> tuple[float, float]:
         """``(ε_t, κ_t)`` at ``step`` (linear ramp-up, §4.1)."""
@@ -110,19 +111,18 @@ class GOOD(train.Method):
         if batch.x_out is None:
             raise ValueError("method 'good' needs an auxiliary batch (pass x_out to train.fit)")
         eps, kappa = self.schedule(batch.step, batch.total_steps)
-        n = len(batch.x_in)
         if self.quantile == 1.0:  # eq. 9: the clean out-logits are not needed (saves ~1/4 of a step)
             ce = F.cross_entropy(model(batch.x_in), batch.y_in)
             out = cub_loss(logit_diff_upper(model, batch.x_out, eps)).mean()
             loss = ce + kappa * out
             return loss, {"ce": ce.item(), "out": out.item(), "cub_eps": out.item(), "eps": eps,
                           "kappa": kappa, "loss": loss.item(), "bound_frac": 1.0}
-        logits = model(torch.cat([batch.x_in, batch.x_out]))
-        ce = F.cross_entropy(logits[:n], batch.y_in)
-        out, logs = self.out_loss(model, batch.x_out, logits[n:], eps)
+        z_in, z_out = train.in_out_logits(model, batch.x_in, batch.x_out)
+        ce = F.cross_entropy(z_in, batch.y_in)
+        out, logs = self.out_loss(model, batch.x_out, z_out, eps)
         loss = ce + kappa * out
         with torch.no_grad():
-            mmc_out = torch.softmax(logits[n:], dim=1).max(dim=1).values.mean()
+            mmc_out = torch.softmax(z_out, dim=1).max(dim=1).values.mean()
         return loss, {"ce": ce.item(), "out": out.item(), "mmc_out": mmc_out.item(), "eps": eps,
                       "kappa": kappa, "loss": loss.item(), **logs}
 

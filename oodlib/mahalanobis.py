@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .runtime import batched, eval_mode, input_gradient, model_device
+from .runtime import batched, eval_mode, input_step, model_device
 from .validation import check_images, check_number, check_positive_int, describe
 
 
@@ -123,17 +123,13 @@ def mahalanobis(
     if head is None:
         raise ValueError("expected a fitted MahalanobisHead: pass head=oodlib.mahalanobis.fit(model, x, y)")
     check_positive_int(batch_size, "batch_size")
-    dev = model_device(head)
+    def step_and_score(xb: torch.Tensor) -> torch.Tensor:
+        xt = input_step(lambda v: head(v).max(1).values, xb, eps)
+        with torch.no_grad():
+            return head(xt).max(1).values
+
     with eval_mode(head):
-        out = []
-        for s in range(0, len(x), batch_size):
-            xb = x[s : s + batch_size].detach().to(dev)
-            if eps > 0:
-                _, g = input_gradient(lambda v: head(v).max(1).values, xb)
-                xb = xb + eps * g.sign()
-            with torch.no_grad():
-                out.append(head(xb).max(1).values.cpu())
-    return torch.cat(out)
+        return batched(step_and_score, x, batch_size, model_device(head))
 
 
 def max_score_objective(scores: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:

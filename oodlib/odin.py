@@ -55,7 +55,16 @@ from torch import nn
 
 from . import metrics
 from .profiles import Profile
-from .runtime import derive_seed, eval_mode, input_gradient, model_device, progress, torch_generator
+from .runtime import (
+    batched,
+    derive_seed,
+    eval_mode,
+    input_gradient,
+    input_step,
+    model_device,
+    progress,
+    torch_generator,
+)
 from .validation import check_images, check_number, check_positive_int, describe
 
 # --------------------------------------------------------------------------- validation
@@ -101,11 +110,15 @@ def softmax_score(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tenso
     return torch.softmax(z / t, dim=1).max(dim=1).values
 
 
+def _log_max_softmax(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``log S_ŷ(x; T)`` per sample, ŷ = argmax f(x) (the same for every T): eq. 2's objective."""
+    return torch.log_softmax(logits / temperature, dim=1).max(dim=1).values
+
+
 def _ascent_direction(model: nn.Module, x: torch.Tensor, temperature: float) -> torch.Tensor:
-    """``sign(∇ₓ log S_ŷ(x; T))`` for one batch on the model's device (eq. 2)."""
-    # log S_ŷ with ŷ = argmax f(x), the same for every T
-    _, grad = input_gradient(lambda v: torch.log_softmax(model(v) / temperature, dim=1).max(dim=1).values, x)
-    return grad.sign()
+    """``sign(∇ₓ log S_ŷ(x; T))`` for one batch on the model's device (eq. 2); odin_grid reuses it
+    for every ε."""
+    return input_gradient(lambda v: _log_max_softmax(model(v), temperature), x)[1].sign()
 
 
 def odin_grid(
@@ -188,14 +201,12 @@ def perturb(
     t = check_temperature(temperature)
     e = check_eps(eps)
     check_positive_int(batch_size, "batch_size")
-    dev = model_device(model)
+    def step(xb: torch.Tensor) -> torch.Tensor:
+        xt = input_step(lambda v: _log_max_softmax(model(v), t), xb, e)
+        return xt.clamp(0.0, 1.0) if clip else xt
+
     with eval_mode(model):
-        parts = []
-        for s in range(0, len(x), batch_size):
-            xb = x[s : s + batch_size].detach().to(dev)
-            xt = xb + e * _ascent_direction(model, xb, t) if e > 0 else xb.clone()
-            parts.append((xt.clamp(0.0, 1.0) if clip else xt).to(x.device))
-    return torch.cat(parts)
+        return batched(step, x, batch_size, model_device(model)).to(x.device)
 
 
 def grad_norm(
@@ -209,14 +220,11 @@ def grad_norm(
     check_images(x, "x")
     t = check_temperature(temperature)
     check_positive_int(batch_size, "batch_size")
-    dev = model_device(model)
+    def norm(xb: torch.Tensor) -> torch.Tensor:
+        return input_gradient(lambda v: _log_max_softmax(model(v), t), xb)[1].flatten(1).abs().sum(1).double()
+
     with eval_mode(model):
-        out = []
-        for s in range(0, len(x), batch_size):
-            _, g = input_gradient(lambda v: torch.log_softmax(model(v) / t, dim=1).max(dim=1).values,
-                                  x[s : s + batch_size].to(dev))
-            out.append(g.flatten(1).abs().sum(1).double().cpu())
-    return torch.cat(out)
+        return batched(norm, x, batch_size, model_device(model))
 
 
 class ODINScorer:

@@ -151,6 +151,19 @@ def model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+def input_step(
+    objective: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, eps: float
+) -> torch.Tensor:
+    """``x + eps · sign(∇ₓ objective(x))``: the input preprocessing of ODIN (Liang et al. 2018, eq. 2)
+    and of the Mahalanobis score (Lee et al. 2018, eq. 4), one batch, not clipped.
+
+    ``objective`` is per sample, as for :func:`input_gradient`; ``eps == 0`` returns a detached copy.
+    """
+    if eps == 0:
+        return x.detach().clone()
+    return x.detach() + eps * input_gradient(objective, x)[1].sign()
+
+
 @torch.no_grad()
 def batched(
     fn: Callable[[torch.Tensor], torch.Tensor],

@@ -70,7 +70,7 @@ def fit_toy(
     method.init_from_data(model, x, x_out)
     opt = torch.optim.Adam(method.param_groups(model, lr, weight_decay))
     bs = len(x) if batch_size is None else check_positive_int(batch_size, "batch_size")
-    n_out = math.ceil(method.lam * bs)
+    n_out = math.ceil(method.out_ratio * bs)
     model.train()
     losses = []
     for step in range(steps):

@@ -3,8 +3,10 @@
 A :class:`Method` says how a batch is turned into a loss. The loop draws an
 in-distribution batch of size B and, for methods that train on an
 out-distribution (CEDA, OE, ACET, CCU, GOOD, ATOM), an out-distribution batch
-of size ``ceil(lambda * B)`` (Hein et al. 2019, eq. 1: λ = 1 gives 50 % of
-each batch from each side). Optimiser: Adam with L2 weight decay and the
+of size ``ceil(out_ratio * B)`` (:attr:`Method.out_ratio`; Hein et al. 2019, eq. 1: the
+out-batch ratio equals the loss weight λ, so λ = 1 gives 50 % of each batch from each side;
+ATOM keeps its λ and its batch composition apart). :func:`in_out_logits` is the one joint
+forward pass of an in- and an out-batch. Optimiser: Adam with L2 weight decay and the
 learning rate divided by 10 at fixed fractions of training (Hein et al. §5:
 epochs 50, 75, 90 of 100).
 """
@@ -20,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .runtime import default_device, progress, torch_generator
-from .validation import check_images, check_positive_int
+from .validation import check_images, check_positive_int, describe
 
 
 @dataclass
@@ -35,12 +37,26 @@ class Batch:
     generator: torch.Generator  # on the CPU, for any randomness inside the loss
 
 
+def in_out_logits(
+    model: nn.Module, x_in: torch.Tensor, x_out: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(logits on x_in, logits on x_out)`` from one forward pass of the concatenated batch.
+
+    The papers' losses see both halves in one batch (batch-norm statistics included), so every
+    plug-in with an out-distribution term takes its logits here.
+    """
+    if x_out is None or len(x_out) == 0:
+        raise ValueError(f"expected a non-empty out-distribution batch, got {describe(x_out)}")
+    logits = model(torch.cat([x_in, x_out]))
+    return logits[: len(x_in)], logits[len(x_in) :]
+
+
 class Method:
     """Base plug-in: plain cross-entropy training (no out-distribution)."""
 
     name = "plain"
     out_source: str | None = None  # None, "aux" (the auxiliary pool) or "noise"
-    lam: float = 1.0  # out-distribution batch size relative to B
+    out_ratio: float = 1.0  # out-distribution batch size relative to B: ceil(out_ratio * B) per step
 
     def wrap(self, model: nn.Module) -> nn.Module:
         """The model this method trains, built around the base classifier (structure only).
@@ -137,7 +153,7 @@ def fit(
     sched = torch.optim.lr_scheduler.MultiStepLR(
         opt, milestones=sorted({max(1, round(f * total)) for f in lr_milestones}), gamma=0.1
     )
-    n_out = math.ceil(method.lam * batch_size)
+    n_out = math.ceil(method.out_ratio * batch_size)
     hist = History()
     t0 = time.perf_counter()
     step = 0

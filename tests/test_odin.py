@@ -434,3 +434,12 @@ def test_paper_headline_is_table2_tinyimagenet_crop():
     # abstract: "from the baseline 34.7% to 4.3%" (DenseNet-BC, CIFAR-10, TinyImageNet crop)
     assert odin_analysis.paper_headline_fpr() == (34.7, 4.3)
     assert odin_analysis.paper_headline_ratio() == pytest.approx(4.3 / 34.7)
+
+
+def test_input_step_is_the_signed_gradient_step():
+    x = torch.rand(4, 1, 28, 28)
+    objective = lambda v: (v * v).flatten(1).sum(1)  # noqa: E731  gradient 2v: sign +1 where v > 0
+    stepped = runtime.input_step(objective, x, 0.01)
+    assert torch.allclose(stepped, x + 0.01 * torch.sign(x))
+    same = runtime.input_step(objective, x, 0.0)
+    assert torch.equal(same, x) and same is not x

@@ -109,3 +109,23 @@ def test_load_checkpoint_errors(tmp_path):
     torch.save([torch.zeros(1)], weird)
     with pytest.raises(ValueError, match="state_dict"):
         zoo.load_checkpoint(weird, m)
+
+
+def test_in_out_logits_is_one_joint_forward_pass():
+    model = models.build("small_cnn", seed=0)
+    x_in, x_out = torch.rand(3, 1, 28, 28), torch.rand(2, 1, 28, 28)
+    z_in, z_out = train.in_out_logits(model, x_in, x_out)
+    joint = model(torch.cat([x_in, x_out]))
+    assert torch.equal(z_in, joint[:3]) and torch.equal(z_out, joint[3:])
+    with pytest.raises(ValueError, match="non-empty out-distribution batch"):
+        train.in_out_logits(model, x_in, x_in[:0])
+
+
+@pytest.mark.parametrize("name, kwargs, ratio, weight", [
+    ("ceda", {"lam": 0.5}, 0.5, 0.5), ("oe", {"lam": 0.5}, 0.5, 0.5),
+    ("atom", {"lam": 1.0, "out_ratio": 2.0}, 2.0, 1.0), ("good", {"lam": 1.0, "kappa": 0.3}, 1.0, None)])
+def test_out_ratio_is_the_batch_composition_and_lam_the_papers_weight(name, kwargs, ratio, weight):
+    method = zoo.make_method(name, **kwargs)
+    assert method.out_ratio == ratio  # what train.fit reads: ceil(out_ratio * B) out-images per step
+    if weight is not None:
+        assert method.lam == weight  # the paper's λ (GOOD weighs by kappa)
