@@ -59,9 +59,9 @@ import importlib
 __version__ = "0.1.0"
 
 __all__ = [
-    "acet", "apgd", "atom", "attacks", "augment", "ball_attack", "benchmark", "ccu", "chapter", "claims", "cli",
-    "corruptions", "data", "detectors", "evaluate", "experiments", "explorer", "gaussian_model", "gmm",
-    "good", "ibp", "intervals", "mahalanobis", "metrics", "models", "noise", "odin", "odin_analysis",
+    "acet", "apgd", "atom", "attacks", "augment", "ball_attack", "benchmark", "ccu", "chapter", "claims",
+    "cli", "corruptions", "data", "detectors", "evaluate", "experiments", "explorer", "gaussian_model",
+    "gmm", "good", "ibp", "intervals", "mahalanobis", "metrics", "models", "noise", "odin", "odin_analysis",
     "plots", "profiles", "provenance", "relu_theory", "runtime", "scores", "standins", "synthetic_files",
     "toy", "train", "validation", "zoo",
 ]
