@@ -21,8 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .augment import Augmentation
 from .runtime import default_device, progress, torch_generator
-from .validation import check_images, check_positive_int, describe
+from .validation import check_choice, check_images, check_number, check_positive_int, describe
 
 
 @dataclass
@@ -111,6 +112,32 @@ class History:
     steps: int = 0
 
 
+OPTIMIZERS = ("adam", "sgd")  #: the papers' optimisers: Adam (MNIST in Hein, CCU) and SGD with momentum
+
+
+def make_optimizer(
+    name: str, param_groups: list[dict], momentum: float = 0.0, nesterov: bool = False
+) -> torch.optim.Optimizer:
+    """Adam, or SGD with ``momentum`` (Nesterov's with ``nesterov``), over ``param_groups``.
+
+    Each group carries its own ``lr`` and ``weight_decay`` (:meth:`Method.param_groups`: CCU keeps
+    its mixtures at a small learning rate without decay). Hein et al. 2019 §5: Adam on MNIST, SGD with
+    momentum otherwise; Liang et al. 2018 §4.1 and Chen et al. 2021 App. B: SGD with Nesterov momentum
+    0.9; Meinke & Hein 2020 App. B: Adam on MNIST, SGD otherwise.
+    """
+    check_choice(name, list(OPTIMIZERS), "optimizer")
+    momentum = check_number(momentum, "momentum", low=0, high=1)
+    if not isinstance(nesterov, bool):
+        raise ValueError(f"expected nesterov as a bool, got {describe(nesterov)}")
+    if name == "adam":
+        if momentum or nesterov:
+            raise ValueError(f"expected momentum=0 and nesterov=False with Adam, got {momentum}, {nesterov}")
+        return torch.optim.Adam(param_groups)
+    if nesterov and momentum == 0:
+        raise ValueError("expected momentum > 0 with nesterov=True (PyTorch's SGD requires it)")
+    return torch.optim.SGD(param_groups, momentum=momentum, nesterov=nesterov)
+
+
 def fit(
     model: nn.Module,
     x: torch.Tensor,
@@ -126,12 +153,20 @@ def fit(
     seed: int = 0,
     device: str | torch.device | None = None,
     desc: str | None = None,
+    optimizer: str = "adam",
+    momentum: float = 0.0,
+    nesterov: bool = False,
+    augment: Augmentation | None = None,
+    augment_out: bool = False,
 ) -> History:
     """Train ``model`` in place on ``(x, y)`` with ``method`` and return its :class:`History`.
 
     Data stay as in-memory tensors (a DataLoader with ``ToTensor`` is ~100x
     slower on these machines). ``x_out`` is the auxiliary pool for methods with
-    ``out_source == "aux"``.
+    ``out_source == "aux"``. The recipe: ``optimizer`` (:func:`make_optimizer`: Adam, or SGD with
+    ``momentum`` and optionally ``nesterov``), the learning rate divided by 10 at ``lr_milestones``
+    (fractions of training), and ``augment`` applied to every in-batch on the device (and to the
+    auxiliary out-batches with ``augment_out``, as GOOD and ATOM do; generated noise never).
     """
     method = method or Plain()
     check_images(x, "x")
@@ -149,7 +184,8 @@ def fit(
     method.init_from_data(model, x, x_out)
     steps_per_epoch = math.ceil(len(x) / batch_size)
     total = epochs * steps_per_epoch
-    opt = torch.optim.Adam(method.param_groups(model, lr, weight_decay))
+    opt = make_optimizer(optimizer, method.param_groups(model, lr, weight_decay), momentum, nesterov)
+    augment = augment or Augmentation()
     sched = torch.optim.lr_scheduler.MultiStepLR(
         opt, milestones=sorted({max(1, round(f * total)) for f in lr_milestones}), gamma=0.1
     )
@@ -172,8 +208,12 @@ def fit(
                 xo = pool[torch.randint(len(pool), (n_out,), generator=gen)]
             elif method.out_source == "noise":
                 xo = method.make_out(xb, gen)
-            batch = Batch(xb.to(dev), yb.to(dev), None if xo is None else xo.to(dev),
-                          step, total, gen)
+            xb = augment(xb.to(dev), gen)
+            if xo is not None:
+                xo = xo.to(dev)
+                if augment_out and method.out_source == "aux":
+                    xo = augment(xo, gen)
+            batch = Batch(xb, yb.to(dev), xo, step, total, gen)
             loss, logs = method.loss(model, batch)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from oodlib import data, models, train, zoo
+from oodlib import augment, data, models, train, zoo
 
 
 def test_fit_reduces_loss_on_separable_toy():
@@ -129,3 +129,47 @@ def test_out_ratio_is_the_batch_composition_and_lam_the_papers_weight(name, kwar
     assert method.out_ratio == ratio  # what train.fit reads: ceil(out_ratio * B) out-images per step
     if weight is not None:
         assert method.lam == weight  # the paper's λ (GOOD weighs by kappa)
+
+
+def test_sgd_recipe_with_augmentation_is_seeded_and_differs_from_adam():
+    # the papers' recipes: SGD with Nesterov momentum, crops (+ out-batches augmented, GOOD/ATOM)
+    g = torch.Generator().manual_seed(0)
+    x, x_out = torch.rand(64, 3, 32, 32, generator=g), torch.rand(64, 3, 32, 32, generator=g)
+    y = torch.randint(0, 10, (64,), generator=g)
+    crop = augment.Augmentation(pad=4, mode="reflect", hflip=True)
+
+    def weights(**recipe: object) -> list[torch.Tensor]:
+        m = models.build("small_cnn", in_channels=3, image_size=32, width=4, seed=0)
+        train.fit(m, x, y, zoo.make_method("oe"), epochs=2, batch_size=16, lr=0.05, x_out=x_out, **recipe)
+        return [p.detach().clone() for p in m.parameters()]
+
+    sgd = dict(optimizer="sgd", momentum=0.9, nesterov=True, augment=crop, augment_out=True)
+    a, b, plain_adam = weights(**sgd), weights(**sgd), weights()
+    assert all(torch.equal(p, q) for p, q in zip(a, b, strict=True))
+    assert not all(torch.equal(p, q) for p, q in zip(a, plain_adam, strict=True))
+    no_out = weights(**{**sgd, "augment_out": False})
+    assert not all(torch.equal(p, q) for p, q in zip(a, no_out, strict=True))
+
+
+def test_default_recipe_is_adam_without_augmentation():
+    # an inactive augmentation draws nothing from the generator: ci's models are unchanged by the recipe
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.rand(48, 1, 28, 28, generator=g), torch.randint(0, 10, (48,), generator=g)
+    runs = []
+    for recipe in ({}, {"optimizer": "adam", "augment": augment.Augmentation()}):
+        m = models.build("small_cnn", width=4, seed=0)
+        train.fit(m, x, y, epochs=1, batch_size=16, **recipe)
+        runs.append([p.detach().clone() for p in m.parameters()])
+    assert all(torch.equal(p, q) for p, q in zip(*runs, strict=True))
+
+
+def test_make_optimizer_checks_the_recipe():
+    groups = [{"params": [torch.nn.Parameter(torch.zeros(2))], "lr": 0.1, "weight_decay": 5e-4}]
+    opt = train.make_optimizer("sgd", groups, momentum=0.9, nesterov=True)
+    assert isinstance(opt, torch.optim.SGD) and opt.defaults["nesterov"]
+    with pytest.raises(ValueError, match="optimizer"):
+        train.make_optimizer("rmsprop", groups)
+    with pytest.raises(ValueError, match="Adam"):
+        train.make_optimizer("adam", groups, momentum=0.9)
+    with pytest.raises(ValueError, match="momentum > 0"):
+        train.make_optimizer("sgd", groups, nesterov=True)
