@@ -48,8 +48,8 @@ def test_fit_validates():
 
 def test_config_hash_changes_with_settings(tiny_profile):
     a = zoo.make_config("plain", "fashion_mnist", tiny_profile)
-    b = zoo.make_config("plain", "fashion_mnist", tiny_profile.replace(epochs=2))
-    c = zoo.make_config("plain", "fashion_mnist", tiny_profile.replace(ood_size=999))
+    b = zoo.make_config("plain", "fashion_mnist", tiny_profile.replace(train={"epochs": 2}))
+    c = zoo.make_config("plain", "fashion_mnist", tiny_profile.replace(eval={"ood_size": 999}))
     assert zoo.config_hash(a) != zoo.config_hash(b)
     assert zoo.config_hash(a) == zoo.config_hash(c)  # evaluation sizes do not retrain
     with pytest.raises(ValueError, match="dataset"):
