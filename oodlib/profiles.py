@@ -68,8 +68,8 @@ class Training:
 class Evaluation:
     """How many images the chapters evaluate.
 
-    ``full``: the whole Fashion-MNIST test set and 10 000 images per OOD set, 1 000 of them
-    attacked; no paper section fixes these sizes (the papers evaluate their test sets), so the
+    ``full``: the whole Fashion-MNIST test set, 10 000 images per OOD set and 1 000 attacked seeds
+    per set; no paper section fixes these sizes (the papers evaluate their test sets), so the
     ``full`` values are ours.
     """
 
@@ -83,8 +83,9 @@ class Attacks:
     """Hein et al. 2019's PGD budgets: ACET's inner maximisation, adversarial noise, adversarial samples.
 
     ``full``: Hein et al. 2019 §5 (ε = 0.3; ACET: 40 steps of 0.0075; adversarial samples: 80
-    steps of 0.0075) and Table 1 (adversarial noise: 200 iterations). Chapters 05-07 attack with
-    their own method's budgets (:class:`GoodSettings`, :class:`AtomSettings`).
+    steps of 0.0075) and Table 1 (adversarial noise: 200 iterations). Chapters 04-07 attack with
+    their own method's budgets (:class:`CCUSettings`, :class:`GoodSettings`, :class:`AtomSettings`,
+    :class:`BenchmarkSettings`).
     """
 
     pgd_train_steps: int  # ACET inner maximisation (Hein: 40)
@@ -228,7 +229,7 @@ def _merge_group(name: str, current: object, change: object) -> object:
     if isinstance(change, cls):
         return change
     if not isinstance(change, Mapping):
-        raise ValueError(f"expected {name} as a {cls.__name__} or a dict of some of its fields, "
+        raise ValueError(f"expected {name} as {cls.__name__} or a dict of some of its fields, "
                          f"got {describe(change)}")
     allowed = _field_names(cls)
     for key in change:
@@ -243,8 +244,8 @@ class Profile:
 
     Top-level fields are what every chapter reads; the rest is grouped by concern (:data:`GROUPS`),
     each group's docstring naming the paper sections its ``full`` values come from. ``alpha_trials``
-    stays at the top: it is chapter 01's only knob (a Monte-Carlo size for Hein et al.'s Table 2,
-    neither a training recipe, an evaluation size nor an attack budget).
+    stays at the top: it is chapter 01's one knob of its own (a Monte-Carlo size for Hein et al.'s
+    Table 2: neither a training recipe, an evaluation size nor an attack budget), too little for a part.
     """
 
     name: str
@@ -260,7 +261,8 @@ class Profile:
     attack: Attacks
     # --- chapter 01 ---
     alpha_trials: int  # Hein Table 2: 10000 uniform-noise trials
-    seed: int = 0
+    # --- the run ---
+    seed: int = 0  # $OODLIB_SEED: training, data draws, attack starts, bootstrap (enters every zoo hash)
     # --- chapters 00-01 (the plain network) ---
     plain_seeds: int = 5  # plain models (training seeds) behind the claims about *a* plain network
     # --- chapters 03-07: one part per method (defaults: the `ci` values) ---

@@ -51,8 +51,8 @@ def test_replace_merges_a_dict_into_its_group_or_takes_a_new_group():
     ({"odin_tune_size": 3}, r"unknown profile field 'odin_tune_size'; expected one of"),
     ({"train": {"epoch": 3}}, r"unknown train field 'epoch'; expected one of \['aux_size', 'batch_size'"),
     ({"atom": {"atom_q": 0.5}}, r"unknown atom field 'atom_q'; expected one of"),
-    ({"train": 3}, r"expected train as a Training or a dict of some of its fields, got int"),
-    ({"odin": profiles.CCUSettings()}, r"expected odin as a OdinSettings or a dict .*got CCUSettings"),
+    ({"train": 3}, r"expected train as Training or a dict of some of its fields, got int"),
+    ({"odin": profiles.CCUSettings()}, r"expected odin as OdinSettings or a dict .*got CCUSettings"),
 ])
 def test_replace_names_what_it_expected(changes, message):
     with pytest.raises(ValueError, match=message):
