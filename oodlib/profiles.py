@@ -285,8 +285,13 @@ class Profile:
         allowed = _field_names(Profile)
         for key in changes:
             if key not in allowed:
-                owners = [g for g, cls in GROUPS.items() if key in _field_names(cls)]
-                hint = f" (a field of {owners[0]}: replace({owners[0]}={{{key!r}: ...}}))" if owners else ""
+                group, _, leaf = key.partition("_")  # an old flat name: odin_tune_size -> odin.tune_size
+                owners = [(g, key) for g, cls in GROUPS.items() if key in _field_names(cls)]
+                owners += [(group, leaf)] if group in GROUPS and leaf in _field_names(GROUPS[group]) else []
+                hint = "".join(f" (a field of {g}: replace({g}={{{f!r}: ...}}))" for g, f in owners[:1])
+                if len(owners) > 1:
+                    groups = ", ".join(g for g, _ in owners)
+                    hint = f" (a field of {groups}: replace(<group>={{{key!r}: ...}}))"
                 raise ValueError(f"unknown profile field {key!r}{hint}; expected one of {sorted(allowed)}")
         merged = {k: _merge_group(k, getattr(self, k), v) if k in GROUPS else v for k, v in changes.items()}
         return dataclasses.replace(self, **merged)

@@ -48,7 +48,9 @@ def test_replace_merges_a_dict_into_its_group_or_takes_a_new_group():
 
 @pytest.mark.parametrize(("changes", "message"), [
     ({"epochs": 3}, r"unknown profile field 'epochs' \(a field of train: .*expected one of \[.*'train'"),
-    ({"odin_tune_size": 3}, r"unknown profile field 'odin_tune_size'; expected one of"),
+    ({"odin_tune_size": 3}, r"unknown profile field 'odin_tune_size' \(a field of odin: "
+                            r"replace\(odin=\{'tune_size': \.\.\.\}\)\); expected one of"),
+    ({"nope": 3}, r"unknown profile field 'nope'; expected one of"),
     ({"train": {"epoch": 3}}, r"unknown train field 'epoch'; expected one of \['aux_size', 'batch_size'"),
     ({"atom": {"atom_q": 0.5}}, r"unknown atom field 'atom_q'; expected one of"),
     ({"train": 3}, r"expected train as Training or a dict of some of its fields, got int"),
