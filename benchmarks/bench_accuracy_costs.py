@@ -52,7 +52,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as cache:
         os.environ["OODLIB_CACHE"] = cache  # a fresh zoo: every model is trained here, none reused
         for epochs in args.epochs:
-            profile = profiles.CI.replace(epochs=epochs)
+            profile = profiles.CI.replace(train={"epochs": epochs})
             entries = {}
             for name, method, hp in methods:
                 t0 = time.perf_counter()
@@ -62,7 +62,8 @@ def main() -> None:
             rows.append(table.assign(epochs=epochs, **{"train time (s)": [round(e.record["train_time_s"])
                                                                           for e in entries.values()]}))
     ci = profiles.CI
-    print(f"profile ci recipe ({ci.ibp_model}, lr {ci.lr}, batch {ci.batch_size}), seed {ci.seed}; "
+    print(f"profile ci recipe ({ci.ibp_model}, lr {ci.train.lr}, batch {ci.train.batch_size}), "
+          f"seed {ci.seed}; "
           "cost = test-error points over the plain model of the same epochs")
     print(pd.concat(rows).reset_index().set_index(["epochs", "model"]).to_string())
 

@@ -3,7 +3,7 @@
 The benchmark puts every detector under seven threat models (natural, corruption,
 L∞ under a weak, chapter 06's and a strong attack, compositional, certified). This script times
 :func:`oodlib.evaluate.threat_table` for one detector and one threat at a time,
-with the profile's sizes (``atom_attack_size`` attacked images per OOD set,
+with the profile's sizes (``atom.attack_size`` attacked images per OOD set,
 chapter 06's attack), so you can see where the time goes and what a `full` run
 will cost. Scoring the in-distribution images is timed once (column ``in-dist``)
 and subtracted from each threat; the corruption threats each include picking the
@@ -42,15 +42,15 @@ def main() -> None:
             p.error(f"unknown detector(s) {sorted(unknown)}; expected some of {[d.name for d in dets]}")
         dets = [d for d in dets if d.name in keep]
     attack = evaluate.AttackSettings.from_profile(profile)
-    weak = attack.weak(profile.bench_weak_steps)
-    strong = evaluate.AttackSettings(attack.eps, profile.bench_strong_steps, attack.step_size,
-                                     profile.bench_strong_restarts)
+    weak = attack.weak(profile.bench.weak_steps)
+    strong = evaluate.AttackSettings(attack.eps, profile.bench.strong_steps, attack.step_size,
+                                     profile.bench.strong_restarts)
     ood = {k: v.x for k, v in s.ood.items()}
     t0 = time.perf_counter()
-    n = profile.atom_attack_size
+    n = profile.atom.attack_size
     stacks = {k: corruptions.corrupt_all(v[:n], seed=profile.seed) for k, v in ood.items()}
     t_stacks = time.perf_counter() - t0
-    print(f"profile {profile.name}: {len(ood)} OOD sets, {profile.atom_attack_size} attacked images per set, "
+    print(f"profile {profile.name}: {len(ood)} OOD sets, {profile.atom.attack_size} attacked images per set, "
           f"{len(s.x_eval_in)} in-distribution images; corruption stacks built once in {t_stacks:.1f} s")
     rows = []
     for det in dets:
@@ -64,7 +64,7 @@ def main() -> None:
         for threat, att in threats:
             t0 = time.perf_counter()
             evaluate.threat_table([det], s.x_eval_in, ood, threats=(threat.split(" ")[0],),
-                                  attack_size=profile.atom_attack_size, attack=att, seed=profile.seed,
+                                  attack_size=profile.atom.attack_size, attack=att, seed=profile.seed,
                                   stacks=stacks, desc=None, metrics_=benchmark.METRICS)
             row[threat] = max(time.perf_counter() - t0 - t_in, 0.0)  # the threat's own cost
         row["total (s)"] = sum(v for k, v in row.items() if k not in ("detector", "params"))

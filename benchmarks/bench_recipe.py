@@ -49,8 +49,8 @@ def run(arch: str, epochs: int, crop: bool, width: int | None, lr: float, weight
     model = models.build(arch, seed=profile.seed, **kw)
     method = CropAugmented() if crop else train.Plain()
     t0 = time.perf_counter()
-    train.fit(model, x, y, method, epochs=epochs, batch_size=profile.batch_size, lr=lr,
-              weight_decay=weight_decay, lr_milestones=profile.lr_milestones, seed=profile.seed,
+    train.fit(model, x, y, method, epochs=epochs, batch_size=profile.train.batch_size, lr=lr,
+              weight_decay=weight_decay, lr_milestones=profile.train.lr_milestones, seed=profile.seed,
               desc=f"{arch} {epochs} ep{' crop' if crop else ''}")
     seconds = time.perf_counter() - t0
     return {"arch": arch if not width else f"{arch} (width {width})", "epochs": epochs, "lr": lr,
@@ -74,9 +74,10 @@ def main() -> None:
     if args.quick:
         recipes = recipes[-2:]
     rows = [run(*r, profile=profile) for r in recipes]
-    print(f"profile {profile.name}: {profile.train_size} training images, batch {profile.batch_size}, "
-          f"Adam, seed {profile.seed}; profile.CI uses {profile.epochs} epochs, lr {profile.lr}, "
-          f"weight decay {profile.weight_decay}")
+    t = profile.train
+    print(f"profile {profile.name}: {t.train_size} training images, batch {t.batch_size}, "
+          f"Adam, seed {profile.seed}; profile.CI uses {t.epochs} epochs, lr {t.lr}, "
+          f"weight decay {t.weight_decay}")
     print(pd.DataFrame(rows).to_string(index=False))
 
 

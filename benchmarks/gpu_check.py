@@ -75,8 +75,8 @@ def _method(name: str, p: profiles.Profile, pool: int, batch: int) -> train.Meth
 
 def train_speed(p: profiles.Profile, dev: torch.device, steps: int, warmup: int) -> tuple[list[dict], dict]:
     """ms per training step of every (method, architecture) the book trains, after ``warmup`` steps."""
-    B = p.batch_size
-    n = max(steps * B, 2 * p.ccu_centroids)  # CCU's EM needs more images than centroids
+    B = p.train.batch_size
+    n = max(steps * B, 2 * p.ccu.centroids)  # CCU's EM needs more images than centroids
     steps = math.ceil(n / B)
     x, x_out = _images(n, 1), _images(max(4 * n, 8 * B), 2)
     y = torch.randint(0, 10, (len(x),), generator=torch.Generator().manual_seed(3))
@@ -88,8 +88,8 @@ def train_speed(p: profiles.Profile, dev: torch.device, steps: int, warmup: int)
         arch = getattr(p, arch_field)
         classes = int(zoo.method_hparams(name, p).get("num_classes", 10))  # ATOM: K + 1
         model = plug.wrap(models.build(arch, num_classes=classes))
-        kw = dict(batch_size=B, lr=p.lr, weight_decay=p.weight_decay, lr_milestones=p.lr_milestones,
-                  x_out=x_out, device=dev, desc=name)
+        kw = dict(batch_size=B, lr=p.train.lr, weight_decay=p.train.weight_decay,
+                  lr_milestones=p.train.lr_milestones, x_out=x_out, device=dev, desc=name)
         if warmup:  # allocation, cuDNN autotuning
             train.fit(model, x[: warmup * B], y[: warmup * B], plug, **kw)
         _, secs = _timed(lambda: train.fit(model, x, y, plug, **kw), dev)  # noqa: B023 -- runs now
@@ -102,28 +102,29 @@ def train_speed(p: profiles.Profile, dev: torch.device, steps: int, warmup: int)
 
 def kernel_speed(p: profiles.Profile, dev: torch.device, nets: dict, batches: int) -> list[dict]:
     """Images/s of each chapter's evaluation kernel, on ``batches`` batches of generated images."""
-    n = p.batch_size * batches
+    B = p.train.batch_size
+    n = B * batches
     x = _images(n, 4).to(dev)
     g = torch.Generator().manual_seed(5)
     plain, good, ccu_net, atom_net = nets["plain"], nets["good"], nets["ccu"], nets["atom"]
     steps = 5  # per attack: the per-step cost is what scales
     kernels: dict[str, tuple[Callable[[], object], float]] = {  # name -> (run, image-steps it does)
         "PGD (adversarial noise)": (lambda: attacks.pgd(
-            plain, x, attacks.log_max_confidence, eps=p.eps, steps=steps, step_size=p.pgd_eval_step_size,
-            generator=g), n * steps),
+            plain, x, attacks.log_max_confidence, eps=p.attack.eps, steps=steps,
+            step_size=p.attack.pgd_eval_step_size, generator=g), n * steps),
         "APGD (GOOD's AAUC)": (lambda: apgd.max_confidence_attack(
-            good, x, p.good_eps, steps=steps, starts=("uniform",), generator=g, batch_size=p.batch_size),
+            good, x, p.good.eps, steps=steps, starts=("uniform",), generator=g, batch_size=B),
             n * steps),
-        "IBP bounds (GAUC)": (lambda: ibp.certified_confidence(good, x, p.good_eps, batch_size=p.batch_size),
+        "IBP bounds (GAUC)": (lambda: ibp.certified_confidence(good, x, p.good.eps, batch_size=B),
                               n),
         "ODIN (T, eps) grid": (lambda: odin.odin_grid(
-            plain, x, p.odin_temperatures, odin.epsilon_grid(p.odin_num_eps, p.odin_max_eps),
-            batch_size=p.batch_size),
-            n * len(p.odin_temperatures)),
+            plain, x, p.odin.temperatures, odin.epsilon_grid(p.odin.num_eps, p.odin.max_eps),
+            batch_size=B),
+            n * len(p.odin.temperatures)),
         "CCU ball attack": (lambda: ball_attack.attack_in_ball(
             ccu.LogExcess(ccu_net), ccu_net.metric, x, 1.0, ccu.excess_objective, steps=steps, restarts=2,
-            proj_rounds=p.ccu_attack_proj_rounds, generator=g, show_progress=False), n * steps * 2),
-        "ATOM mining pass": (lambda: atom.ood_probability(atom_net, x, batch_size=p.batch_size), n),
+            proj_rounds=p.ccu.attack_proj_rounds, generator=g, show_progress=False), n * steps * 2),
+        "ATOM mining pass": (lambda: atom.ood_probability(atom_net, x, batch_size=B), n),
     }
     rows = []
     for name, (run, work) in kernels.items():
@@ -142,7 +143,7 @@ def cuda_vs_cpu(nets: dict, p: profiles.Profile, dev: torch.device) -> list[dict
     rows = []
     for what, fn, net in [
         ("logits (ResNet-18)", lambda m, z: m(z), nets["plain"]),
-        ("IBP confidence bound (GOOD L)", lambda m, z: ibp.certified_confidence(m, z, p.good_eps),
+        ("IBP confidence bound (GOOD L)", lambda m, z: ibp.certified_confidence(m, z, p.good.eps),
          nets["good"]),
         ("ODIN score T=1000, eps=0.002", lambda m, z: odin.odin(m, z, 1000.0, 0.002), nets["plain"]),
     ]:
@@ -164,17 +165,17 @@ def book(p: profiles.Profile) -> dict[str, list[tuple[str, str, int]]]:
     classifier (ResNet-18 in ``full``), ``ibp_model`` GOOD's "L" CNN, on which chapter 05 also
     trains its baselines (Bitterwolf et al. §4.1: one architecture for every method).
     """
-    q = len(p.atom_q_grid)
+    q = len(p.atom.q_grid)
     return {
         "00 basics": [("plain", "model", 1)],
         "01 ReLU overconfidence": [("plain", "model", 2), ("acet", "model", 1)],  # 3 plain seeds in all
         "02 CEDA / ACET": [("ceda", "model", 1), ("oe", "model", 1)],
         "03 ODIN": [("plain", "model", 3)],  # the 8/2 class-subset models, one per seed
         "04 CCU": [("ccu", "model", 1)],
-        "05 GOOD": [("good", "ibp_model", 4 + len(p.good_quantiles) - 1 + 2),  # eps sweep, Q grid, 2 seeds
+        "05 GOOD": [("good", "ibp_model", 4 + len(p.good.quantiles) - 1 + 2),  # eps sweep, Q grid, 2 seeds
                     *[(m, "ibp_model", 1) for m in ("plain", "ceda", "acet", "ccu")],
                     ("oe", "ibp_model", 3)],  # OE: 3 seeds
-        "06 ATOM": [("atom", "model", (1 + q) + 1 + 3 * (p.atom_claim_seeds - 1)),  # ablation, main, seeds
+        "06 ATOM": [("atom", "model", (1 + q) + 1 + 3 * (p.atom.claim_seeds - 1)),  # ablation, main, seeds
                     ("ntom", "model", 2)],  # NTOM, and Fig. 2/5's NTOM run (its scores kept every epoch)
         "07 benchmark": [],
         "08 verdicts": [],
@@ -190,30 +191,30 @@ def evaluation(p: profiles.Profile) -> dict[str, list[tuple[str, float]]]:
     """
     sets = sum(1 for s in data.DATASETS.values()
                if not s.optional and (p.torchvision_sets or not s.full_only))
-    n_good = 4 + len(p.good_quantiles) - 1 + 5  # chapter 05's models (eps sweep, Q grid, baselines)
+    n_good = 4 + len(p.good.quantiles) - 1 + 5  # chapter 05's models (eps sweep, Q grid, baselines)
     atom_runs = sum(c for m, _, c in book(p)["06 ATOM"])
-    linf = p.atom_attack_size * p.atom_eval_steps * p.atom_eval_restarts * 2  # L-inf and compositional
-    noise = p.attack_size * p.pgd_eval_steps * p.pgd_eval_restarts  # adversarial noise, per model
-    samples = p.adv_samples_size * p.adv_samples_steps  # adversarial samples, per model
-    grid = (p.test_size + sets * p.ood_size) * len(p.odin_temperatures)  # ODIN's main study
+    linf = p.atom.attack_size * p.atom.eval_steps * p.atom.eval_restarts * 2  # L-inf and compositional
+    noise = p.eval.attack_size * p.attack.pgd_eval_steps * p.attack.pgd_eval_restarts  # adv. noise, per model
+    samples = p.attack.adv_samples_size * p.attack.adv_samples_steps  # adversarial samples, per model
+    grid = (p.eval.test_size + sets * p.eval.ood_size) * len(p.odin.temperatures)  # ODIN's main study
     return {
         # 01: the alpha search is forward passes only (cheap beside training)
         "02 CEDA / ACET": [("PGD (adversarial noise)", 4 * (noise + samples))],
         # 03: + ~30 % for the three same-manifold studies (2 of 10 classes)
         "03 ODIN": [("ODIN (T, eps) grid", 1.3 * grid)],
-        "04 CCU": [("CCU ball attack", 6 * p.ccu_attack_seeds * p.ccu_attack_steps * p.ccu_attack_restarts)],
-        "05 GOOD": [("APGD (GOOD's AAUC)", n_good * sets * p.good_eval_size * p.good_attack_steps
-                     * (2 + p.good_attack_restarts)),
-                    ("IBP bounds (GAUC)", n_good * sets * p.good_eval_size * (len(p.good_radii) + 1))],
+        "04 CCU": [("CCU ball attack", 6 * p.ccu.attack_seeds * p.ccu.attack_steps * p.ccu.attack_restarts)],
+        "05 GOOD": [("APGD (GOOD's AAUC)", n_good * sets * p.good.eval_size * p.good.attack_steps
+                     * (2 + p.good.attack_restarts)),
+                    ("IBP bounds (GAUC)", n_good * sets * p.good.eval_size * (len(p.good.radii) + 1))],
         "06 ATOM": [("PGD (adversarial noise)", 9 * sets * linf),
-                    ("ATOM mining pass", atom_runs * p.epochs * p.atom_candidates)],
-        "07 benchmark": [("PGD (adversarial noise)", 12 * sets * (linf + p.atom_attack_size * (
-            p.bench_weak_steps + p.bench_strong_steps * p.bench_strong_restarts)))],
+                    ("ATOM mining pass", atom_runs * p.train.epochs * p.atom.candidates)],
+        "07 benchmark": [("PGD (adversarial noise)", 12 * sets * (linf + p.atom.attack_size * (
+            p.bench.weak_steps + p.bench.strong_steps * p.bench.strong_restarts)))],
     }
 
 
 def projection(p: profiles.Profile, speed: pd.DataFrame, kernels: pd.DataFrame) -> pd.DataFrame:
-    steps = p.epochs * math.ceil(p.train_size / p.batch_size)
+    steps = p.train.epochs * math.ceil(p.train.train_size / p.train.batch_size)
     ms = speed.assign(field=["ibp_model" if a == p.ibp_model and a != p.model else "model"
                              for a in speed.arch]).set_index(["method", "field"])["ms/step"]
     rate = kernels.set_index("kernel")["image-steps/s"]
@@ -246,9 +247,9 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"error: {err}") from err
     dry = dev.type == "cpu"
     p = profiles.get(args.profile or ("smoke" if dry else "full"))
-    p = p.replace(batch_size=args.batch or (16 if dry else p.batch_size))
+    p = p.replace(train={"batch_size": args.batch or (16 if dry else p.train.batch_size)})
     if dry:
-        print(f"dry run on the CPU: profile {p.name}, batch {p.batch_size} -- a test of this script, "
+        print(f"dry run on the CPU: profile {p.name}, batch {p.train.batch_size} -- a test of this script, "
               "not a measurement of the full book")
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu"
     t0 = time.perf_counter()
@@ -260,17 +261,18 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     meta = {"device": name, "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "profile": p.name,
-            "batch": p.batch_size, "steps": args.steps, "seconds": time.perf_counter() - t0}
+            "batch": p.train.batch_size, "steps": args.steps, "seconds": time.perf_counter() - t0}
     (out / "gpu_check.json").write_text(json.dumps({
         "meta": meta, "training": speed.to_dict("records"), "kernels": kernels.to_dict("records"),
         "cuda_vs_cpu": checks.to_dict("records"), "projection": proj.to_dict("records")}, indent=1))
     md = (f"# GPU check: {name}, torch {torch.__version__}, {meta['date']}\n\n"
-          f"## Training, `{p.name}` settings (batch {p.batch_size}, timed steps per row)\n\n"
+          f"## Training, `{p.name}` settings (batch {p.train.batch_size}, timed steps per row)\n\n"
           f"{speed.to_markdown(index=False, floatfmt='.1f')}\n\n## Evaluation kernels\n\n"
           f"{kernels.to_markdown(index=False, floatfmt='.1f')}\n\n## CUDA against CPU\n\n"
           f"{checks.to_markdown(index=False)}\n\n## Projected time of the `{p.name}` book\n\n"
           f"{proj.to_markdown(index=False, floatfmt='.1f')}\n\n"
-          f"Projection: training = {p.epochs} epochs x {math.ceil(p.train_size / p.batch_size)} steps per "
+          f"Projection: training = {p.train.epochs} epochs x "
+          f"{math.ceil(p.train.train_size / p.train.batch_size)} steps per "
           f"model at the measured ms/step; evaluation = each chapter's dominant attacks (`evaluation()`: "
           f"images x steps x restarts x models x sets) at the measured kernel rates. Not included: "
           f"one-time costs (CCU's EM fit), clean scoring, figures. An estimate, not a run.\n")

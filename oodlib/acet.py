@@ -191,7 +191,7 @@ OE_HPARAMS = ("lam",)
 
 def acet_zoo_defaults(p: Profile) -> dict[str, object]:
     """ACET's attack from the profile (Hein et al. §5: ε = 0.3, 40 steps of 0.0075 in ``full``)."""
-    return {"eps": p.eps, "steps": p.pgd_train_steps, "step_size": p.pgd_train_step_size}
+    return {"eps": p.attack.eps, "steps": p.attack.pgd_train_steps, "step_size": p.attack.pgd_train_step_size}
 
 
 # --------------------------------------------------------------------------- the paper's Table 1

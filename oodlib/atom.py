@@ -292,27 +292,29 @@ ATOM_HPARAMS = (*NTOM_HPARAMS, "eps", "steps", "step_size")
 
 
 def zoo_defaults(profile: Profile, method: str = "atom") -> dict[str, object]:
-    """The zoo hyper-parameters of ``"ntom"`` / ``"atom"`` taken from the profile's chapter-06 fields."""
+    """The zoo hyper-parameters of ``"ntom"`` / ``"atom"`` taken from the profile's ``atom`` part."""
     check_choice(method, ("ntom", "atom"), "method")
+    a = profile.atom
     hp: dict[str, object] = {
-        "num_classes": 11, "lam": 1.0, "out_ratio": profile.atom_out_ratio,
-        "n_candidates": profile.atom_candidates, "n_keep": profile.atom_keep, "q": profile.atom_q,
-        "sampling": "mine", "holdout": profile.atom_holdout,
+        "num_classes": 11, "lam": 1.0, "out_ratio": a.out_ratio, "n_candidates": a.candidates,
+        "n_keep": a.keep, "q": a.q, "sampling": "mine", "holdout": a.holdout,
     }
     if method == "atom":
-        hp.update(eps=profile.atom_eps, steps=profile.atom_steps, step_size=profile.atom_step_size)
+        hp.update(eps=a.eps, steps=a.steps, step_size=a.step_size)
     return hp
 
 
 def ablation_profile(profile: Profile) -> Profile:
-    """The profile the q-ablation models train with: ``atom_ablation_{train_size,epochs,candidates,keep}``.
+    """The profile the q-ablation models train with: ``atom.ablation_{train_size,epochs,candidates,keep}``
+    as ``train.train_size``, ``train.epochs``, ``atom.candidates`` and ``atom.keep``.
 
     In ``ci`` a reduced training set, and N, n scaled down with it; in ``full`` the main
     training setting (Table 2 ablates the main models).
     """
+    a = profile.atom
     return profile.replace(
-        train_size=profile.atom_ablation_train_size, epochs=profile.atom_ablation_epochs,
-        atom_candidates=profile.atom_ablation_candidates, atom_keep=profile.atom_ablation_keep,
+        train={"train_size": a.ablation_train_size, "epochs": a.ablation_epochs},
+        atom={"candidates": a.ablation_candidates, "keep": a.ablation_keep},
     )
 
 

@@ -55,7 +55,7 @@ def setup(profile: Profile) -> Setup:
     """The data split chapter 06 uses: evaluation, tuning and OOD images."""
     x_train, y_train, x_test, _ = data.in_distribution(profile)
     x_val_in, x_eval_in = atom.test_split(x_test)
-    pool_val = atom.validation_split(standins.aux_pool_for(profile), profile.atom_holdout)[1]
+    pool_val = atom.validation_split(standins.aux_pool_for(profile), profile.atom.holdout)[1]
     ood = data.ood_sets(profile, in_train_x=x_train)
     return Setup(x_train, y_train, x_eval_in, x_val_in, ood, pool_val[:1000])
 
@@ -66,11 +66,11 @@ def _configs(profile: Profile) -> list[tuple[str, str, Profile, dict[str, object
     abl = atom.ablation_profile(profile)
     out: list[tuple[str, str, Profile, dict[str, object]]] = [("ATOM (rand. sample)", "atom", abl,
                                                                {"sampling": "random"})]
-    out += [(f"ATOM (q={q})", "atom", abl, {"q": q}) for q in profile.atom_q_grid]
+    out += [(f"ATOM (q={q})", "atom", abl, {"q": q}) for q in profile.atom.q_grid]
     out += [(name, method, profile, {}) for name, method in
             [("plain", "plain"), ("CEDA", "ceda"), ("OE", "oe"), ("ACET", "acet"), ("CCU", "ccu")]]
     out += [(good.quantile_name(q / 100), "good", profile, {"arch": profile.ibp_model, "quantile": q / 100})
-            for q in profile.bench_good_quantiles]
+            for q in profile.bench.good_quantiles]
     return out
 
 
@@ -128,28 +128,28 @@ def run(
     """The long benchmark table (every detector × OOD set × threat × metric), cached in the zoo.
 
     Threats: :data:`oodlib.evaluate.THREATS` with chapter 06's attack
-    (:meth:`oodlib.evaluate.AttackSettings.from_profile`, ``profile.atom_attack_size`` images per set),
-    ``"linf (weak)"``: the same ball under ``profile.bench_weak_steps`` PGD steps of ε/2, and
-    ``"linf (strong)"``: ``bench_strong_steps`` steps with ``bench_strong_restarts`` restarts,
+    (:meth:`oodlib.evaluate.AttackSettings.from_profile`, ``profile.atom.attack_size`` images per set),
+    ``"linf (weak)"``: the same ball under ``profile.bench.weak_steps`` PGD steps of ε/2, and
+    ``"linf (strong)"``: ``bench.strong_steps`` steps with ``bench.strong_restarts`` restarts,
     and :data:`SUBSET`: the clean images those attacks start from (not in :data:`ORDER`).
     ``attrs["seconds"]`` holds each detector's evaluation wall time (all three runs).
     """
     attack = evaluate.AttackSettings.from_profile(profile)
-    weak = attack.weak(profile.bench_weak_steps)
-    strong = evaluate.AttackSettings(attack.eps, profile.bench_strong_steps, attack.step_size,
-                                     profile.bench_strong_restarts)
+    weak = attack.weak(profile.bench.weak_steps)
+    strong = evaluate.AttackSettings(attack.eps, profile.bench.strong_steps, attack.step_size,
+                                     profile.bench.strong_restarts)
     ood_x = {k: v.x for k, v in s.ood.items()}
     stand_in = {k: v.stand_in_for for k, v in s.ood.items()}
     base = {"detectors": {d.name: [entry_of(d, entries).weights_hash, d.note, d.extra] for d in dets},
             "sets": {k: len(v) for k, v in ood_x.items()}, "n_in": len(s.x_eval_in), "seed": profile.seed,
-            "size": profile.atom_attack_size, "profile": profile.name, "metrics": list(METRICS),
+            "size": profile.atom.attack_size, "profile": profile.name, "metrics": list(METRICS),
             "version": VERSION}
 
     def table(threats: tuple[str, ...], att: evaluate.AttackSettings, label: str | None = None
               ) -> pd.DataFrame:
         def compute() -> pd.DataFrame:
             t = evaluate.threat_table(dets, s.x_eval_in, ood_x, threats=threats,
-                                      attack_size=profile.atom_attack_size, attack=att, stand_in=stand_in,
+                                      attack_size=profile.atom.attack_size, attack=att, stand_in=stand_in,
                                       seed=profile.seed, desc=desc, metrics_=METRICS)
             if label:
                 t["threat"] = label
@@ -161,9 +161,9 @@ def run(
     parts = [table(evaluate.THREATS, attack), table(("linf",), weak, "linf (weak)"),
              table(("linf",), strong, "linf (strong)")]
     # the clean images the attacks start from: the like-for-like baseline of AAUC and GAUC
-    subset = {k: v[: profile.atom_attack_size] for k, v in ood_x.items()}
+    subset = {k: v[: profile.atom.attack_size] for k, v in ood_x.items()}
     parts.append(evaluate.cached_table("benchmark", base | {"subset": True}, lambda: evaluate.threat_table(
-        dets, s.x_eval_in, subset, threats=("natural",), attack_size=profile.atom_attack_size,
+        dets, s.x_eval_in, subset, threats=("natural",), attack_size=profile.atom.attack_size,
         stand_in=stand_in, seed=profile.seed, desc=None, metrics_=METRICS).assign(threat=SUBSET)))
     out = pd.concat(parts, ignore_index=True)
     scores = evaluate.Scores(parts[0].attrs.get("scores", {}))  # every score behind the table, for the claims

@@ -254,9 +254,9 @@ HPARAMS = ("lam", "n_in", "n_out", "em_in", "em_out", "gmm_lr", "pad", "seed", "
 
 
 def zoo_defaults(p: Profile) -> dict[str, object]:
-    """The zoo hyper-parameters of ``"ccu"`` from the profile's chapter-04 fields (they enter the hash)."""
-    return {"lam": 1.0, "n_in": p.ccu_centroids, "n_out": p.ccu_centroids, "em_in": p.ccu_em_in_size,
-            "em_out": p.ccu_em_out_size, "gmm_lr": GMM_LR, "seed": p.seed}
+    """The zoo hyper-parameters of ``"ccu"`` from the profile's ``ccu`` part (they enter the hash)."""
+    return {"lam": 1.0, "n_in": p.ccu.centroids, "n_out": p.ccu.centroids, "em_in": p.ccu.em_in_size,
+            "em_out": p.ccu.em_out_size, "gmm_lr": GMM_LR, "seed": p.seed}
 
 
 # --------------------------------------------------------------------------- certificates

@@ -207,16 +207,16 @@ def mnist_5k() -> tuple[Tensor, Tensor]:
 def in_distribution(profile: Profile) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """``(x_train, y_train, x_test, y_test)`` of Fashion-MNIST sized by ``profile``.
 
-    The training set is a seeded random subset of ``profile.train_size`` images (kept
-    in the original order); the test set is the first ``profile.test_size`` images.
+    The training set is a seeded random subset of ``profile.train.train_size`` images (kept
+    in the original order); the test set is the first ``profile.eval.test_size`` images.
     """
     x_train, y_train = _fashion_mnist(data_root(), "train", None)
     x_test, y_test = _fashion_mnist(data_root(), "test", None)
-    n_train = check_positive_int(profile.train_size, "profile.train_size")
-    n_test = check_positive_int(profile.test_size, "profile.test_size")
+    n_train = check_positive_int(profile.train.train_size, "profile.train.train_size")
+    n_test = check_positive_int(profile.eval.test_size, "profile.eval.test_size")
     if n_train > len(x_train) or n_test > len(x_test):
         raise ValueError(
-            f"expected profile.train_size <= {len(x_train)} and profile.test_size <= "
+            f"expected profile.train.train_size <= {len(x_train)} and profile.eval.test_size <= "
             f"{len(x_test)}, got {n_train} and {n_test}"
         )
     if n_train < len(x_train):
@@ -518,14 +518,14 @@ def _display_name(name: str, stand_in_for: str | None, note: str | None = None) 
 
 
 def get_ood_set(name: str, profile: Profile, in_train_x: Tensor | None = None) -> OODSet:
-    """The registered OOD set ``name`` with ``profile.ood_size`` images.
+    """The registered OOD set ``name`` with ``profile.eval.ood_size`` images.
 
     Its seed is :func:`~oodlib.runtime.derive_seed` of ``profile.seed`` and ``name``. Smooth noise
     permutes ``in_train_x`` (default: the profile's Fashion-MNIST training images).
     """
     check_choice(name, list(DATASETS), "OOD set")
     spec = DATASETS[name]
-    n = check_positive_int(profile.ood_size, "profile.ood_size")
+    n = check_positive_int(profile.eval.ood_size, "profile.eval.ood_size")
     if spec.needs_in_distribution and in_train_x is None:
         in_train_x = in_distribution(profile)[0]
     full = _reads_full_source(spec, profile)
@@ -539,7 +539,7 @@ def get_ood_set(name: str, profile: Profile, in_train_x: Tensor | None = None) -
 def ood_sets(
     profile: Profile, in_train_x: Tensor | None = None, skip_missing: bool = False
 ) -> dict[str, OODSet]:
-    """Every OOD test set of ``profile``, ``profile.ood_size`` images each.
+    """Every OOD test set of ``profile``, ``profile.eval.ood_size`` images each.
 
     ``ci``: the offline sets (three noises, MNIST's 5 000-image subset, two stand-ins). ``full``
     and ``smoke`` (``profile.torchvision_sets``): the noises and stand-ins plus MNIST, EMNIST

@@ -227,7 +227,7 @@ def tune_odin(model: nn.Module, x_in: torch.Tensor, x_out: torch.Tensor, profile
 
     ``x_in``/``x_out`` are validation in-distribution and OOD images, never evaluated on.
     """
-    grid = epsilon_grid(profile.odin_num_eps, profile.odin_max_eps)
+    grid = epsilon_grid(profile.odin.num_eps, profile.odin.max_eps)
     return search(odin_grid(model, x_in, list(temperatures), grid),
                   odin_grid(model, x_out, list(temperatures), grid), list(temperatures), grid)
 

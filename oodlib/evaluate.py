@@ -145,15 +145,16 @@ class AttackSettings:
     @classmethod
     def from_profile(cls, profile: Profile) -> AttackSettings:
         """Chapter 06 (ATOM's evaluation attack)."""
-        return cls(profile.atom_eval_eps, profile.atom_eval_steps, profile.atom_eval_step_size,
-                   profile.atom_eval_restarts, tuple(profile.atom_corruption_severities))
+        a = profile.atom
+        return cls(a.eval_eps, a.eval_steps, a.eval_step_size, a.eval_restarts,
+                   tuple(a.corruption_severities))
 
     @classmethod
     def good(cls, profile: Profile) -> AttackSettings:
         """Chapter 05 (GOOD's Table 1): the ``apgd`` threat's radius, APGD steps per start and extra
         uniform starts; ``step_size`` is unused (APGD adapts its own) and set to ε."""
-        return cls(profile.good_eps, profile.good_attack_steps, profile.good_eps,
-                   profile.good_attack_restarts)
+        g = profile.good
+        return cls(g.eps, g.attack_steps, g.eps, g.attack_restarts)
 
     def weak(self, steps: int) -> AttackSettings:
         """The same radius with a weak budget: ``steps`` PGD steps of ε/2, one start (chapter 07)."""

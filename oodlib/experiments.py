@@ -142,7 +142,7 @@ def same_manifold_by_seed(
     rows = []
     for seed in progress(list(seeds), desc="same-manifold seeds"):
         p = profile.replace(seed=int(seed))
-        kept, held = class_split(p.odin_held_out_classes, seed=p.seed)
+        kept, held = class_split(p.odin.held_out_classes, seed=p.seed)
         model = load_subset_model(p, kept).model
         x_in8, _ = subset(x_test, y_test, kept)
         x_held = x_test[torch.isin(y_test, torch.tensor(held))]
@@ -160,12 +160,12 @@ def same_manifold_by_seed(
 
 
 def ablation_models(profile: Profile) -> dict[str, zoo.Entry]:
-    """Table 2's models: ATOM with random sampling and with each q of ``profile.atom_q_grid``
+    """Table 2's models: ATOM with random sampling and with each q of ``profile.atom.q_grid``
     (reduced training in ``ci``, see :func:`~oodlib.atom.ablation_profile`), trained or loaded from the
     zoo."""
     abl = atom.ablation_profile(profile)
     out = {"ATOM (rand. sample)": zoo.load_or_train("atom", profile=abl, sampling="random")}
-    for q in progress(profile.atom_q_grid, desc="ablation models"):
+    for q in progress(profile.atom.q_grid, desc="ablation models"):
         out[f"ATOM (q={q})"] = zoo.load_or_train("atom", profile=abl, q=q)
     return out
 
@@ -193,13 +193,13 @@ def validation_table(profile: Profile, models_: Mapping[str, zoo.Entry] | None =
     """The four threats on the validation split (App. B.7) for the ablation models, cached in the zoo.
 
     In-distribution: the last 1 000 test images (never evaluated on in Tables 1–2); OOD: the
-    first 1 000 held-out pool images (never trained on); ``2 · atom_attack_size`` of them attacked.
+    first 1 000 held-out pool images (never trained on); ``2 · atom.attack_size`` of them attacked.
     """
     models_ = models_ if models_ is not None else ablation_models(profile)
     x_val_in = data.in_distribution(profile)[2][-1000:]
-    pool_val = atom.validation_split(standins.aux_pool_for(profile), profile.atom_holdout)[1][:1000]
+    pool_val = atom.validation_split(standins.aux_pool_for(profile), profile.atom.holdout)[1][:1000]
     attack = AttackSettings.from_profile(profile)
-    size = 2 * profile.atom_attack_size
+    size = 2 * profile.atom.attack_size
     key = {"models": {n: e.weights_hash for n, e in models_.items()}, "attack": attack_key(attack),
            "size": size, "seed": profile.seed, "profile": profile.name, "n_in": len(x_val_in), "version": 2}
     return cached_table("atom-validation", key, lambda: threat_table(

@@ -131,13 +131,13 @@ HPARAMS = ("quantile", "eps", "kappa", "ramp_start", "ramp_end", "lam")
 
 
 def zoo_defaults(profile: Profile) -> dict[str, object]:
-    """GOOD's hyper-parameters from the profile's chapter-05 fields (they enter the zoo hash)."""
+    """GOOD's hyper-parameters from the profile's ``good`` part (they enter the zoo hash)."""
     return {
         "quantile": 1.0,
-        "eps": profile.good_eps,
-        "kappa": profile.good_kappa,
-        "ramp_start": profile.good_ramp[0],
-        "ramp_end": profile.good_ramp[1],
+        "eps": profile.good.eps,
+        "kappa": profile.good.kappa,
+        "ramp_start": profile.good.ramp[0],
+        "ramp_end": profile.good.ramp[1],
     }
 
 

@@ -503,21 +503,21 @@ def run_study(
     """Split, grid-search and set up evaluation of ODIN for ``model`` (§4.4).
 
     ``x_in`` are the in-distribution test images; ``ood`` maps names to images or to
-    :class:`oodlib.data.OODSet` objects. Sizes come from ``profile``: ``odin_tune_in``
-    in-distribution and ``odin_tune_size`` OOD images per set are held out for tuning over
-    ``odin_temperatures`` × :func:`epsilon_grid` (``odin_num_eps``, ``odin_max_eps``); the splits
+    :class:`oodlib.data.OODSet` objects. Sizes come from ``profile.odin``: ``tune_in``
+    in-distribution and ``tune_size`` OOD images per set are held out for tuning over
+    ``temperatures`` × :func:`epsilon_grid` (``num_eps``, ``max_eps``); the splits
     are seeded from ``profile.seed``, the set name and ``tag``. Cost: ``len(T) · (3 + len(ε))``
     forward-pass equivalents per tuning image (see :func:`odin_grid`).
     """
-    temps = np.asarray(profile.odin_temperatures, dtype=np.float64)
-    eps = epsilon_grid(profile.odin_num_eps, profile.odin_max_eps)
+    temps = np.asarray(profile.odin.temperatures, dtype=np.float64)
+    eps = epsilon_grid(profile.odin.num_eps, profile.odin.max_eps)
     images = {k: getattr(v, "x", v) for k, v in ood.items()}
     stand_in = {k: getattr(v, "stand_in_for", None) for k, v in ood.items()}
     check_images(x_in, "x_in")
-    splits = {IN: split_tuning(len(x_in), profile.odin_tune_in, derive_seed(profile.seed, f"odin {tag} in"))}
+    splits = {IN: split_tuning(len(x_in), profile.odin.tune_in, derive_seed(profile.seed, f"odin {tag} in"))}
     for k, x in images.items():
         check_images(x, f"ood[{k!r}]")
-        splits[k] = split_tuning(len(x), profile.odin_tune_size, derive_seed(profile.seed, f"odin {tag} {k}"))
+        splits[k] = split_tuning(len(x), profile.odin.tune_size, derive_seed(profile.seed, f"odin {tag} {k}"))
     tune_in = odin_grid(model, x_in[splits[IN][0]], temps, eps, clip=clip, batch_size=batch_size,
                         desc="grid: in-distribution")
     tune_out, searches = {}, {}

@@ -146,7 +146,8 @@ def provenance_table(profile: Profile, ood: dict[str, data.OODSet], audited: pd.
     """Chapter 00's table: each set's source package, size, licence, role and the audit's result."""
     rows = [{"set": "Fashion-MNIST (in-distribution)", "source package": "Debian dataset-fashion-mnist",
              "source size": "60 000 train + 10 000 test", "licence": "MIT", "stands in for": "— (real)",
-             "used": f"{profile.train_size} train, {profile.test_size} test", "audit vs pool": "—"}]
+             "used": f"{profile.train.train_size} train, {profile.eval.test_size} test",
+             "audit vs pool": "—"}]
     for name, s in ood.items():
         p = provenance(name, full=profile.torchvision_sets)
         verdict = "not audited"
@@ -157,6 +158,6 @@ def provenance_table(profile: Profile, ood: dict[str, data.OODSet], audited: pd.
                      "used": f"{len(s.x)}", "audit vs pool": verdict})
     p = provenance("aux pool")
     rows.append({"set": "aux pool (training)", "source package": p.package, "source size": p.size,
-                 "licence": p.licence, "stands in for": "80M Tiny Images", "used": f"{profile.aux_size}",
-                 "audit vs pool": "—"})
+                 "licence": p.licence, "stands in for": "80M Tiny Images",
+                 "used": f"{profile.train.aux_size}", "audit vs pool": "—"})
     return pd.DataFrame(rows).set_index("set")

@@ -447,11 +447,11 @@ def aux_pool(n: int, seed: int = 0, symbol_fraction: float = 0.15) -> Tensor:
 
 
 def aux_pool_for(profile: Profile) -> Tensor:
-    """The auxiliary pool a profile trains with: ``profile.aux_size`` images, own seed.
+    """The auxiliary pool a profile trains with: ``profile.train.aux_size`` images, own seed.
 
     Built once per process and size (it takes ~1.5 s) and returned as a copy.
     """
-    return _aux_pool_cached(profile.aux_size, derive_seed(profile.seed, "aux pool")).clone()
+    return _aux_pool_cached(profile.train.aux_size, derive_seed(profile.seed, "aux pool")).clone()
 
 
 @functools.lru_cache(maxsize=2)

@@ -29,12 +29,17 @@ from . import acet, atom, ccu, data, good, models, odin_analysis, profiles, stan
 from .profiles import Profile
 from .runtime import atomic_write, cache_dir, default_device, logits, stable_hash
 
-FORMAT_VERSION = 3  #: 2: a class-subset model's test error is on its own classes; 3: the aux pool
-#: draws its symbols from the STIX fonts only (no font shared with the letters test set)
-TRAIN_FIELDS = (
-    "train_size", "epochs", "batch_size", "lr", "weight_decay", "lr_milestones",
-    "aux_size", "pgd_train_steps", "pgd_train_step_size", "eps", "seed",
-)
+#: 2: a class-subset model's test error is on its own classes; 3: the aux pool draws its symbols
+#: from the STIX fonts only (no font shared with the letters test set)
+FORMAT_VERSION = 3
+#: The profile's training fields: their key in a config's ``"train"`` part (the flat names the hashes
+#: have always used, so grouping the profile changed no hash) -> the profile leaf they are read from.
+TRAIN_FIELDS: dict[str, str] = {
+    "train_size": "train.train_size", "epochs": "train.epochs", "batch_size": "train.batch_size",
+    "lr": "train.lr", "weight_decay": "train.weight_decay", "lr_milestones": "train.lr_milestones",
+    "aux_size": "train.aux_size", "pgd_train_steps": "attack.pgd_train_steps",
+    "pgd_train_step_size": "attack.pgd_train_step_size", "eps": "attack.eps", "seed": "seed",
+}
 
 
 @dataclass(frozen=True)
@@ -104,7 +109,7 @@ def make_config(
     arch = arch or profile.model
     if arch not in models.ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; expected one of {sorted(models.ARCHITECTURES)}")
-    prof = profile.asdict()
+    leaves = profile.leaves()
     hparams = method_hparams(method, profile, **hparams)
     return {
         "format": FORMAT_VERSION,
@@ -112,7 +117,7 @@ def make_config(
         "dataset": dataset,
         "arch": arch,
         "profile": profile.name,
-        "train": {k: prof[k] for k in TRAIN_FIELDS},
+        "train": {k: leaves[leaf] for k, leaf in TRAIN_FIELDS.items()},
         "hparams": dict(sorted(hparams.items())),
     }
 
@@ -240,8 +245,9 @@ def load_or_train(
     x, y, x_test, y_test, x_out = _training_data(dataset, profile, plug)
     t0 = time.perf_counter()
     hist = train.fit(
-        model, x, y, plug, epochs=profile.epochs, batch_size=profile.batch_size, lr=profile.lr,
-        weight_decay=profile.weight_decay, lr_milestones=profile.lr_milestones, x_out=x_out,
+        model, x, y, plug, epochs=profile.train.epochs, batch_size=profile.train.batch_size,
+        lr=profile.train.lr, weight_decay=profile.train.weight_decay,
+        lr_milestones=profile.train.lr_milestones, x_out=x_out,
         seed=profile.seed, device=dev, desc=method,
     )
     record = {

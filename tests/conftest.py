@@ -39,8 +39,9 @@ def zoo_cache(tmp_path, monkeypatch):
 @pytest.fixture()
 def tiny_profile():
     """A profile small enough to train in a second (not for results)."""
-    return profiles.CI.replace(name="tiny", train_size=512, test_size=256, epochs=1, batch_size=64,
-                               aux_size=256, ood_size=64, attack_size=16)
+    return profiles.CI.replace(name="tiny",
+                               train={"train_size": 512, "epochs": 1, "batch_size": 64, "aux_size": 256},
+                               eval={"test_size": 256, "ood_size": 64, "attack_size": 16})
 
 
 # Debian's chromium as this machine kind's probe starts it: no sandbox as root, and none of the

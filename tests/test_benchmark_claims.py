@@ -103,7 +103,7 @@ def test_make_detectors_maps_each_zoo_method_to_its_detector():
     x = torch.rand(60, 1, 28, 28, generator=g)
     y = torch.arange(60) % 10
     s = benchmark.Setup(x, y, x[:20], x[20:40], {}, torch.rand(20, 1, 28, 28, generator=g) * 0.3)
-    dets = benchmark.make_detectors(entries, s, profiles.CI.replace(odin_num_eps=2))
+    dets = benchmark.make_detectors(entries, s, profiles.CI.replace(odin={"num_eps": 2}))
     kind = {d.name: d for d in dets}
     assert list(kind) == ["MSP", "ODIN", "energy", "Mahalanobis", "CEDA", "OE", "ACET", "CCU", "GOOD_100",
                           "NTOM", "ATOM"]

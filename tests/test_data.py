@@ -240,7 +240,7 @@ def test_fashion_mnist_from_debian(fmnist_root):
 @needs_debian
 def test_in_distribution_subsets(fmnist_root, monkeypatch):
     monkeypatch.setenv("OODLIB_DATA", str(fmnist_root))
-    profile = profiles.CI.replace(train_size=500, test_size=100)
+    profile = profiles.CI.replace(train={"train_size": 500}, eval={"test_size": 100})
     x, y, xt, yt = data.in_distribution(profile)
     assert x.shape == (500, 1, 28, 28) and y.shape == (500,)
     assert xt.shape == (100, 1, 28, 28)
@@ -249,14 +249,14 @@ def test_in_distribution_subsets(fmnist_root, monkeypatch):
     assert torch.equal(x, data.in_distribution(profile)[0])
     assert not torch.equal(x, data.in_distribution(profile.replace(seed=1))[0])
     with pytest.raises(ValueError, match="train_size"):
-        data.in_distribution(profile.replace(train_size=70000))
+        data.in_distribution(profile.replace(train={"train_size": 70000}))
 
 
 # --- registry -------------------------------------------------------------------------
 
 
 def test_ood_sets_ci():
-    profile = profiles.CI.replace(ood_size=30)
+    profile = profiles.CI.replace(eval={"ood_size": 30})
     sets = data.ood_sets(profile, in_train_x=standins.digits_standin(20, 9))
     assert list(sets) == OFFLINE_SETS
     for name, s in sets.items():
@@ -289,7 +289,7 @@ def test_unknown_ood_set_lists_valid_names():
 
 
 def test_full_only_sets_say_how_to_get_them(offline):
-    profile = profiles.FULL.replace(ood_size=10)
+    profile = profiles.FULL.replace(eval={"ood_size": 10})
     with pytest.raises(FileNotFoundError, match="OODLIB_DOWNLOAD=1") as info:
         data.get_ood_set("MNIST", profile)
     assert "MNIST" in str(info.value)

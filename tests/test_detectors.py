@@ -146,10 +146,10 @@ def test_tuning_helpers_pick_the_lowest_validation_fpr(cnn):
     fprs = [metrics.fpr_at_tpr(mahalanobis.mahalanobis(head, x_in, eps=e),
                                mahalanobis.mahalanobis(head, x_out, eps=e)) for e in grid]
     assert fprs[grid.index(eps)] == min(fprs)
-    pick = detectors.tune_odin(cnn, x_in, x_out, profiles.CI.replace(odin_num_eps=3))
-    assert pick.temperature == 1000.0 and 0.0 <= pick.eps <= profiles.CI.odin_max_eps
+    pick = detectors.tune_odin(cnn, x_in, x_out, profiles.CI.replace(odin={"num_eps": 3}))
+    assert pick.temperature == 1000.0 and 0.0 <= pick.eps <= profiles.CI.odin.max_eps
     # the detectors' fit step is these helpers: an untuned detector refuses to score, a fitted one has them
-    odin_det = detectors.make("odin", "ODIN", cnn, profile=profiles.CI.replace(odin_num_eps=3))
+    odin_det = detectors.make("odin", "ODIN", cnn, profile=profiles.CI.replace(odin={"num_eps": 3}))
     maha_det = detectors.make("mahalanobis", "M", head, grid=grid)
     for det in (odin_det, maha_det):
         with pytest.raises(ValueError, match="call .fit"):

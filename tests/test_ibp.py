@@ -220,9 +220,9 @@ def test_good_trains_and_lowers_its_bound():
 def test_zoo_takes_good_defaults_from_profile():
     cfg = zoo.make_config("good", "fashion_mnist", profiles.CI, arch=profiles.CI.ibp_model, quantile=0.5)
     hp = cfg["hparams"]
-    assert hp["eps"] == profiles.CI.good_eps and hp["kappa"] == profiles.CI.good_kappa
+    assert hp["eps"] == profiles.CI.good.eps and hp["kappa"] == profiles.CI.good.kappa
     assert hp["quantile"] == 0.5
-    assert profiles.FULL.good_eps == 0.3 and 100 in profiles.FULL.good_quantiles
+    assert profiles.FULL.good.eps == 0.3 and 100 in profiles.FULL.good.quantiles
     assert good.quantile_name(0.8) == "GOOD_80"
 
 

@@ -305,8 +305,8 @@ def test_class_subset_plugin_ignores_held_out_classes():
 
 
 def test_run_study_keeps_tuning_images_out_of_evaluation(mlp, tiny_profile):
-    p = tiny_profile.replace(odin_tune_in=20, odin_tune_size=10, odin_temperatures=(1, 1000), odin_num_eps=2,
-                             odin_max_eps=0.004)
+    p = tiny_profile.replace(odin={"tune_in": 20, "tune_size": 10, "temperatures": (1, 1000), "num_eps": 2,
+                                   "max_eps": 0.004})
     gen = torch.Generator().manual_seed(0)
     x_in = torch.rand(60, 1, 28, 28, generator=gen)
     ood = {"dark": torch.rand(30, 1, 28, 28, generator=gen) * 0.3,
@@ -386,8 +386,8 @@ def test_chapter_claim_estimates_on_a_tiny_study(mlp):
     ood = {"uniform noise": torch.rand(215, 1, 28, 28, generator=g),
            "gaussian noise": (0.5 + 0.3 * torch.randn(215, 1, 28, 28, generator=g)).clamp(0, 1),
            "dark": 0.1 * torch.rand(215, 1, 28, 28, generator=g)}
-    prof = profiles.CI.replace(odin_tune_in=30, odin_tune_size=15, odin_temperatures=(1.0, 100.0, 1000.0),
-                               odin_num_eps=2)
+    prof = profiles.CI.replace(odin={"tune_in": 30, "tune_size": 15, "temperatures": (1.0, 100.0, 1000.0),
+                                     "num_eps": 2})
     study = odin.run_study(mlp, x_in, ood, prof)
     ev = {k: study.scorer.images[k] for k in [odin.IN, *study.sets]}
     z = {k: runtime.logits(mlp, x) for k, x in ev.items()}

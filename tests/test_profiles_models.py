@@ -26,10 +26,59 @@ def test_unknown_profile_names_choices(monkeypatch):
 
 def test_profile_is_frozen_and_replace():
     with pytest.raises(AttributeError):
-        profiles.CI.epochs = 5  # type: ignore[misc]
-    p = profiles.CI.replace(epochs=5)
-    assert p.epochs == 5 and profiles.CI.epochs != 5
-    assert profiles.FULL.epochs == 100 and profiles.FULL.pgd_train_steps == 40
+        profiles.CI.seed = 5  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        profiles.CI.train.epochs = 5  # type: ignore[misc]
+    p = profiles.CI.replace(seed=1)
+    assert p.seed == 1 and profiles.CI.seed == 0 and p.train is profiles.CI.train
+    assert profiles.FULL.train.epochs == 100 and profiles.FULL.attack.pgd_train_steps == 40
+
+
+def test_replace_merges_a_dict_into_its_group_or_takes_a_new_group():
+    ci = profiles.CI
+    p = ci.replace(train={"epochs": 3}, atom={"candidates": 100}, seed=2)
+    assert p.train.epochs == 3 and p.train.lr == ci.train.lr and p.train.train_size == ci.train.train_size
+    assert p.atom.candidates == 100 and p.atom.keep == ci.atom.keep and p.seed == 2
+    assert ci.train.epochs == 6 and ci.atom.candidates == 24000  # the original is unchanged
+    new_odin = profiles.OdinSettings(num_eps=2)
+    assert ci.replace(odin=new_odin).odin is new_odin
+    assert ci.replace(train={}) == ci
+    assert ci.replace_leaves({"train.epochs": 3, "atom.candidates": 100, "seed": 2}) == p
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"epochs": 3}, r"unknown profile field 'epochs' \(a field of train: .*expected one of \[.*'train'"),
+    ({"odin_tune_size": 3}, r"unknown profile field 'odin_tune_size' \(a field of odin: "
+                            r"replace\(odin=\{'tune_size': \.\.\.\}\)\); expected one of"),
+    ({"nope": 3}, r"unknown profile field 'nope'; expected one of"),
+    ({"train": {"epoch": 3}}, r"unknown train field 'epoch'; expected one of \['aux_size', 'batch_size'"),
+    ({"atom": {"atom_q": 0.5}}, r"unknown atom field 'atom_q'; expected one of"),
+    ({"train": 3}, r"expected train as Training or a dict of some of its fields, got int"),
+    ({"odin": profiles.CCUSettings()}, r"expected odin as OdinSettings or a dict .*got CCUSettings"),
+])
+def test_replace_names_what_it_expected(changes, message):
+    with pytest.raises(ValueError, match=message):
+        profiles.CI.replace(**changes)
+
+
+def test_replace_leaves_rejects_unknown_names():
+    with pytest.raises(ValueError, match=r"unknown profile group 'training' in 'training.epochs'"):
+        profiles.CI.replace_leaves({"training.epochs": 3})
+    with pytest.raises(ValueError, match="unknown atom field 'nope'"):
+        profiles.CI.replace_leaves({"atom.nope": 3})
+
+
+def test_leaves_and_asdict():
+    leaves = profiles.CI.leaves()
+    assert leaves["train.epochs"] == 6 and leaves["atom.candidates"] == 24000 and leaves["seed"] == 0
+    assert not any(isinstance(v, dict) or dataclasses.is_dataclass(v) for v in leaves.values())
+    d = profiles.CI.asdict()
+    assert d["train"]["epochs"] == 6 and d["odin"]["tune_size"] == 200 and d["name"] == "ci"
+    assert set(d) == {f.name for f in dataclasses.fields(profiles.Profile)}
+    assert set(profiles.GROUPS) <= set(d)
+    # every leaf once: top-level fields plus each group's fields
+    n_groups = sum(len(dataclasses.fields(cls)) for cls in profiles.GROUPS.values())
+    assert len(leaves) == len(d) - len(profiles.GROUPS) + n_groups
 
 
 @pytest.mark.parametrize(
@@ -112,23 +161,26 @@ def test_resnet18_for_28x28_grayscale():
 
 
 def test_smoke_is_full_with_every_field_listed_once():
-    """A new ``full`` field cannot be forgotten: it is either shrunk or kept, by name."""
-    fields = {f.name for f in dataclasses.fields(profiles.Profile)}
+    """A new ``full`` leaf cannot be forgotten: it is either shrunk or kept, by its dotted name."""
+    leaves = set(profiles.FULL.leaves()) - {"name", "assert_claims"}
+    assert "train.epochs" in leaves and "atom.candidates" in leaves and "train" not in leaves
     shrunk, kept = set(profiles.SMOKE_SIZES), set(profiles.SMOKE_KEEPS)
     assert not shrunk & kept, shrunk & kept
-    assert fields - {"name", "assert_claims"} == shrunk | kept
-    smoke = profiles.SMOKE
-    assert smoke.name == "smoke" and not smoke.assert_claims and profiles.FULL.assert_claims
+    assert leaves == shrunk | kept, leaves ^ (shrunk | kept)
+    smoke, full = profiles.SMOKE.leaves(), profiles.FULL.leaves()
+    assert smoke["name"] == "smoke" and not smoke["assert_claims"] and full["assert_claims"]
     for name in kept:
-        assert getattr(smoke, name) == getattr(profiles.FULL, name), name
-    for name in shrunk:  # every shrunk field is no larger than its paper value
-        small, paper = getattr(smoke, name), getattr(profiles.FULL, name)
+        assert smoke[name] == full[name], name
+    for name in shrunk:  # every shrunk leaf is no larger than its paper value
+        small, paper = smoke[name], full[name]
+        assert small == profiles.SMOKE_SIZES[name], name
         assert (len(small) <= len(paper)) if isinstance(paper, tuple) else small <= paper, name
     # the code paths that differ from ci stay FULL's
-    assert smoke.model == "resnet18" and smoke.ibp_model == "good_l" and smoke.torchvision_sets
-    assert smoke.pgd_eval_restarts > 1 and smoke.ccu_attack_proj_rounds > 0 and smoke.atom_out_ratio == 2.0
-    assert len(smoke.good_quantiles) > 1 and set(smoke.bench_good_quantiles) <= set(smoke.good_quantiles)
-    assert smoke.atom_holdout < smoke.aux_size and smoke.atom_keep <= smoke.atom_candidates
+    s = profiles.SMOKE
+    assert s.model == "resnet18" and s.ibp_model == "good_l" and s.torchvision_sets
+    assert s.attack.pgd_eval_restarts > 1 and s.ccu.attack_proj_rounds > 0 and s.atom.out_ratio == 2.0
+    assert len(s.good.quantiles) > 1 and set(s.bench.good_quantiles) <= set(s.good.quantiles)
+    assert s.atom.holdout < s.train.aux_size and s.atom.keep <= s.atom.candidates
 
 
 def test_smoke_profile_by_name(monkeypatch):

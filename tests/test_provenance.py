@@ -45,7 +45,7 @@ def test_nearest_distance_is_the_rms_distance_to_the_closest_image():
 
 @pytest.fixture(scope="module")
 def small_world():
-    profile = profiles.CI.replace(ood_size=300)
+    profile = profiles.CI.replace(eval={"ood_size": 300})
     sets = {k: s.x for k, s in data.ood_sets(profile, in_train_x=noise.uniform_noise(50, 1)).items()}
     return sets, standins.aux_pool(4000, seed=5)
 
@@ -74,7 +74,7 @@ def test_the_audit_fails_on_a_leaked_image_or_source(small_world):
 
 
 def test_provenance_table_lists_every_set_with_the_audit():
-    profile = profiles.CI.replace(ood_size=10)
+    profile = profiles.CI.replace(eval={"ood_size": 10})
     ood = data.ood_sets(profile, in_train_x=noise.uniform_noise(5, 1))
     audited = provenance.audit({k: s.x for k, s in ood.items()}, standins.aux_pool(500, seed=2), sample=10)
     table = provenance.provenance_table(profile, ood, audited)

@@ -20,7 +20,7 @@ TORCHVISION_SETS = {  # registry name -> a file its reader needs
     "CIFAR-100 gray": "cifar-100-python/test",
     "SVHN gray": "test_32x32.mat",
 }
-PROFILE = profiles.SMOKE.replace(ood_size=20)
+PROFILE = profiles.SMOKE.replace(eval={"ood_size": 20})
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ def test_the_images_are_the_written_ones(root):
     from torchvision.datasets import MNIST
 
     written = MNIST(str(root), train=False).data  # the file as torchvision parses it
-    got = data.get_ood_set("MNIST", PROFILE.replace(ood_size=40)).x
+    got = data.get_ood_set("MNIST", PROFILE.replace(eval={"ood_size": 40})).x
     assert torch.equal(got.mul(255).round().to(torch.uint8).flatten(1).sort(0).values,
                        written.flatten(1).sort(0).values)
 
@@ -52,7 +52,7 @@ def test_emnist_letters_are_shown_upright(root):
     from torchvision.datasets import EMNIST
 
     stored = EMNIST(str(root), split="letters", train=False).data  # torchvision: transposed images
-    got = data.get_ood_set("EMNIST letters", PROFILE.replace(ood_size=40)).x[:, 0]
+    got = data.get_ood_set("EMNIST letters", PROFILE.replace(eval={"ood_size": 40})).x[:, 0]
     as_bytes = got.mul(255).round().to(torch.uint8)
     assert any(torch.equal(as_bytes[0], img.T) for img in stored)
     assert not any(torch.equal(as_bytes[0], img) for img in stored)
@@ -87,7 +87,7 @@ def test_smoke_and_full_list_the_torchvision_sets(root):
     x_in = torch.rand(50, 1, 28, 28)
     sets = data.ood_sets(PROFILE, in_train_x=x_in)
     assert set(TORCHVISION_SETS) <= set(sets)
-    ci_sets = data.ood_sets(profiles.CI.replace(ood_size=20), in_train_x=x_in)
+    ci_sets = data.ood_sets(profiles.CI.replace(eval={"ood_size": 20}), in_train_x=x_in)
     assert not set(TORCHVISION_SETS) - {"MNIST"} & set(ci_sets)
     assert "SYNTHETIC" not in ci_sets["MNIST"].description
 
