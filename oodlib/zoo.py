@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from . import acet, atom, ccu, data, good, models, odin_analysis, profiles, standins, train
+from .augment import Augmentation
 from .profiles import Profile
 from .runtime import atomic_write, cache_dir, default_device, logits, stable_hash
 
@@ -40,6 +41,16 @@ TRAIN_FIELDS: dict[str, str] = {
     "aux_size": "train.aux_size", "pgd_train_steps": "attack.pgd_train_steps",
     "pgd_train_step_size": "attack.pgd_train_step_size", "eps": "attack.eps", "seed": "seed",
 }
+#: The training recipe's leaves (optimiser and augmentation): in the hash only where they differ from
+#: ``ci``'s default (Adam, no augmentation), so models trained before the recipe existed keep theirs.
+RECIPE_FIELDS: dict[str, str] = {
+    "optimizer": "train.optimizer", "momentum": "train.momentum", "nesterov": "train.nesterov",
+    "crop_pad": "train.crop_pad", "crop_mode": "train.crop_mode", "hflip": "train.hflip",
+    "autoaugment": "train.autoaugment", "augment_out": "train.augment_out",
+}
+
+RECIPE_DEFAULTS: dict[str, Any] = {
+    k: getattr(profiles.Training, leaf.split(".")[1]) for k, leaf in RECIPE_FIELDS.items()}
 
 
 @dataclass(frozen=True)
@@ -117,9 +128,17 @@ def make_config(
         "dataset": dataset,
         "arch": arch,
         "profile": profile.name,
-        "train": {k: leaves[leaf] for k, leaf in TRAIN_FIELDS.items()},
+        "train": {**{k: leaves[leaf] for k, leaf in TRAIN_FIELDS.items()},
+                  **{k: leaves[leaf] for k, leaf in RECIPE_FIELDS.items()
+                     if leaves[leaf] != RECIPE_DEFAULTS[k]}},
         "hparams": dict(sorted(hparams.items())),
     }
+
+
+def recipe_augmentation(profile: Profile) -> Augmentation:
+    """The :class:`oodlib.augment.Augmentation` of ``profile``'s training recipe (checked here)."""
+    t = profile.train
+    return Augmentation(t.crop_pad, t.crop_mode, t.hflip, t.autoaugment)
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -248,7 +267,9 @@ def load_or_train(
         model, x, y, plug, epochs=profile.train.epochs, batch_size=profile.train.batch_size,
         lr=profile.train.lr, weight_decay=profile.train.weight_decay,
         lr_milestones=profile.train.lr_milestones, x_out=x_out,
-        seed=profile.seed, device=dev, desc=method,
+        seed=profile.seed, device=dev, desc=method, optimizer=profile.train.optimizer,
+        momentum=profile.train.momentum, nesterov=profile.train.nesterov,
+        augment=recipe_augmentation(profile), augment_out=profile.train.augment_out,
     )
     record = {
         "config": json.loads(json.dumps(config, default=str)),

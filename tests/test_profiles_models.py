@@ -51,7 +51,8 @@ def test_replace_merges_a_dict_into_its_group_or_takes_a_new_group():
     ({"odin_tune_size": 3}, r"unknown profile field 'odin_tune_size' \(a field of odin: "
                             r"replace\(odin=\{'tune_size': \.\.\.\}\)\); expected one of"),
     ({"nope": 3}, r"unknown profile field 'nope'; expected one of"),
-    ({"train": {"epoch": 3}}, r"unknown train field 'epoch'; expected one of \['aux_size', 'batch_size'"),
+    ({"train": {"epoch": 3}},
+     r"unknown train field 'epoch'; expected one of \['augment_out', 'autoaugment', 'aux_size'"),
     ({"atom": {"atom_q": 0.5}}, r"unknown atom field 'atom_q'; expected one of"),
     ({"train": 3}, r"expected train as Training or a dict of some of its fields, got int"),
     ({"odin": profiles.CCUSettings()}, r"expected odin as OdinSettings or a dict .*got CCUSettings"),

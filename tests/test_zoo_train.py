@@ -204,3 +204,14 @@ def test_make_optimizer_checks_the_recipe():
         train.make_optimizer("adam", groups, momentum=0.9)
     with pytest.raises(ValueError, match="momentum > 0"):
         train.make_optimizer("sgd", groups, nesterov=True)
+
+
+def test_the_recipe_enters_the_hash_where_it_is_not_cis_default():
+    full = zoo.make_config("plain", "fashion_mnist", profiles.FULL)["train"]
+    assert (full["optimizer"], full["momentum"], full["crop_pad"]) == ("sgd", 0.9, 2)  # CCU App. B, C.1
+    assert "optimizer" not in zoo.make_config("plain", "fashion_mnist", profiles.CI)["train"]
+    flipped = profiles.CI.replace(train={"hflip": True})
+    assert zoo.config_hash(zoo.make_config("plain", "fashion_mnist", flipped)) != zoo.config_hash(
+        zoo.make_config("plain", "fashion_mnist", profiles.CI))
+    with pytest.raises(ValueError, match="mode"):
+        zoo.recipe_augmentation(profiles.CI.replace(train={"crop_pad": 2, "crop_mode": "wrap"}))
