@@ -1,4 +1,4 @@
-"""Command line: ``python -m oodlib {train,evaluate,list,export} ...``.
+"""Command line: ``python -m oodlib {train,evaluate,list,export,zoo,synthetic-data} ...``.
 
 Examples::
 
@@ -10,6 +10,8 @@ Examples::
     python -m oodlib export claims.md --claims     # every chapter's verdicts (after the chapters ran)
     python -m oodlib export claims.md --claims --readme README.md   # ... also into the README's table
     OODLIB_CLAIMS=DIR python -m oodlib export seeds.md --claims --seeds 0 1 2   # verdicts by run seed
+    python -m oodlib zoo export zoo.tar --profile full   # a trained zoo in one archive (hashes listed)
+    python -m oodlib zoo import zoo.tar            # check every file, then add the models to the zoo
     python -m oodlib synthetic-data DIR            # smoke: small synthetic MNIST/EMNIST/CIFAR/SVHN files
 
 Unknown method, profile or device names exit with status 2 and a message that
@@ -170,6 +172,17 @@ def cmd_export(args: argparse.Namespace) -> None:
     print(f"wrote {len(df)} rows to {out}")
 
 
+def cmd_zoo_export(args: argparse.Namespace) -> None:
+    stems = zoo.export_archive(args.archive, profile=args.profile)
+    print(f"wrote {len(stems)} models from {cache_dir()} to {args.archive}")
+
+
+def cmd_zoo_import(args: argparse.Namespace) -> None:
+    added = zoo.import_archive(args.archive, overwrite=args.overwrite)
+    print(f"checked {args.archive}; added {len(added)} models to {cache_dir()}"
+          + (f": {', '.join(added)}" if added else " (the zoo already held them)"))
+
+
 def cmd_synthetic_data(args: argparse.Namespace) -> None:
     files = synthetic_files.write(args.root, n=args.images, seed=args.seed)
     print(f"wrote {len(files)} synthetic files ({', '.join(synthetic_files.SETS)}; {args.images} images "
@@ -205,6 +218,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--profile", help="ci, full or smoke (default: $OODLIB_PROFILE or ci)")
     s.add_argument("--device", help="cpu or cuda (default: CUDA when present)")
     s.set_defaults(func=cmd_export)
+    s = sub.add_parser("zoo", help="move a trained zoo: export it to one archive, or import one")
+    zsub = s.add_subparsers(dest="zoo_command", required=True)
+    z = zsub.add_parser("export", help="write the cached models (and their records) to one .tar archive")
+    z.add_argument("archive", help="the archive to write")
+    z.add_argument("--profile", help="only the models of this profile (default: all)")
+    z.set_defaults(func=cmd_zoo_export)
+    z = zsub.add_parser("import", help="check every file of an archive, then add its models to the zoo")
+    z.add_argument("archive", help="an archive written by `zoo export`")
+    z.add_argument("--overwrite", action="store_true", help="replace models the zoo holds with other weights")
+    z.set_defaults(func=cmd_zoo_import)
     s = sub.add_parser("synthetic-data",
                        help="write synthetic files in torchvision's formats (smoke profile)")
     s.add_argument("root", help="a data root of its own (never a real one: files are overwritten)")

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import json
+import tarfile
 import time
 import warnings
 from collections.abc import Callable
@@ -317,3 +319,114 @@ def list_cache() -> list[dict[str, Any]]:
             "hparams": cfg.get("hparams"),
         })
     return rows
+
+
+# --------------------------------------------------------------------------- moving a trained zoo
+
+ARCHIVE_MANIFEST = "MANIFEST.json"  #: the archive's table of contents: file -> SHA-256, per entry
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def export_archive(archive: str | Path, profile: str | None = None) -> list[str]:
+    """Write the cached models (of ``profile``, or all) to one ``.tar`` archive; returns their stems.
+
+    Each checkpoint travels with its JSON record; ``MANIFEST.json`` lists every file with its
+    SHA-256, so :func:`import_archive` can check each one: a lab trains the zoo once and readers
+    import it instead of training. Evaluation caches (``*.table.pkl``) stay behind.
+    """
+    archive = Path(archive)
+    stems = []
+    for rec_path in sorted(cache_dir().glob("*.json")):
+        ckpt = rec_path.with_suffix(".pt")
+        try:
+            rec = json.loads(rec_path.read_text())
+            cfg = rec["config"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue  # not a model record (e.g. a cached table's sidecar)
+        if ckpt.is_file() and (profile is None or cfg.get("profile") == profile):
+            stems.append(rec_path.stem)
+    if not stems:
+        raise ValueError(f"expected trained models in {cache_dir()} (profile {profile or 'any'}), "
+                         "found none")
+    manifest: dict[str, Any] = {"format": FORMAT_VERSION, "entries": {}}
+
+    def write(path: Path) -> None:
+        with tarfile.open(path, "w") as tar:
+            for stem in stems:
+                files = {}
+                for suffix in (".pt", ".json"):
+                    blob = (cache_dir() / f"{stem}{suffix}").read_bytes()  # read once: hashed = archived
+                    files[f"{stem}{suffix}"] = _sha256(blob)
+                    _add(tar, f"{stem}{suffix}", blob)
+                manifest["entries"][stem] = files
+            _add(tar, ARCHIVE_MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
+
+    atomic_write(archive, write)
+    return stems
+
+
+def _add(tar: tarfile.TarFile, name: str, blob: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(blob)
+    tar.addfile(info, io.BytesIO(blob))
+
+
+def import_archive(archive: str | Path, overwrite: bool = False) -> list[str]:
+    """Check and unpack an archive of :func:`export_archive` into the zoo; returns the stems added.
+
+    Every file must be listed in the manifest with its SHA-256, every record's configuration must
+    hash to the name it carries (:func:`config_hash`), and nothing but plain files with plain
+    names is read (no paths, no links). Anything else is a ``ValueError`` naming the file; nothing
+    is written until the whole archive has passed. An entry already in the zoo is kept if it is
+    byte-identical, and otherwise refused unless ``overwrite``.
+    """
+    archive = Path(archive)
+    if not archive.is_file():
+        raise FileNotFoundError(f"no zoo archive at {archive}; write one with "
+                                "`python -m oodlib zoo export ARCHIVE`")
+    try:
+        with tarfile.open(archive, "r") as tar:
+            members = tar.getmembers()
+            bad = [m.name for m in members if not m.isfile() or Path(m.name).name != m.name]
+            if bad:
+                raise ValueError(f"zoo archive {archive} holds entries that are not plain files: {bad[:3]}")
+            files = {m.name: tar.extractfile(m).read() for m in members}
+    except tarfile.TarError as err:
+        raise ValueError(f"{archive} is not a readable tar archive ({err})") from err
+    if ARCHIVE_MANIFEST not in files:
+        raise ValueError(f"zoo archive {archive} has no {ARCHIVE_MANIFEST}")
+    manifest = json.loads(files.pop(ARCHIVE_MANIFEST))
+    listed = {name: digest for entry in manifest.get("entries", {}).values()
+              for name, digest in entry.items()}
+    if set(listed) != set(files):
+        raise ValueError(f"zoo archive {archive}: files and manifest differ: "
+                         f"{sorted(set(listed) ^ set(files))[:4]}")
+    for name, digest in listed.items():
+        if _sha256(files[name]) != digest:
+            raise ValueError(f"zoo archive {archive}: {name} does not match its SHA-256 "
+                             "(corrupt or changed)")
+    for stem in manifest["entries"]:
+        try:
+            record = json.loads(files[f"{stem}.json"])
+            key = config_hash(record["config"])
+        except (KeyError, TypeError, json.JSONDecodeError) as err:
+            raise ValueError(f"zoo archive {archive}: {stem}.json is not a zoo record ({err})") from err
+        if record.get("hash") != key or not stem.endswith(key):
+            raise ValueError(f"zoo archive {archive}: {stem}'s configuration hashes to {key}, "
+                             f"not to the name it carries")
+    added = []
+    for stem in manifest["entries"]:
+        names = [f"{stem}.pt", f"{stem}.json"]
+        present = [p for p in (cache_dir() / n for n in names) if p.exists()]
+        if len(present) == len(names) and all(p.read_bytes() == files[p.name] for p in present):
+            continue
+        if present and not overwrite:
+            raise ValueError(f"{stem} is already in the zoo ({cache_dir()}) with other weights; "
+                             f"pass overwrite=True (--overwrite) to replace it")
+        for n in names:
+            atomic_write(cache_dir() / n, files[n])
+        added.append(stem)
+    return added

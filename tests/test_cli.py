@@ -118,3 +118,11 @@ def test_export_verdicts_by_seed(tmp_path, monkeypatch, capsys):
     text = readme.read_text()
     assert "1 verdicts moved (1 between holds and does not hold here)" in text and "keep" in text
     assert "stale table" not in text and "| yes" in text
+
+
+def test_zoo_export_and_import_commands(zoo_cache, tmp_path, capsys):
+    archive = tmp_path / "zoo.tar"
+    assert cli.main(["zoo", "export", str(archive)]) == 2  # an empty zoo: a clear error, no traceback
+    assert "found none" in capsys.readouterr().err
+    assert cli.main(["zoo", "import", str(archive)]) == 2
+    assert "zoo export" in capsys.readouterr().err

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import io
 import json
+import tarfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -215,3 +218,40 @@ def test_the_recipe_enters_the_hash_where_it_is_not_cis_default():
         zoo.make_config("plain", "fashion_mnist", profiles.CI))
     with pytest.raises(ValueError, match="mode"):
         zoo.recipe_augmentation(profiles.CI.replace(train={"crop_pad": 2, "crop_mode": "wrap"}))
+
+
+def test_zoo_archive_round_trip_checks_every_file(zoo_cache, tiny_profile, tmp_path, monkeypatch):
+    entry = zoo.load_or_train("plain", profile=tiny_profile)
+    archive = tmp_path / "zoo.tar"
+    assert zoo.export_archive(archive, profile="tiny") == [entry.path.stem]
+    monkeypatch.setenv("OODLIB_CACHE", str(tmp_path / "reader"))  # a reader's empty zoo
+    assert zoo.import_archive(archive) == [entry.path.stem]
+    again = zoo.load_or_train("plain", profile=tiny_profile)  # loaded, not retrained
+    assert again.record["created"] == entry.record["created"] and again.weights_hash == entry.weights_hash
+    assert zoo.import_archive(archive) == []  # identical entries are kept
+
+    def tampered(name: str, change) -> Path:
+        with tarfile.open(archive) as tar:
+            files = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
+        files = change(files)
+        out = tmp_path / f"bad-{name}.tar"
+        with tarfile.open(out, "w") as tar:
+            for n, blob in files.items():
+                info = tarfile.TarInfo(n)
+                info.size = len(blob)
+                tar.addfile(info, io.BytesIO(blob))
+        return out
+
+    pt = f"{entry.path.stem}.pt"
+    flipped = tampered("bytes", lambda f: {**f, pt: f[pt][:-1] + bytes([f[pt][-1] ^ 1])})
+    with pytest.raises(ValueError, match="SHA-256"):
+        zoo.import_archive(flipped)
+    with pytest.raises(ValueError, match="not plain files"):
+        zoo.import_archive(tampered("path", lambda f: {**f, "../escape.pt": b"x"}))
+    with pytest.raises(ValueError, match="MANIFEST"):
+        zoo.import_archive(tampered("manifest", lambda f: {k: f[k] for k in f if k != zoo.ARCHIVE_MANIFEST}))
+    with pytest.raises(FileNotFoundError, match="zoo export"):
+        zoo.import_archive(tmp_path / "missing.tar")
+    monkeypatch.setenv("OODLIB_CACHE", str(tmp_path / "empty"))
+    with pytest.raises(ValueError, match="found none"):
+        zoo.export_archive(tmp_path / "none.tar")
