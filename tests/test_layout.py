@@ -18,7 +18,7 @@ PACKAGE = Path(oodlib.__file__).parent
 LAYERS = [
     ("validation", "profiles", "runtime"),
     ("noise", "standins", "synthetic_files", "metrics", "models", "augment"),
-    ("data", "provenance", "intervals", "claims", "attacks", "apgd", "corruptions", "ibp", "gmm",
+    ("data", "datasets", "provenance", "intervals", "claims", "attacks", "apgd", "corruptions", "ibp", "gmm",
      "ball_attack", "train"),
     ("toy", "relu_theory", "acet", "odin", "odin_analysis", "mahalanobis", "ccu", "good", "atom",
      "gaussian_model"),
