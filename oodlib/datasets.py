@@ -46,6 +46,7 @@ from torch import Tensor
 from torchvision.datasets import CIFAR10, CIFAR100, DTD, MNIST, SVHN, Places365
 
 from . import data, noise, synthetic_files
+from .profiles import Profile
 from .runtime import derive_seed, torch_generator
 from .validation import check_choice, check_images, check_positive_int
 
@@ -518,3 +519,24 @@ def _paper_shape(shape: tuple[int, int, int]) -> tuple[int, int, int]:
     if shape not in (GREY28, COLOUR32):
         raise ValueError(f"expected shape {GREY28} or {COLOUR32}, got {shape}")
     return shape  # type: ignore[return-value]
+
+
+def in_distribution(name: str, profile: Profile) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``(x_train, y_train, x_test, y_test)`` of in-distribution set ``name`` sized by ``profile``.
+
+    Fashion-MNIST is :func:`oodlib.data.in_distribution` (unchanged). For the others the training
+    set is a seeded subset of ``profile.train.train_size`` images, or the whole split when that is
+    smaller (CIFAR's 50 000 against ``full``'s 60 000), and the test set the first
+    ``profile.eval.test_size`` test images (all of them when there are fewer).
+    """
+    spec = IN_DISTRIBUTIONS[check_choice(name, list(IN_DISTRIBUTIONS), "in-distribution set")]
+    if spec.name == "fashion_mnist":
+        return data.in_distribution(profile)
+    x, y = load(spec.name, "train")
+    n_train = min(check_positive_int(profile.train.train_size, "profile.train.train_size"), len(x))
+    keep = _pick(len(x), n_train, derive_seed(profile.seed, f"{spec.name} train subset"),
+                 f"{spec.title} train")
+    x_test, y_test = load(spec.name, "test")
+    n_test = min(check_positive_int(profile.eval.test_size, "profile.eval.test_size"), len(x_test))
+    return x[keep], y[keep], x_test[:n_test], y_test[:n_test]
+

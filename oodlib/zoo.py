@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import acet, atom, ccu, data, good, models, odin_analysis, profiles, standins, train
+from . import acet, atom, ccu, datasets, good, models, odin_analysis, profiles, standins, train
 from .augment import Augmentation
 from .profiles import Profile
 from .runtime import atomic_write, cache_dir, default_device, logits, stable_hash
@@ -117,8 +117,8 @@ def make_config(
 ) -> dict[str, Any]:
     """The full configuration that identifies a zoo entry."""
     check_hparams(method, hparams)
-    if dataset not in data.NUM_CLASSES:
-        raise ValueError(f"unknown dataset {dataset!r}; expected one of {list(data.NUM_CLASSES)}")
+    if dataset not in datasets.IN_DISTRIBUTIONS:
+        raise ValueError(f"unknown dataset {dataset!r}; expected one of {list(datasets.IN_DISTRIBUTIONS)}")
     arch = arch or profile.model
     if arch not in models.ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; expected one of {sorted(models.ARCHITECTURES)}")
@@ -212,8 +212,14 @@ def load_checkpoint(path: str | Path, model: nn.Module) -> nn.Module:
 
 
 def _training_data(dataset: str, profile: Profile, method: train.Method):
-    x, y, x_test, y_test = data.in_distribution(profile)
-    x_out = standins.aux_pool_for(profile) if method.out_source == "aux" else None
+    x, y, x_test, y_test = datasets.in_distribution(dataset, profile)
+    x_out = None
+    if method.out_source == "aux":
+        if dataset != "fashion_mnist":  # the papers' pools: 80M Tiny Images / 300K random images
+            raise ValueError(f"expected dataset 'fashion_mnist' for method {method.name!r}: its auxiliary "
+                             f"pool for {dataset!r} (the papers' 80M Tiny Images, or the 300K random images "
+                             "of oodlib.datasets) is not wired to the zoo yet")
+        x_out = standins.aux_pool_for(profile)
     return x, y, x_test, y_test, x_out
 
 
@@ -245,11 +251,15 @@ def load_or_train(
     ckpt = checkpoint_path(method, dataset, profile, arch, **hparams)
     stem = ckpt.stem
     record_path = ckpt.with_suffix(".json")
-    num_classes = int(config["hparams"].get("num_classes", data.NUM_CLASSES[dataset]))
+    spec = datasets.IN_DISTRIBUTIONS[dataset]
+    num_classes = int(config["hparams"].get("num_classes", spec.num_classes))
+    shape = {"in_channels": spec.shape[0], "image_size": spec.shape[1]}  # image models: the set's own shape
+    if config["arch"] in ("mlp", "toy_mlp"):
+        shape = {"in_features": int(torch.tensor(spec.shape).prod())} if config["arch"] == "mlp" else {}
     plug = make_method(method, **config["hparams"])
 
     def fresh() -> nn.Module:
-        return plug.wrap(models.build(config["arch"], num_classes=num_classes, seed=profile.seed))
+        return plug.wrap(models.build(config["arch"], num_classes=num_classes, seed=profile.seed, **shape))
 
     model = fresh()
     dev = default_device(device)
@@ -282,7 +292,7 @@ def load_or_train(
         "train_time_s": hist.wall_time_s,
         "history": hist.logs,
         "test_error": classification_error(model, *plug.test_split(x_test, y_test),
-                                           num_classes=data.NUM_CLASSES[dataset]),
+                                           num_classes=spec.num_classes),
         "eval": {},
     }
     atomic_write(ckpt, lambda p: torch.save(model.state_dict(), p))
@@ -326,8 +336,8 @@ def list_cache() -> list[dict[str, Any]]:
 ARCHIVE_MANIFEST = "MANIFEST.json"  #: the archive's table of contents: file -> SHA-256, per entry
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def _sha256(blob: bytes) -> str:
+    return hashlib.sha256(blob).hexdigest()
 
 
 def export_archive(archive: str | Path, profile: str | None = None) -> list[str]:

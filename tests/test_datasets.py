@@ -18,7 +18,7 @@ import pytest
 import torch
 from PIL import Image
 
-from oodlib import data, datasets, synthetic_files
+from oodlib import data, datasets, synthetic_files, zoo
 
 N_TEST, N_TRAIN = 12, 20
 TORCHVISION_FILES = {  # in-distribution set -> a file its reader needs, per split
@@ -322,3 +322,25 @@ def test_write_keeps_its_default_and_records_what_it_adds(tmp_path):
     assert synthetic_files.synthetic_sets(tmp_path) == set(synthetic_files.SETS + synthetic_files.EXTRA_SETS)
     with pytest.raises(ValueError, match="n_train as a positive integer"):
         synthetic_files.write(tmp_path, n=6, n_train=-1)
+
+
+# --- the zoo on the papers' sets ----------------------------------------------
+
+
+@pytest.mark.parametrize("name, arch", [("cifar10", "small_cnn"), ("svhn", "mlp"), ("mnist", "lenet")])
+def test_the_zoo_trains_on_a_papers_set_at_its_own_shape(root, zoo_cache, tiny_profile, name, arch):
+    spec = datasets.IN_DISTRIBUTIONS[name]
+    entry = zoo.load_or_train("plain", dataset=name, arch=arch,
+                              profile=tiny_profile.replace(train={"train_size": N_TRAIN}))
+    x, _, x_test, _ = datasets.in_distribution(name, tiny_profile)
+    assert x.shape[1:] == spec.shape and len(x) == N_TRAIN  # the whole (synthetic) split: fewer than asked
+    assert len(x_test) == min(tiny_profile.eval.test_size, N_TEST)
+    assert entry.model(x_test[:2].to(next(entry.model.parameters()).device)).shape == (2, spec.num_classes)
+    assert entry.record["config"]["dataset"] == name and 0.0 <= entry.record["test_error"] <= 1.0
+
+
+def test_outlier_methods_name_the_missing_pool(root, zoo_cache, tiny_profile):
+    with pytest.raises(ValueError, match="auxiliary pool for 'cifar10'"):
+        zoo.load_or_train("oe", dataset="cifar10", profile=tiny_profile)
+    with pytest.raises(ValueError, match="unknown dataset 'imagenet'"):
+        zoo.make_config("plain", "imagenet", tiny_profile)
