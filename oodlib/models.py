@@ -128,26 +128,29 @@ def lenet(num_classes: int = 10, in_channels: int = 1, image_size: int = 28) -> 
     )
 
 
-def good_l(num_classes: int = 10, in_channels: int = 1, image_size: int = 28) -> nn.Sequential:
-    """The "large" IBP CNN (Gowal et al. 2018; GOOD's MNIST model, App. Table 2)."""
+def _ibp_cnn(num_classes: int, in_channels: int, image_size: int, width: int, hidden: int) -> nn.Sequential:
+    """GOOD's IBP CNNs: conv 3×3 (w, w, 2w stride 2, 2w, 2w), ``hidden`` affine layers of 512, the head.
+
+    ``good_l`` is ``width=64, hidden=1``, ``good_xl`` ``width=128, hidden=2`` (one layout, two sizes).
+    """
     _check_image_args(num_classes, in_channels, image_size)
     side = _half(image_size)
-    return nn.Sequential(
-        nn.Conv2d(in_channels, 64, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(64, 64, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(64, 128, 3, stride=2, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(128, 128, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(128, 128, 3, padding=1),
-        nn.ReLU(),
-        nn.Flatten(),
-        nn.Linear(128 * side * side, 512),
-        nn.ReLU(),
-        nn.Linear(512, num_classes),
-    )
+    layers: list[nn.Module] = []
+    for c_in, c_out, stride in [(in_channels, width, 1), (width, width, 1), (width, 2 * width, 2),
+                                (2 * width, 2 * width, 1), (2 * width, 2 * width, 1)]:
+        layers += [nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1), nn.ReLU()]
+    layers.append(nn.Flatten())
+    features = 2 * width * side * side
+    for _ in range(hidden):
+        layers += [nn.Linear(features, 512), nn.ReLU()]
+        features = 512
+    layers.append(nn.Linear(features, num_classes))
+    return nn.Sequential(*layers)
+
+
+def good_l(num_classes: int = 10, in_channels: int = 1, image_size: int = 28) -> nn.Sequential:
+    """The "large" IBP CNN (Gowal et al. 2018; GOOD's MNIST model, App. Table 2)."""
+    return _ibp_cnn(num_classes, in_channels, image_size, width=64, hidden=1)
 
 
 def good_xl(num_classes: int = 10, in_channels: int = 1, image_size: int = 28) -> nn.Sequential:
@@ -173,26 +176,7 @@ def good_xl(num_classes: int = 10, in_channels: int = 1, image_size: int = 28) -
     At 1×28×28 the first convolution has 1,280 parameters and the first affine layer is
     Linear(256·14·14 → 512), 25,690,624: 27,582,602 in all.
     """
-    _check_image_args(num_classes, in_channels, image_size)
-    side = _half(image_size)
-    return nn.Sequential(
-        nn.Conv2d(in_channels, 128, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(128, 128, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(128, 256, 3, stride=2, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(256, 256, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(256, 256, 3, padding=1),
-        nn.ReLU(),
-        nn.Flatten(),
-        nn.Linear(256 * side * side, 512),
-        nn.ReLU(),
-        nn.Linear(512, 512),
-        nn.ReLU(),
-        nn.Linear(512, num_classes),
-    )
+    return _ibp_cnn(num_classes, in_channels, image_size, width=128, hidden=2)
 
 
 def mlp(num_classes: int = 10, in_features: int = 784, hidden: int = 256) -> nn.Sequential:
