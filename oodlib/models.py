@@ -257,6 +257,12 @@ class DenseBottleneck(nn.Module):
         return torch.cat([x, self.h(x)], dim=1)
 
 
+def _preact_head(channels: int, num_classes: int) -> list[nn.Module]:
+    """The head of the pre-activation networks (DenseNet-BC, WRN): BN-ReLU, global average pool, linear."""
+    return [nn.BatchNorm2d(channels), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            nn.Linear(channels, num_classes)]
+
+
 def densenet_bc(
     num_classes: int = 10,
     in_channels: int = 1,
@@ -306,14 +312,7 @@ def densenet_bc(
                 )
             )
             channels = out
-    layers += [
-        nn.BatchNorm2d(channels),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(channels, num_classes),
-    ]
-    return nn.Sequential(*layers)
+    return nn.Sequential(*layers, *_preact_head(channels, num_classes))
 
 
 class WideBasicBlock(nn.Module):
@@ -377,14 +376,7 @@ def wide_resnet(
             blocks.append(WideBasicBlock(channels, width, stride if i == 0 else 1, p))
             channels = width
         layers.append(nn.Sequential(*blocks))
-    layers += [
-        nn.BatchNorm2d(channels),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(channels, num_classes),
-    ]
-    return nn.Sequential(*layers)
+    return nn.Sequential(*layers, *_preact_head(channels, num_classes))
 
 
 def wrn_28_10(
