@@ -158,8 +158,10 @@ def good_xl(num_classes: int = 10, in_channels: int = 1, image_size: int = 28) -
 
     ``good_l`` with every convolution twice as wide and one more hidden affine layer; all 3×3
     convolutions have padding 1, only the third has stride 2; ReLU after every layer but the last;
-    no batch norm, so :mod:`oodlib.ibp` certifies it. Parameters (weights + biases) at
-    ``in_channels=3, image_size=32``, 10 classes (the paper gives no count):
+    no batch norm, so :mod:`oodlib.ibp` certifies it. The copy of the paper this book reads ends
+    before its appendix, so this layer list follows the authors' published "XL" configuration (a
+    fact, not their code) and still has to be checked against App. Table 2. Parameters (weights +
+    biases) at ``in_channels=3, image_size=32``, 10 classes (the paper gives no count):
 
     ====================================  ==========
     Conv2d(3 → 128, 3×3)                       3,584
