@@ -6,7 +6,7 @@
   images; Hein et al. 2019, §5: random crops on every set).
 * Random horizontal flips (CIFAR in CCU, Hein et al. and ATOM; never on digits).
 * AutoAugment (Cubuk et al. 2019) for GOOD on SVHN and CIFAR-10 (Bitterwolf et al. 2020, §4.1), on
-  the in- and the out-batches: torchvision's :class:`~torchvision.transforms.v2.AutoAugment` with
+  the in- and the out-batches: torchvision's ``torchvision.transforms.v2.AutoAugment`` with
   the CIFAR-10 or SVHN policy.
 
 Crops and flips are written here rather than taken from ``torchvision.transforms`` because a

@@ -8,7 +8,7 @@ holds them as parameters:
   constants, torchvision class and split names, the papers that train on it and the OOD test sets each
   of those papers reports for it (with the section or table that says so);
 * :func:`load`: ``(x, y)`` of a set's train or test split, float in [0, 1] at its own shape, read by
-  torchvision from the data root through :func:`oodlib.data._torchvision_dataset` (one mechanism:
+  torchvision from the data root through ``oodlib.data._torchvision_dataset`` (one mechanism:
   missing files name themselves and the fix, corrupt ones raise ``ValueError``); Fashion-MNIST
   through :func:`oodlib.data.load_fashion_mnist`;
 * :func:`convert`: colour 32×32 ↔ grey 28×28, as the papers convert;
@@ -318,7 +318,7 @@ def convert(x: Tensor, shape: tuple[int, int, int]) -> Tensor:
     """Images ``x`` in [0, 1] converted to ``shape``, :data:`GREY28` or :data:`COLOUR32`, as the papers do.
 
     * colour 32×32 → grey 28×28: BT.601 luma, then an antialiased bilinear resize
-      (:func:`oodlib.data._gray28`). GOOD (Table 1), CCU (§4, "GrCIFAR10") and Hein et al. (Table 1,
+      (``oodlib.data._gray28``). GOOD (Table 1), CCU (§4, "GrCIFAR10") and Hein et al. (Table 1,
       "grayCIFAR-10") test MNIST / Fashion-MNIST models on CIFAR-10 made so; the book's Fashion-MNIST
       chapters need it for every colour set.
     * grey 28×28 → colour 32×32: the channel replicated three times, then a bilinear resize. None of

@@ -281,6 +281,12 @@ def test_every_page_reads_in_a_real_browser(readings):
     assert (SHOTS / "notation.png").exists()
 
 
+def test_api_reference_shows_a_rendered_signature_in_the_browser(readings):
+    """The API reference, opened in Chromium, shows a function's signature as a reader sees it."""
+    text = readings["methods"][0]["text"]
+    assert re.search(r"oodlib\.ccu\.theorem31\(\s*model,\s*z,\s*x_train\s*\)", text), text[:500]
+
+
 def test_explorations_move_without_a_kernel(readings):
     """Each chapter's exploration is a slider in the static page: moving it shows another frame."""
     moved = []
