@@ -18,6 +18,7 @@ Data, models and mechanisms
   ``models``          the architectures
   ``augment``         the papers' training augmentation: per-image crops, flips, AutoAugment
   ``metrics``         AUROC (also conservative), AUPR, FPR at 95 % TPR, detection error, MMC
+  ``beside``          the paper's number beside ours: the one layout of every such table
   ``intervals``       bootstrap over images, exact binomial, Student-t over seeds, dtype tolerances
   ``claims``          claims with a scope (one model / training seeds / every model) and a three-way verdict
   ``attacks``         PGD on an objective of the logits (``objective(logits, y)``)
@@ -60,8 +61,8 @@ import importlib
 __version__ = "0.1.0"
 
 __all__ = [
-    "acet", "apgd", "atom", "attacks", "augment", "ball_attack", "benchmark", "ccu", "chapter", "claims",
-    "cli", "corruptions", "data", "datasets", "detectors", "evaluate", "experiments", "explorer",
+    "acet", "apgd", "atom", "attacks", "augment", "ball_attack", "benchmark", "beside", "ccu", "chapter",
+    "claims", "cli", "corruptions", "data", "datasets", "detectors", "evaluate", "experiments", "explorer",
     "gaussian_model", "gmm", "good", "ibp", "intervals", "mahalanobis", "metrics", "models", "noise",
     "odin", "odin_analysis", "plots", "profiles", "provenance", "relu_theory", "runtime", "scores",
     "standins", "synthetic_files", "toy", "train", "validation", "zoo",

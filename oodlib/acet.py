@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import attacks, noise, train
+from . import attacks, beside, noise, train
 from .data import label
 from .profiles import Profile
 from .validation import check_choice, check_number, check_positive_int, describe
@@ -246,11 +246,10 @@ def table1_beside_paper(table: pd.DataFrame, pairs: Mapping[str, str],
             sel = part[part.ood_set.str.startswith(ours)].set_index("metric").value
             row = {"paper set (MNIST)": paper_set, "our set": label(ours, None), "model": model}
             for metric, p in zip(TABLE1_METRICS, paper_sets[paper_set], strict=True):
-                row[f"{metric} paper"] = "—" if p is None else p
-                row[f"{metric} ours"] = round(float(sel[metric]), 3) if metric in sel else "—"
+                row[metric] = beside.Pair(p, round(float(sel[metric]), 3) if metric in sel else None)
             rows.append(row)
         if model in test_error:
             rows.append({"paper set (MNIST)": "test error (%)", "our set": "Fashion-MNIST test",
-                         "model": model, "MMC paper": paper_te,
-                         "MMC ours": round(100 * float(test_error[model]), 2)})
-    return pd.DataFrame(rows).set_index(["paper set (MNIST)", "our set", "model"]).fillna("—")
+                         "model": model,
+                         "MMC": beside.Pair(paper_te, round(100 * float(test_error[model]), 2))})
+    return beside.table(rows, index=["paper set (MNIST)", "our set", "model"])

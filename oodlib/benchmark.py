@@ -29,8 +29,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import atom, claims, data, detectors, evaluate, experiments, good, mahalanobis, runtime, standins, zoo
+from . import atom, beside, claims, data, detectors, evaluate, experiments, good, mahalanobis, standins, zoo
 from .profiles import Profile
+from .runtime import predict_proba
 
 METRICS = ("FPR95", "AUROC", "AUROC_cons")
 VERSION = 4  #: enters the cache key: bump when the evaluation code or data change numbers (4: real MNIST)
@@ -233,11 +234,11 @@ def accuracy_costs(entries: Mapping[str, zoo.Entry], base: str = "plain") -> pd.
     for name, e in entries.items():
         err = 100 * float(e.record["test_error"])
         paper, source = PAPER_ACCURACY_COST.get(name, (None, "—"))
-        rows.append({"model": name, "test error (%)": round(err, 2), "cost (points)": round(err - err0, 2),
-                     "paper cost (points)": "—" if paper is None else paper,
-                     "within paper's cost (+0.5)": "—" if paper is None or name == base
+        rows.append({"model": name, "test error (%)": round(err, 2),
+                     "cost (points)": beside.Pair(paper, round(err - err0, 2)),
+                     "within paper's cost (+0.5)": None if paper is None or name == base
                      else ("yes" if err - err0 <= paper + 0.5 else "no"), "paper source": source})
-    return pd.DataFrame(rows).set_index("model")
+    return beside.table(rows, index=["model"])
 
 
 #: the detectors of ATOM's Table 1 (Chen et al. 2021) this book runs (not SOFL, ROWL)
@@ -321,7 +322,7 @@ def claims_of(
     atom_comp, atom_beyond = (boot(lambda i, o, ds=ds: auc(i, o, "ATOM", "compositional")
                                    - max(auc(i, o, d, "compositional") for d in ds), ["ATOM", *ds],
                                    ["compositional"]) if ds else None for ds in (comp, beyond))
-    err = {n: (runtime.predict_proba(entries[n].model, x_test).argmax(1) != y_test).double().numpy()
+    err = {n: (predict_proba(entries[n].model, x_test).argmax(1) != y_test).double().numpy()
            for n in ("plain", g_best, "CCU")}
     def paper_cost(name: str) -> str:  # the paper's accuracy cost over plain, from PAPER_ACCURACY_COST
         cost, source = PAPER_ACCURACY_COST.get(name, (None, "—"))

@@ -40,13 +40,15 @@ Choices that differ from, or go beyond, the paper's text (documented where they 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import train
+from . import beside, train
 from .ball_attack import BallAttack, attack_in_ball, sample_in_ball
 from .gmm import EIG_FLOOR, GMM, Metric, augment_crops, check_batch, check_radius
 from .profiles import Profile
@@ -569,6 +571,25 @@ PAPER_TABLE1_FMNIST: dict[str, tuple[float, float, float]] = {
 PAPER_BELOW_LEVEL_FMNIST = 0
 PAPER_SETS = {"MNIST": "MNIST", "font letters": "EMNIST", "photo crops": "GrCIFAR10",
               "smooth noise": "Noise", "uniform noise": "Uniform"}
+
+
+def table_beside_paper(ours: pd.DataFrame, paper: Mapping[str, Sequence[float]]) -> pd.DataFrame:
+    """Our Table 2 (or 6) beside the paper's: one row per OOD set, each method's paper value beside ours.
+
+    ``ours`` has one row per OOD set (the row label starts with a key of :data:`PAPER_SETS` where the
+    set has a paper column) and one column per method of :data:`PAPER_METHODS`; ``paper`` is
+    :data:`PAPER_AUROC_FMNIST` or :data:`PAPER_AUPR_FMNIST`. Layout: :func:`oodlib.beside.table`.
+    """
+    if not isinstance(ours, pd.DataFrame) or not set(PAPER_METHODS) <= set(ours.columns):
+        raise ValueError(f"expected a table with a column per method {list(PAPER_METHODS)}, "
+                         f"got {describe(ours)}")
+    rows = []
+    for name in ours.index:
+        key = next((PAPER_SETS[k] for k in PAPER_SETS if str(name).startswith(k)), None)
+        values = paper[key] if key is not None else (None,) * len(PAPER_METHODS)
+        rows.append({"OOD set": name, **{m: beside.Pair(values[i], ours.loc[name, m])
+                                         for i, m in enumerate(PAPER_METHODS)}})
+    return beside.table(rows, index=["OOD set"])
 
 
 def paper_auroc_gap(a: str = "CCU", b: str = "OE") -> float:

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import attacks, corruptions, metrics
+from . import attacks, beside, corruptions, metrics
 from .apgd import max_confidence_attack
 from .data import OODSet, label
 from .detectors import Detector, msp_detector
@@ -103,17 +103,18 @@ def paper_vs_ours(rows: list[tuple[str, str, float | None, float]]) -> pd.DataFr
     """A comparison table from ``(quantity, setting, paper value, our value)`` tuples.
 
     ``setting`` says how the two differ (e.g. "paper: MNIST, LeNet, 100 epochs;
-    ours: Fashion-MNIST, small CNN, ci"). A missing paper value is shown as ``—``.
+    ours: Fashion-MNIST, small CNN, ci"). Numbers show 4 significant digits, a missing paper value
+    :data:`oodlib.beside.MISSING` (the layout is :func:`oodlib.beside.table`'s).
     """
+    bad = [r for r in rows if not (isinstance(r, tuple) and len(r) == 4)]
+    if bad:
+        raise ValueError(f"expected (quantity, setting, paper, ours) tuples, got {describe(bad[0])}")
+
     def fmt(v: object) -> str:
-        if v is None or (isinstance(v, float) and np.isnan(v)):
-            return "—"
         return f"{v:.4g}" if isinstance(v, float | int | np.floating) else str(v)
 
-    df = pd.DataFrame(rows, columns=["quantity", "setting", "paper", "ours"])
-    df["paper"] = df["paper"].map(fmt)
-    df["ours"] = df["ours"].map(fmt)
-    return df
+    return beside.table([{"quantity": q, "setting": s, "": beside.Pair(p, o)} for q, s, p, o in rows],
+                        fmt=fmt)
 
 
 # --------------------------------------------------------------------------- threat models (ch. 06, 07)

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import train
+from . import beside, train
 from .data import label
 from .ibp import certified_confidence, cub_loss, cub_loss_clean, logit_diff_upper
 from .metrics import auroc_conservative
@@ -257,10 +257,11 @@ def paper_mean_auc(model: str, column: int = 0) -> float:
 def table1_beside_paper(table: pd.DataFrame, pairs: Mapping[str, str]) -> pd.DataFrame:
     """Our Table 1 beside the paper's: one row per model, accuracy and ``AUC / AAUC / GAUC`` (%) per set.
 
-    ``table`` has rows ``model, ood_set, metric, value`` (fractions) with metrics ``accuracy`` (on
-    ``ood_set="(in-distribution)"``), ``AUC``, ``AAUC``, ``GAUC``; ``pairs`` maps each paper set of
-    :data:`PAPER_TABLE1` to ours (shown by :func:`oodlib.data.label`: MNIST's offline subset says so).
-    Models or sets the paper lacks show ``—``.
+    Columns ``"acc paper"``, ``"acc ours"``, then per paper set ``"<paper set> / <our set> paper"``
+    and ``"… ours"`` (:func:`oodlib.beside.table`). ``table`` has rows ``model, ood_set, metric,
+    value`` (fractions) with metrics ``accuracy`` (on ``ood_set="(in-distribution)"``), ``AUC``,
+    ``AAUC``, ``GAUC``; ``pairs`` maps each paper set of :data:`PAPER_TABLE1` to ours (shown by
+    :func:`oodlib.data.label`: MNIST's offline subset says so). Models or sets the paper lacks show ``—``.
     """
     need = {"model", "ood_set", "metric", "value"}
     if not isinstance(table, pd.DataFrame) or not need <= set(table.columns):
@@ -273,14 +274,15 @@ def table1_beside_paper(table: pd.DataFrame, pairs: Mapping[str, str]) -> pd.Dat
     rows = []
     for model in dict.fromkeys(table.model):
         paper_acc, paper_sets = PAPER_TABLE1.get(model, (None, {}))
-        row = {"model": model, "acc paper": "—" if paper_acc is None else paper_acc,
-               "acc ours": round(100 * vals[(model, "(in-distribution)", "accuracy")], 1)}
+        acc = round(100 * vals[(model, "(in-distribution)", "accuracy")], 1)
+        row = {"model": model, "acc": beside.Pair(paper_acc, acc)}
         for theirs, ours in pairs.items():
-            row[f"{theirs} (paper)"] = fmt(paper_sets[theirs]) if theirs in paper_sets else "—"
             aucs = [100 * vals[(model, ours, m)] for m in ("AUC", "AAUC", "GAUC")]
-            row[f"{label(ours, None)} (ours)"] = fmt(aucs)
+            name = label(ours, None)
+            row[theirs if name == theirs else f"{theirs} / {name}"] = beside.Pair(
+                fmt(paper_sets[theirs]) if theirs in paper_sets else None, fmt(aucs))
         rows.append(row)
-    return pd.DataFrame(rows).set_index("model")
+    return beside.table(rows, index=["model"])
 
 
 def gauc_by_radius(models: Mapping[str, nn.Module], s_in: Mapping[str, torch.Tensor],

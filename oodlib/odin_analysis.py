@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import metrics, train
+from . import beside, metrics, train
 from .data import label
 from .intervals import Estimate, bootstrap, per_set_interval, percentile_interval
 from .odin import IN, Study, _choose, check_logits, check_temperature, fpr_grid, softmax_score
@@ -391,11 +391,12 @@ def table2_beside_paper(table: pd.DataFrame, setting: str) -> pd.DataFrame:
         for paper_row, values in PAPER_TABLES.get(name, []):
             for metric, (p_base, p_odin) in zip(TABLE2_METRICS, values, strict=True):
                 rows.append({"OOD set": label(name, part.stand_in_for.iloc[0]), "paper row": paper_row,
-                             "metric": metric, "paper": f"{p_base:.1f} → {p_odin:.1f}",
-                             "ours": f"{100 * value['baseline', metric]:.1f} → "
-                                     f"{100 * value['ODIN', metric]:.1f}",
+                             "metric": metric, "": beside.Pair(
+                                 f"{p_base:.1f} → {p_odin:.1f}",
+                                 f"{100 * value['baseline', metric]:.1f} → "
+                                 f"{100 * value['ODIN', metric]:.1f}"),
                              "setting": setting})
-    return pd.DataFrame(rows).set_index(["OOD set", "paper row", "metric"])
+    return beside.table(rows, index=["OOD set", "paper row", "metric"])
 
 
 def temperature_sweep(

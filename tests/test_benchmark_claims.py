@@ -120,8 +120,8 @@ def test_accuracy_costs_beside_the_papers():
     entries = {name: SimpleNamespace(record={"test_error": err})
                for name, err in (("plain", 0.09), ("CEDA", 0.1), ("CCU", 0.0905), ("energy?", 0.2))}
     t = benchmark.accuracy_costs(entries)
-    assert t.loc["CEDA", "cost (points)"] == pytest.approx(1.0)
-    assert t.loc["CEDA", "paper cost (points)"] == 0.23
+    assert t.loc["CEDA", "cost (points) ours"] == pytest.approx(1.0)
+    assert t.loc["CEDA", "cost (points) paper"] == 0.23
     assert t.loc["CEDA", "within paper's cost (+0.5)"] == "no"
     assert t.loc["CCU", "within paper's cost (+0.5)"] == "yes"
     assert t.loc["plain", "within paper's cost (+0.5)"] == "—" and t.loc["energy?", "paper source"] == "—"

@@ -343,3 +343,16 @@ def test_paper_mean_auroc_over_the_five_fmnist_sets():
     assert mean["OE"] == pytest.approx(98.64)
     assert mean["CCU"] == pytest.approx(99.46)
     assert max(v for k, v in mean.items() if k not in ("OE", "CCU")) == pytest.approx(mean["Maha"])
+
+
+def test_table_beside_paper_matches_our_sets_to_the_papers_columns():
+    import pandas as pd
+
+    ours = pd.DataFrame({m: [90.0, 70.0] for m in ccu.PAPER_METHODS},
+                        index=["font letters (stand-in for EMNIST)", "adversarial noise"])
+    t = ccu.table_beside_paper(ours, ccu.PAPER_AUPR_FMNIST)
+    assert t.loc["font letters (stand-in for EMNIST)", "CCU paper"] == 99.1  # Meinke & Hein 2020, Table 6
+    assert t.loc["font letters (stand-in for EMNIST)", "ACET2 paper"] == "—"  # no AUPR for ACET2
+    assert t.loc["adversarial noise", "Base paper"] == "—" and t.loc["adversarial noise", "OE ours"] == 70.0
+    with pytest.raises(ValueError, match="column per method"):
+        ccu.table_beside_paper(ours[["Base"]], ccu.PAPER_AUPR_FMNIST)

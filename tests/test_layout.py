@@ -17,7 +17,7 @@ PACKAGE = Path(oodlib.__file__).parent
 # The layers of oodlib/__init__.py's map: a module may import modules of its own layer or below.
 LAYERS = [
     ("validation", "profiles", "runtime"),
-    ("noise", "standins", "synthetic_files", "metrics", "models", "augment"),
+    ("noise", "standins", "synthetic_files", "metrics", "models", "augment", "beside"),
     ("data", "datasets", "provenance", "intervals", "claims", "attacks", "apgd", "corruptions", "ibp", "gmm",
      "ball_attack", "train"),
     ("toy", "relu_theory", "acet", "odin", "odin_analysis", "mahalanobis", "ccu", "good", "atom",
