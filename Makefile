@@ -56,7 +56,7 @@ test: install
 smoke: install
 	rm -rf $(SMOKE_DIR)
 	$(PY) -m oodlib synthetic-data $(SMOKE_DIR)/data
-	OODLIB_DATA=$(SMOKE_DIR)/data OODLIB_CACHE=$(SMOKE_DIR)/zoo OODLIB_PROFILE=smoke OODLIB_PROGRESS=off \
+	OODLIB_DATA=$(SMOKE_DIR)/data OODLIB_CACHE=$(SMOKE_DIR)/zoo OODLIB_PROFILE=smoke OODLIB_PROGRESS=off OODLIB_ZOO_TRAIN=cells \
 	  OODLIB_WIDGETS=off $(PY) -m pytest notebooks --nbval-lax --nbval-current-env -p no:cacheprovider \
 	  --durations=9 -q
 

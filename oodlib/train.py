@@ -16,13 +16,14 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .augment import Augmentation
-from .runtime import default_device, progress, torch_generator
+from .runtime import atomic_write, default_device, progress, torch_generator
 from .validation import check_choice, check_images, check_number, check_positive_int, describe
 
 
@@ -138,6 +139,25 @@ def make_optimizer(
     return torch.optim.SGD(param_groups, momentum=momentum, nesterov=nesterov)
 
 
+def _resume(path: Path, run: dict, model: nn.Module, opt: torch.optim.Optimizer,
+            sched: torch.optim.lr_scheduler.LRScheduler, gen: torch.Generator, hist: History) -> int:
+    """Restore the state :func:`fit` wrote to ``path`` (weights only, no pickle); return its epoch."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if state["run"] != run:
+            raise ValueError(f"it was written by another run ({state['run']}, this one is {run})")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        gen.set_state(state["gen"])
+        torch.set_rng_state(state["torch_rng"])
+        hist.logs.update({k: list(v) for k, v in state["logs"].items()})
+        return int(state["epoch"])
+    except Exception as err:  # torch raises several types for a bad file
+        raise ValueError(f"cannot resume from the training state {path} ({type(err).__name__}: "
+                         f"{str(err)[:200]}); delete it to train from the start") from err
+
+
 def fit(
     model: nn.Module,
     x: torch.Tensor,
@@ -158,6 +178,7 @@ def fit(
     nesterov: bool = False,
     augment: Augmentation | None = None,
     augment_out: bool = False,
+    state_path: str | Path | None = None,
 ) -> History:
     """Train ``model`` in place on ``(x, y)`` with ``method`` and return its :class:`History`.
 
@@ -167,6 +188,10 @@ def fit(
     ``momentum`` and optionally ``nesterov``), the learning rate divided by 10 at ``lr_milestones``
     (fractions of training), and ``augment`` applied to every in-batch on the device (and to the
     auxiliary out-batches with ``augment_out``, as GOOD and ATOM do; generated noise never).
+
+    ``state_path``: after every epoch the whole training state (weights, optimiser, schedule, random
+    generators, history) is written there at once (:func:`oodlib.runtime.atomic_write`); a call that
+    finds the file resumes after its last epoch and ends with the weights an uninterrupted run gets.
     """
     method = method or Plain()
     check_images(x, "x")
@@ -193,7 +218,12 @@ def fit(
     hist = History()
     t0 = time.perf_counter()
     step = 0
-    for epoch in range(epochs):
+    run = {"epochs": epochs, "batch_size": batch_size, "n": len(x), "seed": seed, "method": method.name}
+    first = 0
+    if state_path is not None and Path(state_path).is_file():
+        first = _resume(Path(state_path), run, model, opt, sched, gen, hist)
+        step = first * steps_per_epoch
+    for epoch in range(first, epochs):
         perm = torch.randperm(len(x), generator=gen)
         pool = method.epoch_pool(model, x_out, epoch, gen) if method.out_source == "aux" else None
         model.train()
@@ -228,6 +258,11 @@ def fit(
         bar.close()
         for k, v in sums.items():
             hist.logs.setdefault(k, []).append(v / steps_per_epoch)
+        if state_path is not None and epoch + 1 < epochs:
+            state = {"run": run, "epoch": epoch + 1, "model": model.state_dict(), "opt": opt.state_dict(),
+                     "sched": sched.state_dict(), "gen": gen.get_state(), "torch_rng": torch.get_rng_state(),
+                     "logs": hist.logs}
+            atomic_write(state_path, lambda p, s=state: torch.save(s, p))
     model.eval()
     hist.wall_time_s = time.perf_counter() - t0
     hist.steps = step

@@ -8,18 +8,28 @@ a hash of the config in the file name, so changing any setting trains a new
 model and chapters share the ones that match. Checkpoints are loaded with
 ``torch.load(..., weights_only=True)``: no pickle runs. A corrupt, truncated
 or mismatched file is retrained with a warning.
+
+Training in a chapter's cell is the ``ci`` and ``smoke`` default; under ``full`` (hours per model)
+the zoo is trained before the book (``python -m oodlib zoo train``) and a missing model raises
+:class:`MissingModelError` instead (:func:`training_allowed`). Several processes may share one zoo
+directory: every file is written whole (:func:`oodlib.runtime.atomic_write`), a model is trained
+under a lock of its own (the second process waits, then loads it), and an interrupted training
+resumes after its last finished epoch (:func:`oodlib.train.fit`'s ``state_path``).
 """
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import hashlib
 import io
 import json
+import os
 import tarfile
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -223,6 +233,39 @@ def _training_data(dataset: str, profile: Profile, method: train.Method):
     return x, y, x_test, y_test, x_out
 
 
+#: ``OODLIB_ZOO_TRAIN``: ``cells`` lets a chapter train a missing model, ``never`` raises
+#: :class:`MissingModelError`; unset, the profile decides (``profile.train.in_cells``)
+TRAIN_POLICIES = ("cells", "never")
+
+
+class MissingModelError(LookupError):
+    """A model the book needs is not in the zoo, and this run may not train it (:func:`training_allowed`)."""
+
+
+def training_allowed(profile: Profile) -> bool:
+    """Whether :func:`load_or_train` may train a missing model here: ``OODLIB_ZOO_TRAIN`` (one of
+    :data:`TRAIN_POLICIES`) or, unset, ``profile.train.in_cells``."""
+    policy = os.environ.get("OODLIB_ZOO_TRAIN", "").strip().lower()
+    if not policy:
+        return bool(profile.train.in_cells)
+    if policy not in TRAIN_POLICIES:
+        raise ValueError(f"expected OODLIB_ZOO_TRAIN to be one of {list(TRAIN_POLICIES)}, got {policy!r}")
+    return policy == "cells"
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if absent) for the ``with`` block: one trainer per
+    model across processes (``fcntl.flock``: released by the kernel if the process dies)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def checkpoint_path(method: str, dataset: str, profile: Profile, arch: str | None = None,
                     **hparams: Any) -> Path:
     """Where the checkpoint of this configuration lives (it may not exist yet)."""
@@ -261,18 +304,41 @@ def load_or_train(
     def fresh() -> nn.Module:
         return plug.wrap(models.build(config["arch"], num_classes=num_classes, seed=profile.seed, **shape))
 
-    model = fresh()
     dev = default_device(device)
-    if ckpt.exists() and record_path.exists() and not retrain:
+
+    def cached() -> Entry | None:
+        if retrain or not (ckpt.exists() and record_path.exists()):
+            return None
         try:
-            load_checkpoint(ckpt, model)
+            model = load_checkpoint(ckpt, fresh())
             record = json.loads(record_path.read_text())
             if record.get("config") != json.loads(json.dumps(config, default=str)):
                 raise ValueError(f"record {record_path} was written for another config")
             return Entry(model.to(dev).eval(), record, ckpt)
         except (ValueError, json.JSONDecodeError) as err:
             warnings.warn(f"retraining {stem}: {err}", stacklevel=2)
-            model = fresh()
+            return None
+
+    entry = cached()
+    if entry is not None:
+        return entry
+    if not training_allowed(profile):
+        raise MissingModelError(
+            f"the zoo at {cache_dir()} has no {method!r} model for this configuration ({stem}), and "
+            f"profile {profile.name!r} does not train in the book's cells: train it first with "
+            f"'python -m oodlib zoo train --profile {profile.name}' (or 'zoo import' a trained zoo; "
+            "OODLIB_ZOO_TRAIN=cells trains it here)")
+    with _locked(ckpt.with_suffix(".lock")):
+        entry = cached()  # another process may have trained it while we waited
+        if entry is None:
+            entry = _train(config, key, ckpt, fresh(), plug, dataset, profile, dev, method, spec.num_classes)
+    return entry
+
+
+def _train(config: dict[str, Any], key: str, ckpt: Path, model: nn.Module, plug: train.Method, dataset: str,
+           profile: Profile, dev: torch.device, method: str, num_classes: int) -> Entry:
+    """Train one zoo model (resuming an interrupted run from its ``.state.pt``) and write it."""
+    state = ckpt.with_suffix(".state.pt")
     x, y, x_test, y_test, x_out = _training_data(dataset, profile, plug)
     t0 = time.perf_counter()
     hist = train.fit(
@@ -281,7 +347,7 @@ def load_or_train(
         lr_milestones=profile.train.lr_milestones, x_out=x_out,
         seed=profile.seed, device=dev, desc=method, optimizer=profile.train.optimizer,
         momentum=profile.train.momentum, nesterov=profile.train.nesterov,
-        augment=recipe_augmentation(profile), augment_out=profile.train.augment_out,
+        augment=recipe_augmentation(profile), augment_out=profile.train.augment_out, state_path=state,
     )
     record = {
         "config": json.loads(json.dumps(config, default=str)),
@@ -291,13 +357,13 @@ def load_or_train(
         "wall_time_s": time.perf_counter() - t0,
         "train_time_s": hist.wall_time_s,
         "history": hist.logs,
-        "test_error": classification_error(model, *plug.test_split(x_test, y_test),
-                                           num_classes=spec.num_classes),
+        "test_error": classification_error(model, *plug.test_split(x_test, y_test), num_classes=num_classes),
         "eval": {},
     }
     atomic_write(ckpt, lambda p: torch.save(model.state_dict(), p))
     entry = Entry(model.eval(), record, ckpt)
     entry.save_record()
+    state.unlink(missing_ok=True)
     return entry
 
 
