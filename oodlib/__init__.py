@@ -46,6 +46,7 @@ The zoo, detectors and evaluation
   ``detectors``       score + attack objective + certificate per method
   ``evaluate``        tidy tables under every threat model
   ``experiments``     chapter experiments that need the zoo (8/2 split by seed, ATOM's q ablation)
+  ``zoo_plan``        every model the book needs, chapter by chapter (``zoo plan`` / ``zoo train``)
 Top
   ``benchmark``       chapter 07: every method under every threat model
   ``plots``           the figures
@@ -65,7 +66,7 @@ __all__ = [
     "claims", "cli", "corruptions", "data", "datasets", "detectors", "evaluate", "experiments", "explorer",
     "gaussian_model", "gmm", "good", "ibp", "intervals", "mahalanobis", "metrics", "models", "noise",
     "odin", "odin_analysis", "plots", "profiles", "provenance", "relu_theory", "runtime", "scores",
-    "standins", "synthetic_files", "toy", "train", "validation", "zoo",
+    "standins", "synthetic_files", "toy", "train", "validation", "zoo", "zoo_plan",
 ]
 
 

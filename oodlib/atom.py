@@ -48,8 +48,10 @@ table it reads is :func:`oodlib.experiments.validation_table`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -321,43 +323,73 @@ def ablation_profile(profile: Profile) -> Profile:
 # ------------------------------------------------------------------------ OOD-score trajectory (Fig. 2 / 5)
 
 
-class _Probe(train.Method):
-    """Delegates to a method and records ``ood_probability`` of a probe set before every epoch."""
+class Tracked(nn.Module):
+    """A (K+1)-classifier that carries the OOD scores of a fixed probe, one row per epoch (buffer
+    ``trajectory``, ``epochs + 1`` rows: before training and after each epoch), so the scores are
+    saved with its checkpoint — and with the training state of an interrupted run."""
 
-    def __init__(self, inner: NTOM, probe: torch.Tensor) -> None:
-        self.inner = inner
-        self.probe = probe
-        self.name = inner.name
-        self.out_source = inner.out_source
-        self.out_ratio = inner.out_ratio
-        self.snapshots: list[np.ndarray] = []
+    def __init__(self, net: nn.Module, probe_size: int, epochs: int) -> None:
+        super().__init__()
+        self.net = net
+        self.register_buffer("trajectory", torch.full((epochs + 1, probe_size), math.nan))
 
-    def epoch_pool(self, model: nn.Module, x_out: torch.Tensor, epoch: int, generator: torch.Generator
-                   ) -> torch.Tensor:
-        self.snapshots.append(ood_probability(model, self.probe).numpy())
-        return self.inner.epoch_pool(model, x_out, epoch, generator)
-
-    def loss(self, model: nn.Module, batch: train.Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        return self.inner.loss(model, batch)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
 
 
-def score_trajectory(
-    method: NTOM,
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    x_out: torch.Tensor,
-    probe: torch.Tensor,
-    epochs: int,
-    **fit_kwargs: object,
-) -> list[np.ndarray]:
-    """Train ``model`` with ``method`` and return the probe's OOD scores ``F(x)_{K+1}`` before each
-    epoch and after the last one (``epochs + 1`` arrays): the data of Figures 2 and 5."""
-    check_images(probe, "probe")
-    wrapped = _Probe(method, probe)
-    train.fit(model, x, y, wrapped, epochs=epochs, x_out=x_out, **fit_kwargs)  # type: ignore[arg-type]
-    wrapped.snapshots.append(ood_probability(model, probe).numpy())
-    return wrapped.snapshots
+class Trajectory(NTOM):
+    """Figures 2 and 5's run: NTOM's objective (eq. 7) trained without mining (``sampling="random"``)
+    while a fixed probe — the first ``probe_size`` images of the pool's training split — is scored with
+    ``F(x)_{K+1}`` before the first epoch and after every one (:class:`Tracked`). The zoo trains it
+    (method ``"ntom_trajectory"``), so the chapter reads the histograms instead of training in a cell.
+    """
+
+    name = "ntom_trajectory"
+
+    def __init__(self, probe_size: int = 3000, epochs: int = 1, **ntom: Any) -> None:
+        super().__init__(**ntom)
+        self.probe_size = check_positive_int(probe_size, "probe_size")
+        self.epochs = check_positive_int(epochs, "epochs")
+        self.probe: torch.Tensor | None = None
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        return Tracked(model, self.probe_size, self.epochs)
+
+    def init_from_data(self, model: nn.Module, x: torch.Tensor, x_out: torch.Tensor | None) -> None:
+        if x_out is None:
+            raise ValueError(f"method {self.name!r} needs the auxiliary pool (pass x_out to train.fit)")
+        usable = validation_split(x_out, self.holdout)[0] if self.holdout else x_out
+        if len(usable) < self.probe_size:
+            raise ValueError(f"expected a pool training split of >= probe_size = {self.probe_size} images, "
+                             f"got {len(usable)}")
+        self.probe = usable[: self.probe_size]
+        self._score(model, 0)
+
+    def after_epoch(self, model: nn.Module, epoch: int) -> None:
+        self._score(model, epoch + 1)
+
+    def _score(self, model: nn.Module, row: int) -> None:
+        if not isinstance(model, Tracked) or row >= len(model.trajectory) or self.probe is None:
+            raise ValueError(f"expected the Tracked model of this method with a row {row} for "
+                             f"{self.epochs} epochs, got {describe(model)}")
+        model.trajectory[row] = ood_probability(model, self.probe).to(model.trajectory.device)
+
+
+TRAJECTORY_HPARAMS = (*NTOM_HPARAMS, "probe_size", "epochs")
+
+
+def trajectory_defaults(profile: Profile) -> dict[str, object]:
+    """The zoo hyper-parameters of ``"ntom_trajectory"``: NTOM's, random sampling, a probe of up to
+    3 000 pool images, and the profile's epochs (one row of scores per epoch)."""
+    a = profile.atom
+    return {**zoo_defaults(profile, "ntom"), "sampling": "random", "epochs": profile.train.epochs,
+            "probe_size": min(3000, profile.train.aux_size - a.holdout)}
+
+
+def trajectory_profile(profile: Profile) -> Profile:
+    """The profile of the Figure 2/5 run: ``atom.hist_train_size`` images for ``atom.hist_epochs``."""
+    return profile.replace(train={"train_size": profile.atom.hist_train_size,
+                                  "epochs": profile.atom.hist_epochs})
 
 
 def choose_q(validation: pd.DataFrame, candidates: Mapping[str, float]) -> tuple[float, pd.Series]:

@@ -29,9 +29,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import atom, beside, claims, data, detectors, evaluate, experiments, good, mahalanobis, standins, zoo
+from . import atom, beside, claims, data, detectors, evaluate, experiments, mahalanobis, zoo, zoo_plan
 from .profiles import Profile
 from .runtime import predict_proba
+from .standins import aux_pool_for
 
 METRICS = ("FPR95", "AUROC", "AUROC_cons")
 VERSION = 4  #: enters the cache key: bump when the evaluation code or data change numbers (4: real MNIST)
@@ -56,43 +57,17 @@ def setup(profile: Profile) -> Setup:
     """The data split chapter 06 uses: evaluation, tuning and OOD images."""
     x_train, y_train, x_test, _ = data.in_distribution(profile)
     x_val_in, x_eval_in = atom.test_split(x_test)
-    pool_val = atom.validation_split(standins.aux_pool_for(profile), profile.atom.holdout)[1]
+    pool_val = atom.validation_split(aux_pool_for(profile), profile.atom.holdout)[1]
     ood = data.ood_sets(profile, in_train_x=x_train)
     return Setup(x_train, y_train, x_eval_in, x_val_in, ood, pool_val[:1000])
 
 
-def _configs(profile: Profile) -> list[tuple[str, str, Profile, dict[str, object]]]:
-    """(name, method, profile, hyper-parameters) of every model the benchmark needs, except
-    NTOM/ATOM (their q is chosen on the validation split); the q-ablation models come first."""
-    abl = atom.ablation_profile(profile)
-    out: list[tuple[str, str, Profile, dict[str, object]]] = [("ATOM (rand. sample)", "atom", abl,
-                                                               {"sampling": "random"})]
-    out += [(f"ATOM (q={q})", "atom", abl, {"q": q}) for q in profile.atom.q_grid]
-    out += [(name, method, profile, {}) for name, method in
-            [("plain", "plain"), ("CEDA", "ceda"), ("OE", "oe"), ("ACET", "acet"), ("CCU", "ccu")]]
-    out += [(good.quantile_name(q / 100), "good", profile, {"arch": profile.ibp_model, "quantile": q / 100})
-            for q in profile.bench.good_quantiles]
-    return out
-
-
-def missing(profile: Profile) -> list[str]:
-    """Names of the models :func:`zoo_entries` would have to train (not in the zoo yet)."""
-    out = []
-    for name, method, prof, hp in _configs(profile):
-        if not zoo.checkpoint_path(method, "fashion_mnist", prof, **hp).exists():
-            out.append(name)
-    return out
-
-
 def zoo_entries(profile: Profile) -> dict[str, zoo.Entry]:
-    """Method name -> zoo entry, the configurations the chapters train (so nothing new is trained
-    when chapters 02-06 ran first); NTOM and ATOM use :func:`oodlib.experiments.validated_q`."""
-    out = {name: zoo.load_or_train(method, profile=prof, **hp)
-           for name, method, prof, hp in _configs(profile) if prof is profile}
+    """Method name -> zoo entry: chapter 07's models of :func:`oodlib.zoo_plan.chapter_needs` (the
+    configurations the chapters train, so nothing new is trained when chapters 02-06 ran first), NTOM
+    and ATOM at :func:`oodlib.experiments.validated_q`; the q-ablation models only choose that q."""
     q_star = experiments.validated_q(profile)
-    out["NTOM"] = zoo.load_or_train("ntom", profile=profile, q=q_star)
-    out["ATOM"] = zoo.load_or_train("atom", profile=profile, q=q_star)
-    return out
+    return {n.name: n.load() for n in zoo_plan.chapter_needs("07", profile, q_star) if n.profile is profile}
 
 
 def make_detectors(entries: dict[str, zoo.Entry], s: Setup, profile: Profile) -> list[detectors.Detector]:

@@ -9,19 +9,30 @@ from pathlib import Path
 
 import torch
 
-from . import plots, profiles, runtime
+from . import plots, profiles, runtime, zoo, zoo_plan
 from .profiles import Profile
 from .validation import describe
 
 
-def setup() -> tuple[Profile, torch.device]:
+def setup(chapter: str | None = None) -> tuple[Profile, torch.device]:
     """Read the profile (``OODLIB_PROFILE``, ``OODLIB_SEED``), seed everything with its seed, pick the
     device (``OODLIB_DEVICE``, else CUDA when present) and set the book's plot style.
 
     Prints the setting and returns ``(profile, device)``, so a chapter starts with
-    ``profile, device = ol.setup()``.
+    ``profile, device = ol.setup("03")``. Where the profile does not train in cells (``full``:
+    :func:`oodlib.zoo.training_allowed`), the chapter's models (:func:`oodlib.zoo_plan.chapter_needs`)
+    must be in the zoo already: a missing one stops the chapter here, with the command that trains it.
     """
     profile = profiles.current()
+    if chapter is not None and not zoo.training_allowed(profile):
+        todo = zoo_plan.missing(profile, [chapter])
+        if todo:
+            names = "; ".join(f"{n.name} ({n.hash or 'waits for ' + n.waits_for})" for n in todo)
+            raise zoo.MissingModelError(
+                f"chapter {chapter} needs {len(todo)} models the zoo at {runtime.cache_dir()} lacks "
+                f"(profile {profile.name!r}, which does not train in cells): {names}. Train them first with "
+                f"'python -m oodlib zoo train --profile {profile.name} --chapter {chapter}', or import a "
+                "trained zoo with 'python -m oodlib zoo import ARCHIVE'")
     runtime.seed_everything(profile.seed)
     device = runtime.default_device()
     plots.set_style()

@@ -10,6 +10,9 @@ Examples::
     python -m oodlib export claims.md --claims     # every chapter's verdicts (after the chapters ran)
     python -m oodlib export claims.md --claims --readme README.md   # ... also into the README's table
     OODLIB_CLAIMS=DIR python -m oodlib export seeds.md --claims --seeds 0 1 2   # verdicts by run seed
+    python -m oodlib zoo plan --profile full       # every model the book needs, chapter by chapter
+    python -m oodlib zoo train --profile full      # train the missing ones (resumes an interrupted run)
+    python -m oodlib zoo train --profile full --only 1a2b3c4d5e6f   # one model (a job of an array)
     python -m oodlib zoo export zoo.tar --profile full   # a trained zoo in one archive (hashes listed)
     python -m oodlib zoo import zoo.tar            # check every file, then add the models to the zoo
     python -m oodlib synthetic-data DIR            # smoke: small synthetic MNIST/EMNIST/CIFAR/SVHN files
@@ -28,7 +31,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import benchmark, claims, data, evaluate, profiles, synthetic_files, zoo
+from . import benchmark, claims, data, evaluate, profiles, synthetic_files, zoo, zoo_plan
 from .profiles import Profile
 from .runtime import cache_dir, default_device
 
@@ -91,7 +94,7 @@ def _benchmark_table(profile: Profile, device: str | None, train: bool = False) 
     """Chapter 07's summary (mean over OOD sets, percent); missing models are trained only if ``train``."""
     if device is not None:  # validated here; the zoo and the attacks read $OODLIB_DEVICE
         os.environ["OODLIB_DEVICE"] = str(default_device(device))
-    todo = benchmark.missing(profile)
+    todo = [n.name for n in zoo_plan.missing(profile, ["07"])]
     if todo and not train:
         raise FileNotFoundError(
             f"the zoo at {cache_dir()} lacks {len(todo)} of the benchmark's models ({', '.join(todo)}); "
@@ -172,6 +175,32 @@ def cmd_export(args: argparse.Namespace) -> None:
     print(f"wrote {len(df)} rows to {out}")
 
 
+def cmd_zoo_plan(args: argparse.Namespace) -> None:
+    profile = _profile(args.profile)
+    items = zoo_plan.needs(profile, args.chapter)
+    rows = zoo_plan.plan_table(items if args.all else zoo_plan.unique(items), zoo_plan.step_seconds())
+    table = pd.DataFrame(rows)
+    if args.hashes:  # one hash per line, for a job array: the models still to train
+        print("\n".join(r["hash"] for r in rows if r["in zoo"] == "no" and not r["hash"].startswith("(")))
+        return
+    print(table.to_markdown(index=False) if len(table) else "(no models)")
+    todo = table[table["in zoo"] == "no"]
+    hours = pd.to_numeric(todo["projected h"], errors="coerce")
+    print(f"\n{len(table)} models for profile {profile.name!r} in {cache_dir()}: {len(todo)} to train, "
+          f"{int(todo.steps.sum())} optimiser steps"
+          + (f", {hours.sum():.1f} h projected (benchmarks/results/gpu_check.json)" if hours.notna().any()
+             else "; no measured step time (run benchmarks/gpu_check.py on the GPU) for hours"))
+
+
+def cmd_zoo_train(args: argparse.Namespace) -> None:
+    profile = _profile(args.profile)
+    done = zoo_plan.train_missing(profile, args.chapter, only=args.only, device=args.device)
+    left = zoo_plan.missing(profile, args.chapter)
+    names = ", ".join(n.name for n in left[:6]) + (" …" if len(left) > 6 else "")
+    print(f"trained or loaded {len(done)} models for profile {profile.name!r} in {cache_dir()}; "
+          + (f"{len(left)} still missing ({names})" if left else "the zoo holds every model of the plan"))
+
+
 def cmd_zoo_export(args: argparse.Namespace) -> None:
     stems = zoo.export_archive(args.archive, profile=args.profile)
     print(f"wrote {len(stems)} models from {cache_dir()} to {args.archive}")
@@ -218,8 +247,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--profile", help="ci, full or smoke (default: $OODLIB_PROFILE or ci)")
     s.add_argument("--device", help="cpu or cuda (default: CUDA when present)")
     s.set_defaults(func=cmd_export)
-    s = sub.add_parser("zoo", help="move a trained zoo: export it to one archive, or import one")
+    s = sub.add_parser("zoo", help="the book's models: plan and train them, move a zoo in one archive")
     zsub = s.add_subparsers(dest="zoo_command", required=True)
+    for name, fn, helptext in [("plan", cmd_zoo_plan, "every model the book needs; in the zoo or not"),
+                               ("train", cmd_zoo_train, "train the models of the plan the zoo lacks")]:
+        z = zsub.add_parser(name, help=helptext)
+        z.add_argument("--profile", help="ci, full or smoke (default: $OODLIB_PROFILE or ci)")
+        z.add_argument("--chapter", action="append", choices=zoo_plan.CHAPTERS,
+                       help="only this chapter's models (repeatable; default: every chapter)")
+        if name == "plan":
+            z.add_argument("--all", action="store_true", help="list a model under every chapter that uses it")
+            z.add_argument("--hashes", action="store_true",
+                           help="print only the hashes still to train, one per line (for a job array)")
+        else:
+            z.add_argument("--only", metavar="HASH", help="train only the model with this config hash")
+            z.add_argument("--device", help="cpu or cuda (default: CUDA when present)")
+        z.set_defaults(func=fn)
     z = zsub.add_parser("export", help="write the cached models (and their records) to one .tar archive")
     z.add_argument("archive", help="the archive to write")
     z.add_argument("--profile", help="only the models of this profile (default: all)")
@@ -241,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, zoo.MissingModelError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -94,6 +94,10 @@ class Method:
     def after_step(self, model: nn.Module) -> None:
         """Hook run after every optimiser step (CCU clamps its variances here)."""
 
+    def after_epoch(self, model: nn.Module, epoch: int) -> None:
+        """Hook run after every epoch (0-based), before an interrupted run's state is saved (ATOM's
+        Figure 2/5 run scores its probe here, :class:`oodlib.atom.Trajectory`)."""
+
     def param_groups(self, model: nn.Module, lr: float, weight_decay: float) -> list[dict]:
         """Optimiser parameter groups (CCU uses its own lr and no decay for the GMMs)."""
         return [{"params": [p for p in model.parameters() if p.requires_grad],
@@ -258,6 +262,7 @@ def fit(
         bar.close()
         for k, v in sums.items():
             hist.logs.setdefault(k, []).append(v / steps_per_epoch)
+        method.after_epoch(model, epoch)
         if state_path is not None and epoch + 1 < epochs:
             state = {"run": run, "epoch": epoch + 1, "model": model.state_dict(), "opt": opt.state_dict(),
                      "sched": sched.state_dict(), "gen": gen.get_state(), "torch_rng": torch.get_rng_state(),

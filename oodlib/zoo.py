@@ -91,6 +91,8 @@ PLUGINS: dict[str, Plugin] = {
     "good": Plugin(good.GOOD, good.HPARAMS, good.zoo_defaults),  # Bitterwolf et al. 2020, eq. 9-10
     "ntom": Plugin(atom.NTOM, atom.NTOM_HPARAMS, functools.partial(atom.zoo_defaults, method="ntom")),
     "atom": Plugin(atom.ATOM, atom.ATOM_HPARAMS, functools.partial(atom.zoo_defaults, method="atom")),
+    # Chen et al. 2021, Fig. 2 / 5: NTOM without mining, its probe's OOD scores kept every epoch
+    "ntom_trajectory": Plugin(atom.Trajectory, atom.TRAJECTORY_HPARAMS, atom.trajectory_defaults),
 }
 ZOO_HPARAMS = ("num_classes",)
 
@@ -280,11 +282,13 @@ def load_or_train(
     arch: str | None = None,
     device: str | torch.device | None = None,
     retrain: bool = False,
+    may_train: bool | None = None,
     **hparams: Any,
 ) -> Entry:
     """Load the zoo model for this configuration, training (and caching) it if needed.
 
-    ``hparams`` go to the method plug-in (e.g. ``eps`` for ACET) and into the hash.
+    ``hparams`` go to the method plug-in (e.g. ``eps`` for ACET) and into the hash. A missing model is
+    trained where ``may_train`` (default :func:`training_allowed`), else :class:`MissingModelError`.
     The record holds the config, training wall time, per-epoch history and the
     test error on the profile's test split.
     """
@@ -322,7 +326,7 @@ def load_or_train(
     entry = cached()
     if entry is not None:
         return entry
-    if not training_allowed(profile):
+    if not (training_allowed(profile) if may_train is None else may_train):
         raise MissingModelError(
             f"the zoo at {cache_dir()} has no {method!r} model for this configuration ({stem}), and "
             f"profile {profile.name!r} does not train in the book's cells: train it first with "

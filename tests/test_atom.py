@@ -158,14 +158,30 @@ def test_zoo_builds_a_k_plus_1_head_and_trains(zoo_cache, tiny_profile):
     assert atom.record["config"]["hparams"]["eps"] == pytest.approx(8 / 255)
 
 
-def test_score_trajectory_records_every_epoch():
+def test_trajectory_scores_its_probe_before_training_and_after_every_epoch():
     x, y = _images(64, 5), torch.randint(0, K, (64,))
-    pool, probe = _images(80, 6), _images(30, 7)
-    model = models.build("small_cnn", num_classes=K + 1, seed=0, width=4)
-    snaps = atom.score_trajectory(atom.NTOM(n_candidates=40, n_keep=20, sampling="random"), model, x, y,
-                                    pool, probe, epochs=2, batch_size=32)
-    assert len(snaps) == 3 and all(s.shape == (30,) for s in snaps)
-    assert not np.allclose(snaps[0], snaps[-1])
+    pool = _images(80, 6)
+    method = atom.Trajectory(probe_size=30, epochs=2, n_candidates=40, n_keep=20, sampling="random",
+                             holdout=10)
+    model = method.wrap(models.build("small_cnn", num_classes=K + 1, seed=0, width=4))
+    train.fit(model, x, y, method, epochs=2, batch_size=32, x_out=pool)
+    t = model.trajectory
+    assert t.shape == (3, 30) and torch.isfinite(t).all()
+    probe = atom.validation_split(pool, 10)[0][:30]  # the first images of the pool's training split
+    assert torch.allclose(t[-1], atom.ood_probability(model, probe))
+    assert not torch.allclose(t[0], t[-1])
+    big = atom.Trajectory(probe_size=71, epochs=1, n_candidates=40, n_keep=20, sampling="random", holdout=10)
+    with pytest.raises(ValueError, match="probe_size = 71"):
+        train.fit(big.wrap(models.build("mlp", num_classes=K + 1)), x, y, big, x_out=pool)
+
+
+def test_the_zoo_trains_the_trajectory_run_and_keeps_its_scores(zoo_cache, tiny_profile):
+    prof = atom.trajectory_profile(tiny_profile.replace(atom={"hist_train_size": 128, "hist_epochs": 2}))
+    hp = {"n_candidates": 64, "n_keep": 32, "probe_size": 16, "holdout": 50}
+    run = zoo.load_or_train("ntom_trajectory", profile=prof, **hp)
+    assert run.model.trajectory.shape == (3, 16) and torch.isfinite(run.model.trajectory).all()
+    again = zoo.load_or_train("ntom_trajectory", profile=prof, **hp)
+    assert torch.equal(again.model.trajectory, run.model.trajectory)  # read back from the checkpoint
 
 
 def test_threat_table_on_a_k1_model(k1_model):

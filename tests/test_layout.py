@@ -25,7 +25,7 @@ LAYERS = [
     ("zoo",),
     ("scores", "detectors"),
     ("evaluate",),
-    ("experiments",),
+    ("experiments", "zoo_plan"),
     ("benchmark", "plots", "explorer", "chapter", "cli", "__main__"),
 ]
 LAYER = {m: i for i, mods in enumerate(LAYERS) for m in mods}
