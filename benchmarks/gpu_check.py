@@ -2,17 +2,22 @@
 
 On a lent GPU (``make gpu-check``, or ``python benchmarks/gpu_check.py --device cuda``):
 
-1. **Training**: every zoo method of the ``full`` profile (ResNet-18 for the Fashion-MNIST
-   methods, GOOD's "L" CNN for GOOD, the paper's hyper-parameters: ACET's 40 PGD steps, ATOM's
-   out-ratio 2 and 5-step PGD, CCU's 100 centroids per mixture) trains for ``--steps`` batches
-   after a 2-step warm-up; we report ms per step and in-distribution images/s.
+1. **Training**: every (method, architecture) of the ``full`` zoo plan (:mod:`oodlib.zoo_plan`:
+   ResNet-18 for the Fashion-MNIST methods, GOOD's "L" CNN for chapter 05, the MLP of chapter 03;
+   the paper's hyper-parameters: ACET's 40 PGD steps, ATOM's out-ratio 2 and 5-step PGD, CCU's 100
+   centroids per mixture) trains for ``--steps`` and for ``2 * --steps`` batches after a 2-step
+   warm-up. The difference is the per-step time (ms/step, images/s); what is left of the shorter
+   run is the one-time cost of a training (CCU's EM fit, a mining pass at this pool size), reported
+   apart and never multiplied by the steps.
 2. **Evaluation kernels**, a few batches each: PGD (adversarial noise), APGD (GOOD's AAUC), IBP
    bounds (GAUC), ODIN's (T, ε) grid, CCU's ball attack, ATOM's mining pass.
 3. **CUDA against CPU** on a small batch, same weights: logits, IBP bounds and ODIN scores,
    with TF32 off (tolerance below); skipped when ``--device cpu``.
-4. **Projection** of the ``full`` book's wall time per chapter: the models each chapter trains
-   (:func:`book`, counted from the chapters) times the measured step time, plus each chapter's
-   dominant evaluation attacks (:func:`evaluation`) at the measured kernel rates. An estimate, not a run.
+4. **Projection** of the ``full`` book's wall time per chapter: each model of the zoo plan counted
+   once, under the first chapter that needs it (:func:`plan`), its own steps (the q-ablation and
+   Figure 2/5 runs have their own training sizes) times the measured step time, ATOM's and NTOM's
+   mining passes (candidates x epochs at the measured mining rate), plus each chapter's dominant
+   evaluation attacks (:func:`evaluation`) at the measured kernel rates. An estimate, not a run.
 
 Writes ``gpu_check.json`` and ``gpu_check.md`` to ``--out``. Data are generated (uniform and
 blob images, random labels: speed does not depend on content), so no download is needed; only
@@ -37,6 +42,7 @@ import torch
 
 from oodlib import apgd, atom, attacks, ball_attack, ccu, data, ibp, models, odin, profiles, train, zoo
 from oodlib.runtime import default_device
+from oodlib.zoo_plan import CHAPTERS, Need, needs, unique
 
 METHODS = ("plain", "oe", "ceda", "acet", "ccu", "good", "ntom", "atom")
 # CUDA vs CPU: float32 with TF32 off, different reduction orders through ~20 layers.
@@ -73,31 +79,47 @@ def _method(name: str, p: profiles.Profile, pool: int, batch: int) -> train.Meth
     return zoo.make_method(name, **hp)
 
 
+#: methods timed as another: a class-subset model trains as plain, Figure 2/5's run as NTOM
+TIMED_AS = {"plain_subset": "plain", "ntom_trajectory": "ntom"}
+
+
+def plan(p: profiles.Profile) -> list[Need]:
+    """Every model of ``p``'s zoo plan once, under the first chapter that needs it (NTOM and ATOM
+    included before chapter 06 picks their q: the q does not change their cost)."""
+    return unique(needs(p, resolve=False))
+
+
 def train_speed(p: profiles.Profile, dev: torch.device, steps: int, warmup: int) -> tuple[list[dict], dict]:
-    """ms per training step of every (method, architecture) the book trains, after ``warmup`` steps."""
+    """ms per training step, and the one-time cost of a training, of every (method, architecture) of
+    the plan: each trains for ``steps`` and ``2 * steps`` batches (after ``warmup`` steps); the
+    difference is ``steps`` steps, the rest of the shorter run its one-time cost."""
     B = p.train.batch_size
     n = max(steps * B, 2 * p.ccu.centroids)  # CCU's EM needs more images than centroids
     steps = math.ceil(n / B)
-    x, x_out = _images(n, 1), _images(max(4 * n, 8 * B), 2)
+    x, x_out = _images(2 * n, 1), _images(max(8 * n, 8 * B), 2)
     y = torch.randint(0, 10, (len(x),), generator=torch.Generator().manual_seed(3))
-    pairs = sorted({(m, arch) for trains in book(p).values() for m, arch, _ in trains},
-                   key=lambda ma: (ma[1] != "model", METHODS.index(ma[0])))
+    pairs = sorted({(TIMED_AS.get(m.method, m.method), m.arch or p.model) for m in plan(p)},
+                   key=lambda ma: (ma[1] != p.model, METHODS.index(ma[0]), ma[1]))
     rows, trained = [], {}
-    for name, arch_field in pairs:
-        plug = _method(name, p, len(x_out), B)
-        arch = getattr(p, arch_field)
+    for name, arch in pairs:
         classes = int(zoo.method_hparams(name, p).get("num_classes", 10))  # ATOM: K + 1
-        model = plug.wrap(models.build(arch, num_classes=classes))
         kw = dict(batch_size=B, lr=p.train.lr, weight_decay=p.train.weight_decay,
-                  lr_milestones=p.train.lr_milestones, x_out=x_out, device=dev, desc=name)
-        if warmup:  # allocation, cuDNN autotuning
-            train.fit(model, x[: warmup * B], y[: warmup * B], plug, **kw)
-        _, secs = _timed(lambda: train.fit(model, x, y, plug, **kw), dev)  # noqa: B023 -- runs now
-        rows.append({"method": name, "arch": arch, "steps": steps, "ms/step": 1000 * secs / steps,
-                     "images/s": steps * B / secs})
-        trained[(name, arch_field)] = model.eval()
-    return rows, {"plain": trained[("plain", "model")], "good": trained[("good", "ibp_model")],
-                  "ccu": trained[("ccu", "model")], "atom": trained[("atom", "model")]}
+                  lr_milestones=p.train.lr_milestones, x_out=x_out, device=dev, desc=name,
+                  optimizer=p.train.optimizer, momentum=p.train.momentum, nesterov=p.train.nesterov,
+                  augment=zoo.recipe_augmentation(p), augment_out=p.train.augment_out)  # the zoo's recipe
+        secs = []
+        for k in (1, 2):
+            plug = _method(name, p, len(x_out), B)
+            model = plug.wrap(models.build(arch, num_classes=classes))
+            if warmup:  # allocation, cuDNN autotuning
+                train.fit(model, x[: warmup * B], y[: warmup * B], plug, **kw)
+            secs.append(_timed(lambda: train.fit(model, x[: k * n], y[: k * n], plug, **kw), dev)[1])  # noqa: B023
+        per_step = max(secs[1] - secs[0], 1e-9) / steps
+        rows.append({"method": name, "arch": arch, "steps": steps, "ms/step": 1000 * per_step,
+                     "images/s": B / per_step, "one-time (s)": max(secs[0] - steps * per_step, 0.0)})
+        trained[(name, arch)] = model.eval()
+    return rows, {"plain": trained[("plain", p.model)], "good": trained[("good", p.ibp_model)],
+                  "ccu": trained[("ccu", p.model)], "atom": trained[("atom", p.model)]}
 
 
 def kernel_speed(p: profiles.Profile, dev: torch.device, nets: dict, batches: int) -> list[dict]:
@@ -158,74 +180,63 @@ def cuda_vs_cpu(nets: dict, p: profiles.Profile, dev: torch.device) -> list[dict
     return rows
 
 
-def book(p: profiles.Profile) -> dict[str, list[tuple[str, str, int]]]:
-    """(method, architecture field, count) each chapter trains first; later chapters load them from the zoo.
-
-    Counted from the chapters (and checked against a ``smoke`` run's zoo): ``model`` is the
-    classifier (ResNet-18 in ``full``), ``ibp_model`` GOOD's "L" CNN, on which chapter 05 also
-    trains its baselines (Bitterwolf et al. §4.1: one architecture for every method).
-    """
-    q = len(p.atom.q_grid)
-    return {
-        "00 basics": [("plain", "model", 1)],
-        "01 ReLU overconfidence": [("plain", "model", 2), ("acet", "model", 1)],  # 3 plain seeds in all
-        "02 CEDA / ACET": [("ceda", "model", 1), ("oe", "model", 1)],
-        "03 ODIN": [("plain", "model", 3)],  # the 8/2 class-subset models, one per seed
-        "04 CCU": [("ccu", "model", 1)],
-        "05 GOOD": [("good", "ibp_model", 4 + len(p.good.quantiles) - 1 + 2),  # eps sweep, Q grid, 2 seeds
-                    *[(m, "ibp_model", 1) for m in ("plain", "ceda", "acet", "ccu")],
-                    ("oe", "ibp_model", 3)],  # OE: 3 seeds
-        "06 ATOM": [("atom", "model", (1 + q) + 1 + 3 * (p.atom.claim_seeds - 1)),  # ablation, main, seeds
-                    ("ntom", "model", 2)],  # NTOM, and Fig. 2/5's NTOM run (its scores kept every epoch)
-        "07 benchmark": [],
-        "08 verdicts": [],
-    }
-
-
 def evaluation(p: profiles.Profile) -> dict[str, list[tuple[str, float]]]:
     """Each chapter's dominant evaluation work, as (kernel of :func:`kernel_speed`, units of that kernel).
 
     A rough count from the profile (attacked images x steps x restarts x models x OOD sets), for the
     projection only: the chapters also score clean sets, draw figures and bootstrap, which is cheap
-    beside these attacks at paper scale.
+    beside these attacks at paper scale. Keys are :data:`oodlib.zoo_plan.CHAPTERS`.
     """
     sets = sum(1 for s in data.DATASETS.values()
                if not s.optional and (p.torchvision_sets or not s.full_only))
-    n_good = 4 + len(p.good.quantiles) - 1 + 5  # chapter 05's models (eps sweep, Q grid, baselines)
-    atom_runs = sum(c for m, _, c in book(p)["06 ATOM"])
+    n_good = len([n for n in needs(p, ["05"], resolve=False)])  # chapter 05's models (baselines, Q grid)
     linf = p.atom.attack_size * p.atom.eval_steps * p.atom.eval_restarts * 2  # L-inf and compositional
     noise = p.eval.attack_size * p.attack.pgd_eval_steps * p.attack.pgd_eval_restarts  # adv. noise, per model
     samples = p.attack.adv_samples_size * p.attack.adv_samples_steps  # adversarial samples, per model
     grid = (p.eval.test_size + sets * p.eval.ood_size) * len(p.odin.temperatures)  # ODIN's main study
     return {
         # 01: the alpha search is forward passes only (cheap beside training)
-        "02 CEDA / ACET": [("PGD (adversarial noise)", 4 * (noise + samples))],
+        "02": [("PGD (adversarial noise)", 4 * (noise + samples))],
         # 03: + ~30 % for the three same-manifold studies (2 of 10 classes)
-        "03 ODIN": [("ODIN (T, eps) grid", 1.3 * grid)],
-        "04 CCU": [("CCU ball attack", 6 * p.ccu.attack_seeds * p.ccu.attack_steps * p.ccu.attack_restarts)],
-        "05 GOOD": [("APGD (GOOD's AAUC)", n_good * sets * p.good.eval_size * p.good.attack_steps
-                     * (2 + p.good.attack_restarts)),
-                    ("IBP bounds (GAUC)", n_good * sets * p.good.eval_size * (len(p.good.radii) + 1))],
-        "06 ATOM": [("PGD (adversarial noise)", 9 * sets * linf),
-                    ("ATOM mining pass", atom_runs * p.train.epochs * p.atom.candidates)],
-        "07 benchmark": [("PGD (adversarial noise)", 12 * sets * (linf + p.atom.attack_size * (
+        "03": [("ODIN (T, eps) grid", 1.3 * grid)],
+        "04": [("CCU ball attack", 6 * p.ccu.attack_seeds * p.ccu.attack_steps * p.ccu.attack_restarts)],
+        "05": [("APGD (GOOD's AAUC)", n_good * sets * p.good.eval_size * p.good.attack_steps
+                * (2 + p.good.attack_restarts)),
+               ("IBP bounds (GAUC)", n_good * sets * p.good.eval_size * (len(p.good.radii) + 1))],
+        "06": [("PGD (adversarial noise)", 9 * sets * linf)],
+        "07": [("PGD (adversarial noise)", 12 * sets * (linf + p.atom.attack_size * (
             p.bench.weak_steps + p.bench.strong_steps * p.bench.strong_restarts)))],
     }
 
 
+def _mining_images(n: Need) -> int:
+    """Images ATOM / NTOM score to mine over a training: ``n_candidates`` per epoch (0 for random
+    sampling and the other methods)."""
+    cfg = n.config["hparams"] if not n.waits_for else zoo.method_hparams(n.method, n.profile)
+    if n.method not in ("ntom", "atom") or cfg.get("sampling") != "mine":
+        return 0
+    return n.profile.train.epochs * int(cfg["n_candidates"])
+
+
 def projection(p: profiles.Profile, speed: pd.DataFrame, kernels: pd.DataFrame) -> pd.DataFrame:
-    steps = p.train.epochs * math.ceil(p.train.train_size / p.train.batch_size)
-    ms = speed.assign(field=["ibp_model" if a == p.ibp_model and a != p.model else "model"
-                             for a in speed.arch]).set_index(["method", "field"])["ms/step"]
+    """Hours per chapter: its models of :func:`plan` (each once, its own steps) at the measured step
+    time, their one-time costs as measured, their mining passes, and :func:`evaluation`'s attacks."""
+    ms = speed.set_index(["method", "arch"])["ms/step"]
+    once = speed.set_index(["method", "arch"])["one-time (s)"]
     rate = kernels.set_index("kernel")["image-steps/s"]
     work = evaluation(p)
+    models_ = plan(p)
     rows = []
-    for chapter, trains in book(p).items():
-        train_h = sum(count * steps * ms[(m, arch)] / 1000 / 3600 for m, arch, count in trains)
+    for chapter in (*CHAPTERS, "08"):
+        mine = [n for n in models_ if n.chapter == chapter]
+        key = [(TIMED_AS.get(n.method, n.method), n.arch or p.model) for n in mine]
+        train_h = sum(n.steps * ms[k] / 1000 / 3600 + once[k] / 3600 for n, k in zip(mine, key, strict=True))
+        mining_h = sum(_mining_images(n) for n in mine) / rate["ATOM mining pass"] / 3600
         eval_h = sum(units / rate[k] / 3600 for k, units in work.get(chapter, []))
-        rows.append({"chapter": chapter, "models trained": sum(c for *_, c in trains),
-                     "training (h)": train_h, "evaluation (h, dominant kernels)": eval_h,
-                     "total (h, projected)": train_h + eval_h})
+        rows.append({"chapter": chapter, "models trained": len(mine), "steps": sum(n.steps for n in mine),
+                     "training (h)": train_h, "mining (h)": mining_h,
+                     "evaluation (h, dominant kernels)": eval_h,
+                     "total (h, projected)": train_h + mining_h + eval_h})
     return pd.DataFrame(rows)
 
 
@@ -271,11 +282,12 @@ def main(argv: list[str] | None = None) -> int:
           f"{kernels.to_markdown(index=False, floatfmt='.1f')}\n\n## CUDA against CPU\n\n"
           f"{checks.to_markdown(index=False)}\n\n## Projected time of the `{p.name}` book\n\n"
           f"{proj.to_markdown(index=False, floatfmt='.1f')}\n\n"
-          f"Projection: training = {p.train.epochs} epochs x "
-          f"{math.ceil(p.train.train_size / p.train.batch_size)} steps per "
-          f"model at the measured ms/step; evaluation = each chapter's dominant attacks (`evaluation()`: "
+          f"Projection: every model of the zoo plan once (`python -m oodlib zoo plan --profile {p.name}`), "
+          f"its own steps at the measured ms/step plus its one-time cost as measured here (CCU's EM on "
+          f"this run's small sample: the full fit costs more); mining = ATOM/NTOM's candidates x epochs "
+          f"at the measured mining rate; evaluation = each chapter's dominant attacks (`evaluation()`: "
           f"images x steps x restarts x models x sets) at the measured kernel rates. Not included: "
-          f"one-time costs (CCU's EM fit), clean scoring, figures. An estimate, not a run.\n")
+          f"clean scoring, figures. An estimate, not a run.\n")
     (out / "gpu_check.md").write_text(md)
     print(md)
     print(f"wrote {out / 'gpu_check.json'} and {out / 'gpu_check.md'} in {meta['seconds']:.0f} s")

@@ -193,6 +193,7 @@ def cmd_zoo_plan(args: argparse.Namespace) -> None:
 
 
 def cmd_zoo_train(args: argparse.Namespace) -> None:
+    os.environ["OODLIB_ZOO_TRAIN"] = "cells"  # this process is the trainer, whatever the shell says
     profile = _profile(args.profile)
     done = zoo_plan.train_missing(profile, args.chapter, only=args.only, device=args.device)
     left = zoo_plan.missing(profile, args.chapter)

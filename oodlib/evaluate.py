@@ -357,15 +357,8 @@ def summarise(table: pd.DataFrame, percent: bool = True, threats: Sequence[str] 
     return t.reindex(list(dict.fromkeys(table.model)))
 
 
-def cached_table(name: str, key: Mapping[str, object], compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
-    """``compute()`` once per ``key``: the table is stored as CSV beside the zoo's checkpoints.
-
-    ``key`` must name everything the numbers depend on (the models' weights — e.g.
-    :attr:`oodlib.zoo.Entry.weights_hash` — sizes, attack settings, seeds); it must be plain
-    JSON (no tensors), is hashed into the file name and stored in a JSON sidecar.
-    ``attrs["seconds"]`` (evaluation wall times) survives the round trip. :data:`VERSION` enters
-    every key, so a change of the evaluation code that moves numbers invalidates old tables.
-    """
+def _cache_key(name: str, key: Mapping[str, object]) -> tuple[str, Path]:
+    """The key as sorted JSON (with :data:`VERSION`) and the path stem of its files in the zoo's tables."""
     if not name.replace("_", "").replace("-", "").isalnum():
         raise ValueError(f"expected a table name of letters, digits, '-' or '_', got {name!r}")
     try:
@@ -375,8 +368,50 @@ def cached_table(name: str, key: Mapping[str, object], compute: Callable[[], pd.
     digest = stable_hash({**key, "evaluate_version": VERSION}, strict=True)
     folder = cache_dir() / "tables"
     folder.mkdir(parents=True, exist_ok=True)
-    csv, meta = folder / f"{name}-{digest}.csv", folder / f"{name}-{digest}.json"
-    npz = folder / f"{name}-{digest}.npz"  # the scores behind the table (attrs["scores"]), for the claims
+    return blob, folder / f"{name}-{digest}"
+
+
+def cached_tensors(name: str, key: Mapping[str, object],
+                   compute: Callable[[], Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """``compute()`` once per ``key``, for results that are tensors rather than a table (attacked
+    points and their scores: chapter 04's certified-ball attacks, chapter 02's adversarial noise).
+
+    Same contract as :func:`cached_table` (``key`` names everything the result depends on, plain
+    JSON); the tensors are stored beside the zoo's checkpoints and read with
+    ``torch.load(..., weights_only=True)``, so a rebuild of the book does not attack again.
+    """
+    blob, stem = _cache_key(name, key)
+    pt, meta = stem.with_suffix(".pt"), stem.with_suffix(".json")
+    if pt.exists() and meta.exists():
+        try:
+            if json.loads(meta.read_text()).get("key") == json.loads(blob):
+                out = torch.load(pt, map_location="cpu", weights_only=True)
+                if isinstance(out, dict) and all(isinstance(v, torch.Tensor) for v in out.values()):
+                    return out
+        except (json.JSONDecodeError, OSError, RuntimeError, ValueError):
+            pass  # recompute below
+    out = dict(compute())
+    bad = [k for k, v in out.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise ValueError(f"expected compute() to return a dict of tensors, got non-tensors under {bad}")
+    out = {k: v.detach().cpu() for k, v in out.items()}
+    atomic_write(pt, lambda p: torch.save(out, p))
+    atomic_write(meta, json.dumps({"key": json.loads(blob)}, indent=1))  # last: marks a complete entry
+    return out
+
+
+def cached_table(name: str, key: Mapping[str, object], compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    """``compute()`` once per ``key``: the table is stored as CSV beside the zoo's checkpoints.
+
+    ``key`` must name everything the numbers depend on (the models' weights — e.g.
+    :attr:`oodlib.zoo.Entry.weights_hash` — sizes, attack settings, seeds); it must be plain
+    JSON (no tensors), is hashed into the file name and stored in a JSON sidecar.
+    ``attrs["seconds"]`` (evaluation wall times) survives the round trip. :data:`VERSION` enters
+    every key, so a change of the evaluation code that moves numbers invalidates old tables.
+    """
+    blob, stem = _cache_key(name, key)
+    csv, meta = stem.with_suffix(".csv"), stem.with_suffix(".json")
+    npz = stem.with_suffix(".npz")  # the scores behind the table (attrs["scores"]), for the claims
     def read() -> pd.DataFrame:
         info = json.loads(meta.read_text())
         if info.get("key") != json.loads(blob):

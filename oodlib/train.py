@@ -14,6 +14,7 @@ epochs 50, 75, 90 of 100).
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,7 +197,13 @@ def fit(
     ``state_path``: after every epoch the whole training state (weights, optimiser, schedule, random
     generators, history) is written there at once (:func:`oodlib.runtime.atomic_write`); a call that
     finds the file resumes after its last epoch and ends with the weights an uninterrupted run gets.
+
+    With ``OODLIB_ZOO_TRAIN=never`` no model trains in this process (``RuntimeError``): the book is
+    then built from a trained zoo, and ``make smoke`` checks that no chapter trains in a cell.
     """
+    if os.environ.get("OODLIB_ZOO_TRAIN", "").strip().lower() == "never":
+        raise RuntimeError("train.fit was called where OODLIB_ZOO_TRAIN=never (no training in this process): "
+                           "train the book's models first with 'python -m oodlib zoo train'")
     method = method or Plain()
     check_images(x, "x")
     check_positive_int(epochs, "epochs")

@@ -126,3 +126,30 @@ def test_zoo_export_and_import_commands(zoo_cache, tmp_path, capsys):
     assert "found none" in capsys.readouterr().err
     assert cli.main(["zoo", "import", str(archive)]) == 2
     assert "zoo export" in capsys.readouterr().err
+
+
+def test_zoo_plan_and_train_at_smoke_size(zoo_cache, tmp_path, monkeypatch, capsys):
+    """`zoo plan` lists a chapter's models with their hashes; `zoo train --only HASH` trains that one
+    (as one job of an array would) and the plan then shows it in the zoo. Smoke sizes, on the MLP so
+    that the test takes seconds."""
+    from oodlib import synthetic_files, zoo_plan
+    from oodlib.profiles import SMOKE
+
+    tiny = SMOKE.replace(model="mlp")
+    monkeypatch.setattr(cli, "_profile", lambda name: tiny)
+    synthetic_files.write(tmp_path / "data", n=64)
+    monkeypatch.setenv("OODLIB_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("OODLIB_ZOO_TRAIN", "never")  # the trainer ignores it; the book would not
+    assert cli.main(["zoo", "plan", "--profile", "smoke", "--chapter", "00", "--chapter", "01"]) == 0
+    out = capsys.readouterr().out
+    first = zoo_plan.chapter_needs("00", tiny)[0]
+    assert first.hash in out and "plain (seed 0)" in out and "| ACET" in out
+    assert f"{tiny.plain_seeds + 1} models for profile 'smoke'" in out  # 01's plain seeds are 00's
+    assert cli.main(["zoo", "plan", "--profile", "smoke", "--chapter", "00", "--hashes"]) == 0
+    assert capsys.readouterr().out.split() == [n.hash for n in zoo_plan.chapter_needs("00", tiny)]
+    assert cli.main(["zoo", "train", "--profile", "smoke", "--chapter", "00", "--only", first.hash]) == 0
+    assert "1 still missing (plain (seed 1))" in capsys.readouterr().out and first.cached
+    assert cli.main(["zoo", "train", "--profile", "smoke", "--chapter", "00"]) == 0
+    assert "the zoo holds every model of the plan" in capsys.readouterr().out
+    assert cli.main(["zoo", "train", "--profile", "smoke", "--only", "0123456789ab"]) == 2
+    assert "--only to name the hash" in capsys.readouterr().err

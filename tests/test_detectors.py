@@ -135,6 +135,24 @@ def test_cached_table_round_trip_and_key(zoo_cache):
         evaluate.cached_table("../x", {}, compute)
 
 
+def test_cached_tensors_round_trip_and_key(zoo_cache):
+    calls = []
+
+    def compute() -> dict[str, torch.Tensor]:
+        calls.append(1)
+        return {"x": torch.arange(6.0).reshape(2, 3), "conf": torch.tensor([0.5, 0.25])}
+
+    a = evaluate.cached_tensors("balls", {"k": 1}, compute)
+    b = evaluate.cached_tensors("balls", {"k": 1}, compute)
+    assert len(calls) == 1 and a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    evaluate.cached_tensors("balls", {"k": 2}, compute)
+    assert len(calls) == 2
+    with pytest.raises(ValueError, match="dict of tensors"):
+        evaluate.cached_tensors("balls", {"k": 3}, lambda: {"x": [1, 2]})
+    with pytest.raises(ValueError, match="plain-JSON key"):
+        evaluate.cached_tensors("balls", {"k": torch.tensor(1)}, compute)
+
+
 def test_tuning_helpers_pick_the_lowest_validation_fpr(cnn):
     from oodlib import mahalanobis, profiles
 

@@ -33,8 +33,16 @@ def test_dry_run_on_cpu_writes_every_table(tmp_path, capsys):
     assert {r["kernel"] for r in report["kernels"]} >= {"PGD (adversarial noise)", "IBP bounds (GAUC)",
                                                         "ODIN (T, eps) grid", "ATOM mining pass"}
     assert report["cuda_vs_cpu"][0]["result"].startswith("skipped")
-    assert [r["chapter"][:2] for r in report["projection"]] == ["00", "01", "02", "03", "04", "05", "06",
-                                                                "07", "08"]
+    proj = report["projection"]
+    assert [r["chapter"] for r in proj] == ["00", "01", "02", "03", "04", "05", "05b", "06", "07", "08"]
+    # each model of the plan once, with its own steps (the q-ablation models train on fewer images)
+    from oodlib import profiles, zoo_plan
+    plan = gpu_check.plan(profiles.SMOKE)
+    assert sum(r["models trained"] for r in proj) == len(plan) == len({n.hash or n.name for n in plan})
+    assert sum(r["steps"] for r in proj) == sum(n.steps for n in plan)
+    assert ("plain", "mlp") in trained  # chapter 03's second architecture is timed too
+    assert all(r["one-time (s)"] >= 0 for r in report["training"])
+    assert zoo_plan.CHAPTERS[-1] == "07"
     assert report["meta"]["profile"] == "smoke"
     assert "dry run on the CPU" in capsys.readouterr().out
     assert (tmp_path / "gpu_check.md").read_text().startswith("# GPU check")

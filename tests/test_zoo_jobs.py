@@ -112,8 +112,26 @@ def test_a_cold_zoo_names_the_command_that_trains_it(zoo_cache, tiny_profile, mo
     with pytest.raises(zoo.MissingModelError, match=r"'python -m oodlib zoo train --profile tiny'"):
         zoo.load_or_train("plain", profile=tiny_profile)
     assert not list(Path(zoo_cache).glob("*.pt"))
+    x, y = torch.rand(8, 1, 28, 28), torch.zeros(8, dtype=torch.long)
+    with pytest.raises(RuntimeError, match="OODLIB_ZOO_TRAIN=never"):  # nothing trains, not even directly
+        train.fit(models.build("mlp", hidden=8), x, y)
     monkeypatch.setenv("OODLIB_ZOO_TRAIN", "cells")
     assert zoo.training_allowed(profiles.FULL)
     monkeypatch.setenv("OODLIB_ZOO_TRAIN", "sometimes")
     with pytest.raises(ValueError, match=r"OODLIB_ZOO_TRAIN .* 'sometimes'"):
         zoo.training_allowed(profiles.CI)
+
+
+def test_the_slurm_array_script_runs_one_model_per_task(tmp_path):
+    script = Path(__file__).parents[1] / "scripts" / "zoo_array.sbatch"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    hashes = tmp_path / "hashes.txt"
+    hashes.write_text("aaaaaaaaaaaa\nbbbbbbbbbbbb\n")
+    env = {**os.environ, "ZOO_HASHES": str(hashes), "PYTHON": "echo", "SLURM_ARRAY_TASK_ID": "2"}
+    env.pop("OODLIB_PROFILE", None)
+    out = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0 and out.stdout.split() == ["-m", "oodlib", "zoo", "train", "--profile", "full",
+                                                          "--only", "bbbbbbbbbbbb"]
+    env["SLURM_ARRAY_TASK_ID"] = "3"
+    out = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 2 and "no hash on line 3" in out.stderr
