@@ -184,6 +184,7 @@ def fit(
     augment: Augmentation | None = None,
     augment_out: bool = False,
     state_path: str | Path | None = None,
+    channels_last: bool | None = None,
 ) -> History:
     """Train ``model`` in place on ``(x, y)`` with ``method`` and return its :class:`History`.
 
@@ -197,6 +198,11 @@ def fit(
     ``state_path``: after every epoch the whole training state (weights, optimiser, schedule, random
     generators, history) is written there at once (:func:`oodlib.runtime.atomic_write`); a call that
     finds the file resumes after its last epoch and ends with the weights an uninterrupted run gets.
+
+    On a GPU the training set is moved to the device once (no data loader, no copy per batch),
+    cuDNN picks its fastest kernels for the fixed shapes, and the model runs in ``channels_last``
+    memory format (``channels_last``: default on CUDA only; the same numbers up to float rounding,
+    ``tests/test_zoo_train.py`` checks it on the CPU). The random draws are the same on every device.
 
     With ``OODLIB_ZOO_TRAIN=never`` no model trains in this process (``RuntimeError``): the book is
     then built from a trained zoo, and ``make smoke`` checks that no chapter trains in a cell.
@@ -215,7 +221,13 @@ def fit(
             raise ValueError(f"method {method.name!r} trains on an auxiliary pool: pass x_out")
         check_images(x_out, "x_out")
     dev = default_device(device)
+    nhwc = dev.type == "cuda" if channels_last is None else bool(channels_last)
     model.to(dev).train()
+    if nhwc:  # NHWC convolutions (Tensor Cores on a GPU)
+        model.to(memory_format=torch.channels_last)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes: cuDNN times its kernels once, keeps the best
+    x_dev, y_dev = x.to(dev), y.to(dev)  # the whole set on the device once
     gen = torch_generator(seed)
     method.init_from_data(model, x, x_out)
     steps_per_epoch = math.ceil(len(x) / batch_size)
@@ -236,25 +248,26 @@ def fit(
         step = first * steps_per_epoch
     for epoch in range(first, epochs):
         perm = torch.randperm(len(x), generator=gen)
-        pool = method.epoch_pool(model, x_out, epoch, gen) if method.out_source == "aux" else None
+        pool = method.epoch_pool(model, x_out, epoch, gen).to(dev) if method.out_source == "aux" else None
         model.train()
         sums: dict[str, float] = {}
         bar = progress(range(steps_per_epoch), desc=f"{desc or method.name} epoch {epoch + 1}/{epochs}",
                        leave=False)
         for i in bar:
             idx = perm[i * batch_size : (i + 1) * batch_size]
-            xb, yb = x[idx], y[idx]
+            xb, yb = x_dev[idx.to(dev)], y_dev[idx.to(dev)]
             xo = None
             if method.out_source == "aux":
-                xo = pool[torch.randint(len(pool), (n_out,), generator=gen)]
+                xo = pool[torch.randint(len(pool), (n_out,), generator=gen).to(dev)]
             elif method.out_source == "noise":
-                xo = method.make_out(xb, gen)
-            xb = augment(xb.to(dev), gen)
-            if xo is not None:
-                xo = xo.to(dev)
-                if augment_out and method.out_source == "aux":
-                    xo = augment(xo, gen)
-            batch = Batch(xb, yb.to(dev), xo, step, total, gen)
+                xo = method.make_out(x[idx], gen).to(dev)  # drawn on the CPU: the same noise on every device
+            xb = augment(xb, gen)
+            if xo is not None and augment_out and method.out_source == "aux":
+                xo = augment(xo, gen)
+            if nhwc:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+                xo = None if xo is None else xo.contiguous(memory_format=torch.channels_last)
+            batch = Batch(xb, yb, xo, step, total, gen)
             loss, logs = method.loss(model, batch)
             opt.zero_grad(set_to_none=True)
             loss.backward()

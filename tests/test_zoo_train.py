@@ -255,3 +255,22 @@ def test_zoo_archive_round_trip_checks_every_file(zoo_cache, tiny_profile, tmp_p
     monkeypatch.setenv("OODLIB_CACHE", str(tmp_path / "empty"))
     with pytest.raises(ValueError, match="found none"):
         zoo.export_archive(tmp_path / "none.tar")
+
+
+@pytest.mark.parametrize("method", ["plain", "oe", "acet"])
+def test_channels_last_trains_to_the_same_weights_up_to_rounding(method):
+    """The GPU path's memory format (NHWC), checked on the CPU: same draws, same weights up to float
+    rounding, for a plain, an auxiliary-pool and a noise method."""
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(64, 1, 28, 28, generator=g), torch.randint(0, 10, (64,), generator=g)
+    pool = torch.rand(96, 1, 28, 28, generator=g)
+    kw = {"steps": 2} if method == "acet" else {}
+
+    def weights(nhwc: bool) -> list[torch.Tensor]:
+        m = models.build("small_cnn", width=4, seed=0)
+        train.fit(m, x, y, zoo.make_method(method, **kw), epochs=2, batch_size=32, x_out=pool,
+                  channels_last=nhwc)
+        return [p.detach().contiguous() for p in m.parameters()]
+
+    a, b = weights(False), weights(True)
+    assert all(torch.allclose(p, q, rtol=1e-4, atol=1e-5) for p, q in zip(a, b, strict=True))
