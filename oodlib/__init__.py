@@ -8,6 +8,7 @@ Base
   ``validation``      input checks with one message style (``check_number``, ``check_images``, …)
   ``runtime``         seeds, devices, eval mode, batched inference, input gradients, progress bars
   ``profiles``        the ``ci`` / ``full`` / ``smoke`` sizes and budgets (one code path)
+  ``deviations``      every difference from the papers' settings, with its reason (one table)
 Data, models and mechanisms
   ``noise``           uniform, Gaussian and smooth noise (Hein et al. 2019 §5, App. F)
   ``standins``        offline stand-ins for MNIST / letters / photos and the auxiliary pool
@@ -63,9 +64,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "acet", "apgd", "atom", "attacks", "augment", "ball_attack", "benchmark", "beside", "ccu", "chapter",
-    "claims", "cli", "corruptions", "data", "datasets", "detectors", "evaluate", "experiments", "explorer",
-    "gaussian_model", "gmm", "good", "ibp", "intervals", "mahalanobis", "metrics", "models", "noise",
-    "odin", "odin_analysis", "plots", "profiles", "provenance", "relu_theory", "runtime", "scores",
+    "claims", "cli", "corruptions", "data", "datasets", "deviations", "detectors", "evaluate", "experiments",
+    "explorer", "gaussian_model", "gmm", "good", "ibp", "intervals", "mahalanobis", "metrics", "models",
+    "noise", "odin", "odin_analysis", "plots", "profiles", "provenance", "relu_theory", "runtime", "scores",
     "standins", "synthetic_files", "toy", "train", "validation", "zoo", "zoo_plan",
 ]
 

@@ -9,6 +9,7 @@ Examples::
     python -m oodlib export zoo.csv --zoo          # the cache listing
     python -m oodlib export claims.md --claims     # every chapter's verdicts (after the chapters ran)
     python -m oodlib export claims.md --claims --readme README.md   # ... also into the README's table
+    python -m oodlib export deviations.md --deviations --readme README.md   # every difference from the papers
     OODLIB_CLAIMS=DIR python -m oodlib export seeds.md --claims --seeds 0 1 2   # verdicts by run seed
     python -m oodlib zoo plan --profile full       # every model the book needs, chapter by chapter
     python -m oodlib zoo train --profile full      # train the missing ones (resumes an interrupted run)
@@ -31,7 +32,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import benchmark, claims, data, evaluate, profiles, synthetic_files, zoo, zoo_plan
+from . import benchmark, claims, data, deviations, evaluate, profiles, synthetic_files, zoo, zoo_plan
 from .profiles import Profile
 from .runtime import cache_dir, default_device
 
@@ -110,6 +111,8 @@ def _benchmark_table(profile: Profile, device: str | None, train: bool = False) 
 
 README_BEGIN, README_END = "<!-- claims:begin -->", "<!-- claims:end -->"
 SEEDS_BEGIN, SEEDS_END = "<!-- seeds:begin -->", "<!-- seeds:end -->"
+DEVIATIONS_BEGIN, DEVIATIONS_END = "<!-- deviations:begin -->", "<!-- deviations:end -->"
+DEVIATIONS_COMMAND = "python -m oodlib export deviations.md --deviations --readme README.md"
 
 
 def update_readme(path: Path, table: str, markers: tuple[str, str] = (README_BEGIN, README_END),
@@ -142,6 +145,16 @@ def cmd_export(args: argparse.Namespace) -> None:
     out = Path(args.out)
     if out.suffix not in (".csv", ".md"):
         raise ValueError(f"expected an output file ending in .csv or .md, got {out.name!r}")
+    if args.deviations:
+        if out.suffix != ".md":
+            raise ValueError(f"expected a .md file for --deviations, got {out.name!r}")
+        md = deviations.markdown()
+        out.write_text(md + "\n")
+        if args.readme:
+            update_readme(Path(args.readme), md, (DEVIATIONS_BEGIN, DEVIATIONS_END), DEVIATIONS_COMMAND)
+        print(f"wrote {len(deviations.DEVIATIONS)} deviations to {out}"
+              + (f" and {args.readme}" if args.readme else ""))
+        return
     if args.claims:
         profile = _profile(args.profile)
         if out.suffix != ".md":
@@ -240,7 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--zoo", action="store_true", help="export the cache listing instead of the benchmark")
     s.add_argument("--claims", action="store_true",
                    help="export every chapter's recorded claims and verdicts")
-    s.add_argument("--readme", help="with --claims: also replace the claims table in this README")
+    s.add_argument("--deviations", action="store_true",
+                   help="export every difference from the papers' settings (oodlib.deviations)")
+    s.add_argument("--readme", help="with --claims or --deviations: also replace that table in this README")
     s.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
                    help="with --claims: every claim's verdict at each of these run seeds (records of each "
                         "run in $OODLIB_CLAIMS), and whether it moved")

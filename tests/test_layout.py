@@ -16,7 +16,7 @@ PACKAGE = Path(oodlib.__file__).parent
 
 # The layers of oodlib/__init__.py's map: a module may import modules of its own layer or below.
 LAYERS = [
-    ("validation", "profiles", "runtime"),
+    ("validation", "profiles", "runtime", "deviations"),
     ("noise", "standins", "synthetic_files", "metrics", "models", "augment", "beside"),
     ("data", "datasets", "provenance", "intervals", "claims", "attacks", "apgd", "corruptions", "ibp", "gmm",
      "ball_attack", "train"),
@@ -110,7 +110,8 @@ def test_submodules_load_on_first_use():
 
 def test_registered_plugins():
     # filled explicitly by oodlib.zoo, not by import order
-    assert set(zoo.PLUGINS) == {"plain", "plain_subset", "ceda", "acet", "oe", "ccu", "good", "ntom", "atom"}
+    assert set(zoo.PLUGINS) == {"plain", "plain_subset", "ceda", "acet", "oe", "ccu", "good", "ntom", "atom",
+                                "ntom_trajectory"}
     for name in zoo.PLUGINS:
         method = zoo.make_method(name, **({"classes": [0, 1]} if name == "plain_subset" else {}))
         assert method.name == name
