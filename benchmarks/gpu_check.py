@@ -106,7 +106,8 @@ def train_speed(p: profiles.Profile, dev: torch.device, steps: int, warmup: int)
         kw = dict(batch_size=B, lr=p.train.lr, weight_decay=p.train.weight_decay,
                   lr_milestones=p.train.lr_milestones, x_out=x_out, device=dev, desc=name,
                   optimizer=p.train.optimizer, momentum=p.train.momentum, nesterov=p.train.nesterov,
-                  augment=zoo.recipe_augmentation(p), augment_out=p.train.augment_out)  # the zoo's recipe
+                  augment=zoo.recipe_augmentation(p), augment_out=p.train.augment_out,
+                  bf16=p.train.bf16)  # the zoo's recipe
         secs = []
         for k in (1, 2):
             plug = _method(name, p, len(x_out), B)

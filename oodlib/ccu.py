@@ -213,6 +213,7 @@ class CCUMethod(train.Method):
     """
 
     name = "ccu"
+    bf16_safe = False  # the mixtures' log-densities (eq. 4) need float32 exponents
     out_source = "aux"
 
     def __init__(self, lam: float = 1.0, n_in: int = 100, n_out: int = 100, em_in: int = 10000,

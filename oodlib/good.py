@@ -61,6 +61,7 @@ class GOOD(train.Method):
     """
 
     name = "good"
+    bf16_safe = False  # the IBP bounds in the loss (eq. 3-8) stay float32, like every certificate
     out_source = "aux"
 
     def __init__(

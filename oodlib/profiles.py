@@ -74,6 +74,7 @@ class Training:
     hflip: bool = False  # random horizontal flips (CIFAR)
     autoaugment: str | None = None  # AutoAugment policy, "cifar10" or "svhn" (GOOD §4.1), or None
     augment_out: bool = False  # augment the auxiliary out-batches too (GOOD §4.1, ATOM App. B)
+    bf16: bool = False  # bfloat16 autocast of the losses that allow it (train.fit; ours, for GPU speed)
     # a chapter may train a missing model in a cell (ci, smoke); full's models train before the
     # book (``python -m oodlib zoo train``): not in the zoo hash, OODLIB_ZOO_TRAIN overrides it
     in_cells: bool = True
@@ -397,6 +398,7 @@ FULL = Profile(
         momentum=0.9,  # neither paper states it; 0.9 is ODIN's (§4.1) and ATOM's (App. B)
         crop_pad=2,  # Meinke & Hein App. C.1: "random crops with a padding of 2 pixels on MNIST and FMNIST"
         in_cells=False,  # hours per model on a GPU: the zoo trains before the book, never in a cell
+        bf16=True,  # ours: the papers train in float32; CCU and GOOD stay float32 (Method.bf16_safe)
     ),
     eval=Evaluation(test_size=10000, ood_size=10000, attack_size=1000),
     attack=Attacks(
@@ -503,7 +505,7 @@ SMOKE_SIZES: dict[str, object] = {
 SMOKE_KEEPS = frozenset({
     "torchvision_sets", "model", "ibp_model", "train.lr", "train.weight_decay", "train.lr_milestones",
     "train.optimizer", "train.momentum", "train.nesterov", "train.crop_pad", "train.crop_mode", "train.hflip",
-    "train.autoaugment", "train.augment_out", "train.in_cells",
+    "train.autoaugment", "train.augment_out", "train.in_cells", "train.bf16",
     "attack.pgd_train_step_size", "attack.eps", "attack.pgd_eval_step_size", "attack.adv_samples_step_size",
     "seed", "odin.max_eps", "odin.held_out_classes", "good.eps", "good.kappa", "good.ramp",
     "atom.q", "atom.q_grid", "atom.out_ratio", "atom.eps", "atom.step_size",

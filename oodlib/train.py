@@ -60,6 +60,7 @@ class Method:
     name = "plain"
     out_source: str | None = None  # None, "aux" (the auxiliary pool) or "noise"
     out_ratio: float = 1.0  # out-distribution batch size relative to B: ceil(out_ratio * B) per step
+    bf16_safe: bool = True  # its loss may run under bf16 autocast (False: CCU's densities, GOOD's IBP bounds)
 
     def wrap(self, model: nn.Module) -> nn.Module:
         """The model this method trains, built around the base classifier (structure only).
@@ -185,6 +186,7 @@ def fit(
     augment_out: bool = False,
     state_path: str | Path | None = None,
     channels_last: bool | None = None,
+    bf16: bool = False,
 ) -> History:
     """Train ``model`` in place on ``(x, y)`` with ``method`` and return its :class:`History`.
 
@@ -203,6 +205,9 @@ def fit(
     cuDNN picks its fastest kernels for the fixed shapes, and the model runs in ``channels_last``
     memory format (``channels_last``: default on CUDA only; the same numbers up to float rounding,
     ``tests/test_zoo_train.py`` checks it on the CPU). The random draws are the same on every device.
+    ``bf16``: the loss's forward pass (and ACET's / ATOM's inner attacks) under bfloat16 autocast,
+    for methods whose loss allows it (:attr:`Method.bf16_safe`; never CCU's mixture densities or
+    GOOD's interval bounds, which stay float32); the weights and the optimiser stay float32.
 
     With ``OODLIB_ZOO_TRAIN=never`` no model trains in this process (``RuntimeError``): the book is
     then built from a trained zoo, and ``make smoke`` checks that no chapter trains in a cell.
@@ -268,7 +273,8 @@ def fit(
                 xb = xb.contiguous(memory_format=torch.channels_last)
                 xo = None if xo is None else xo.contiguous(memory_format=torch.channels_last)
             batch = Batch(xb, yb, xo, step, total, gen)
-            loss, logs = method.loss(model, batch)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16 and method.bf16_safe):
+                loss, logs = method.loss(model, batch)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -58,7 +58,7 @@ TRAIN_FIELDS: dict[str, str] = {
 RECIPE_FIELDS: dict[str, str] = {
     "optimizer": "train.optimizer", "momentum": "train.momentum", "nesterov": "train.nesterov",
     "crop_pad": "train.crop_pad", "crop_mode": "train.crop_mode", "hflip": "train.hflip",
-    "autoaugment": "train.autoaugment", "augment_out": "train.augment_out",
+    "autoaugment": "train.autoaugment", "augment_out": "train.augment_out", "bf16": "train.bf16",
 }
 
 RECIPE_DEFAULTS: dict[str, Any] = {
@@ -352,6 +352,7 @@ def _train(config: dict[str, Any], key: str, ckpt: Path, model: nn.Module, plug:
         seed=profile.seed, device=dev, desc=method, optimizer=profile.train.optimizer,
         momentum=profile.train.momentum, nesterov=profile.train.nesterov,
         augment=recipe_augmentation(profile), augment_out=profile.train.augment_out, state_path=state,
+        bf16=profile.train.bf16,
     )
     record = {
         "config": json.loads(json.dumps(config, default=str)),

@@ -274,3 +274,27 @@ def test_channels_last_trains_to_the_same_weights_up_to_rounding(method):
 
     a, b = weights(False), weights(True)
     assert all(torch.allclose(p, q, rtol=1e-4, atol=1e-5) for p, q in zip(a, b, strict=True))
+
+
+def test_bf16_autocast_tracks_float32_and_leaves_certified_methods_exact():
+    """full's bf16 autocast, checked on the CPU: the loss curve of a plain run stays within a few per
+    cent of float32's and the weights stay float32; GOOD and CCU ignore it (their bounds and
+    densities stay float32: the same weights, bit for bit)."""
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(128, 1, 28, 28, generator=g), torch.randint(0, 10, (128,), generator=g)
+    pool = torch.rand(128, 1, 28, 28, generator=g)
+
+    def run(method: str, bf16: bool, **hp) -> tuple[train.History, list[torch.Tensor]]:
+        m = models.build("small_cnn", width=4, seed=0)
+        m = zoo.make_method(method, **hp).wrap(m)
+        h = train.fit(m, x, y, zoo.make_method(method, **hp), epochs=3, batch_size=32, x_out=pool, bf16=bf16)
+        return h, [p.detach().clone() for p in m.parameters()]
+
+    (h32, w32), (h16, w16) = run("plain", False), run("plain", True)
+    assert all(p.dtype == torch.float32 for p in w16)
+    assert all(abs(a - b) <= 0.05 * a for a, b in zip(h32.logs["ce"], h16.logs["ce"], strict=True))
+    assert not all(torch.equal(p, q) for p, q in zip(w32, w16, strict=True))  # bf16 did run
+    for method, hp in (("good", {"quantile": 1.0, "eps": 0.1}),
+                       ("ccu", {"em_in": 64, "em_out": 64, "n_in": 4, "n_out": 4})):
+        a, b = run(method, False, **hp)[1], run(method, True, **hp)[1]
+        assert all(torch.equal(p, q) for p, q in zip(a, b, strict=True)), method
