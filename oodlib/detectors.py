@@ -193,7 +193,7 @@ FACTORIES: dict[str, Callable[..., Detector]] = {
 }
 #: the detector of each zoo method (oodlib.zoo.PLUGINS)
 ZOO_DETECTORS = {"plain": "msp", "plain_subset": "msp", "ceda": "msp", "oe": "msp", "acet": "msp",
-                 "ccu": "ccu", "good": "good", "ntom": "k1", "atom": "k1"}
+                 "ccu": "ccu", "good": "good", "ntom": "k1", "atom": "k1", "ntom_trajectory": "k1"}
 
 
 def make(method: str, name: str, model: nn.Module, **params: object) -> Detector:

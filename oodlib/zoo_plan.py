@@ -196,10 +196,11 @@ def needs(profile: Profile, chapters: Iterable[str] | None = None, resolve: bool
 
 
 def unique(items: Sequence[Need]) -> list[Need]:
-    """One :class:`Need` per zoo model (the first chapter that needs it), waiting ones kept."""
+    """One :class:`Need` per zoo model (the first chapter that needs it), waiting ones kept (once:
+    chapters 06 and 07 wait for the same NTOM and ATOM)."""
     seen, out = set(), []
     for n in items:
-        key = n.hash or (n.chapter, n.name)
+        key = n.hash or (n.method, n.name, n.waits_for)
         if key not in seen:
             seen.add(key)
             out.append(n)

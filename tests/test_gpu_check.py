@@ -37,7 +37,7 @@ def test_dry_run_on_cpu_writes_every_table(tmp_path, capsys):
     assert [r["chapter"] for r in proj] == ["00", "01", "02", "03", "04", "05", "05b", "06", "07", "08"]
     # each model of the plan once, with its own steps (the q-ablation models train on fewer images)
     from oodlib import profiles, zoo_plan
-    plan = gpu_check.plan(profiles.SMOKE)
+    plan = gpu_check.plan(profiles.SMOKE.replace(train={"batch_size": 4}))  # the run above: --batch 4
     assert sum(r["models trained"] for r in proj) == len(plan) == len({n.hash or n.name for n in plan})
     assert sum(r["steps"] for r in proj) == sum(n.steps for n in plan)
     assert ("plain", "mlp") in trained  # chapter 03's second architecture is timed too
