@@ -54,7 +54,14 @@ def _profile(name: str | None) -> Profile:
     return profiles.current() if name is None else profiles.get(name)
 
 
+def _trainer() -> None:
+    """This process trains on request (``train``, ``zoo train``, ``export --train``), whatever
+    ``OODLIB_ZOO_TRAIN`` or the profile say about the book's cells."""
+    os.environ["OODLIB_ZOO_TRAIN"] = "cells"
+
+
 def cmd_train(args: argparse.Namespace) -> None:
+    _trainer()
     entry = zoo.load_or_train(args.method, profile=_profile(args.profile), device=args.device,
                               retrain=args.retrain, **_parse_hparams(args.hparam))
     rec = entry.record
@@ -96,7 +103,9 @@ def _benchmark_table(profile: Profile, device: str | None, train: bool = False) 
     if device is not None:  # validated here; the zoo and the attacks read $OODLIB_DEVICE
         os.environ["OODLIB_DEVICE"] = str(default_device(device))
     todo = [n.name for n in zoo_plan.missing(profile, ["07"])]
-    if todo and not train:
+    if train:
+        _trainer()
+    elif todo:
         raise FileNotFoundError(
             f"the zoo at {cache_dir()} lacks {len(todo)} of the benchmark's models ({', '.join(todo)}); "
             f"run the chapters (make book) or pass --train to train them now")
@@ -206,7 +215,7 @@ def cmd_zoo_plan(args: argparse.Namespace) -> None:
 
 
 def cmd_zoo_train(args: argparse.Namespace) -> None:
-    os.environ["OODLIB_ZOO_TRAIN"] = "cells"  # this process is the trainer, whatever the shell says
+    _trainer()
     profile = _profile(args.profile)
     done = zoo_plan.train_missing(profile, args.chapter, only=args.only, device=args.device)
     left = zoo_plan.missing(profile, args.chapter)

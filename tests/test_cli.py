@@ -153,3 +153,7 @@ def test_zoo_plan_and_train_at_smoke_size(zoo_cache, tmp_path, monkeypatch, caps
     assert "the zoo holds every model of the plan" in capsys.readouterr().out
     assert cli.main(["zoo", "train", "--profile", "smoke", "--only", "0123456789ab"]) == 2
     assert "--only to name the hash" in capsys.readouterr().err
+    # `train` trains one model on request too, although full and smoke do not train in the book's cells
+    monkeypatch.setenv("OODLIB_ZOO_TRAIN", "never")
+    assert cli.main(["train", "oe", "--profile", "smoke"]) == 0
+    assert "oe: test error" in capsys.readouterr().out
