@@ -577,9 +577,9 @@ PAPER_SETS = {"MNIST": "MNIST", "font letters": "EMNIST", "photo crops": "GrCIFA
 def table_beside_paper(ours: pd.DataFrame, paper: Mapping[str, Sequence[float]]) -> pd.DataFrame:
     """Our Table 2 (or 6) beside the paper's: one row per OOD set, each method's paper value beside ours.
 
-    ``ours`` has one row per OOD set (the row label starts with a key of :data:`PAPER_SETS` where the
-    set has a paper column) and one column per method of :data:`PAPER_METHODS`; ``paper`` is
-    :data:`PAPER_AUROC_FMNIST` or :data:`PAPER_AUPR_FMNIST`. Layout: :func:`oodlib.beside.table`.
+    ``ours`` has one row per OOD set (the row label starts with a key of ``PAPER_SETS`` where the
+    set has a paper column) and one column per method of ``PAPER_METHODS``; ``paper`` is
+    ``PAPER_AUROC_FMNIST`` or ``PAPER_AUPR_FMNIST``. Layout: :func:`oodlib.beside.table`.
     """
     if not isinstance(ours, pd.DataFrame) or not set(PAPER_METHODS) <= set(ours.columns):
         raise ValueError(f"expected a table with a column per method {list(PAPER_METHODS)}, "
