@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .attacks import Objective, log_max_confidence
+from .attacks import Objective, log_max_confidence, restarts_batched
 from .runtime import eval_mode, input_gradient, model_device, progress
 from .validation import check_images, check_int, check_number, check_positive_int, describe
 
@@ -173,6 +173,7 @@ def max_confidence_attack(
     generator: torch.Generator | None = None,
     batch_size: int = 500,
     objective: Objective = log_max_confidence,
+    batch_restarts: bool | None = None,
 ) -> AttackResult:
     """Lower bound on the worst-case confidence in ``B_∞(x, ε) ∩ [0,1]^d``, per point.
 
@@ -180,7 +181,9 @@ def max_confidence_attack(
     ``restarts`` times with fresh draws) and evaluates any ``candidates``
     (tensors shaped like ``x``, projected onto the feasible set first: a transfer
     attack). The worst case per point over all of them *and the clean point*
-    is returned. ``eps = 0`` returns the clean point.
+    is returned. ``eps = 0`` returns the clean point. The runs go one after another on the CPU and
+    as one batch on CUDA (``batch_restarts``, :func:`oodlib.attacks.restarts_batched`): APGD works
+    per point, so both give the same points up to float rounding.
     """
     check_images(x, "x")
     eps = check_number(eps, "eps", low=0)
@@ -213,14 +216,17 @@ def max_confidence_attack(
                     u = torch.minimum(torch.maximum(c[i : i + batch_size].to(dev), lo), hi)
                     with torch.no_grad():
                         tried.append((f"candidate {j}", u, log_max_confidence(model(u), None)))
-                for name in runs:
-                    if name == "clean":
-                        s = xb
-                    elif name == "low_contrast":
-                        s = low_contrast_start(xb, eps)
-                    else:
-                        s = uniform_start(xb, eps, generator)
-                    u, val = apgd(model, xb, s, eps, steps, objective)
+                # every start drawn first, in run order (APGD itself draws nothing)
+                starts_ = [xb if name == "clean" else low_contrast_start(xb, eps) if name == "low_contrast"
+                           else uniform_start(xb, eps, generator) for name in runs]
+                if restarts_batched(batch_restarts, dev) and len(runs) > 1:
+                    n = len(xb)
+                    u_all, v_all = apgd(model, xb.repeat((len(runs),) + (1,) * (xb.ndim - 1)),
+                                        torch.cat(starts_), eps, steps, objective)
+                    done = [(u_all[j * n:(j + 1) * n], v_all[j * n:(j + 1) * n]) for j in range(len(runs))]
+                else:
+                    done = [apgd(model, xb, s, eps, steps, objective) for s in starts_]
+                for name, (u, val) in zip(runs, done, strict=True):
                     if objective is not log_max_confidence:
                         with torch.no_grad():
                             val = log_max_confidence(model(u), None)

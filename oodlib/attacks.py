@@ -25,11 +25,16 @@ Design choices (docs/design.md, pitfall 4):
   input only, so nothing accumulates in the parameters' ``.grad``;
 * the objective is evaluated at *every* iterate (including the clean point
   and each restart's start) and the best iterate per sample is returned, so
-  the returned point is never worse than ``x`` itself.
+  the returned point is never worse than ``x`` itself;
+* restarts run one after another on the CPU and as one batch on CUDA
+  (:func:`restarts_batched`); either way the best iterate over all of them is
+  kept, ties going to the earlier restart (:func:`best_over_restarts`), which
+  :mod:`oodlib.apgd` and :mod:`oodlib.ball_attack` share.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -37,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .runtime import eval_mode, input_gradient, model_device
-from .validation import check_choice, check_images, check_number, check_positive_int
+from .validation import check_choice, check_images, check_number, check_positive_int, describe
 
 Objective = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
 
@@ -76,6 +81,53 @@ def cross_entropy_objective(logits: torch.Tensor, y: torch.Tensor | None) -> tor
     return F.cross_entropy(logits, y, reduction="none")
 
 
+# --------------------------------------------------------------------------- restarts
+
+
+def restarts_batched(batch_restarts: bool | None, device: torch.device) -> bool:
+    """Whether an attack runs its R restarts as one batch of R·N points rather than one after another.
+
+    ``None`` (every attack's default) batches on CUDA only, where one batch of R·N fills the GPU
+    better than R batches of N; on the CPU the restarts run one after another, as they always did,
+    so the ``ci`` numbers do not move (a batch of another size may sum in another order). Both ways
+    return the best iterate over every restart with ties to the earlier restart
+    (:func:`best_over_restarts`); they agree up to float rounding (tests/test_attacks.py).
+    """
+    if batch_restarts is None:
+        return torch.device(device).type == "cuda"
+    if not isinstance(batch_restarts, bool):
+        raise ValueError(f"expected batch_restarts as True, False or None (batch on CUDA), "
+                         f"got {describe(batch_restarts)}")
+    return batch_restarts
+
+
+def running_best(n: int, like: torch.Tensor) -> torch.Tensor:
+    """Per-row best values to start a run with: ``-inf`` (so its first finite value wins), ``like``'s
+    dtype and device."""
+    return torch.full((n,), -math.inf, dtype=like.dtype, device=like.device)
+
+
+def best_over_restarts(best_x: torch.Tensor, best_val: torch.Tensor, xs: torch.Tensor, vals: torch.Tensor,
+                       runs: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fold ``runs`` batched runs into the best so far, in run order, as running them in turn would.
+
+    Rows ``r·N … (r+1)·N − 1`` of ``xs`` / ``vals`` are run ``r``'s best point and value for the
+    ``N`` points of ``best_x`` / ``best_val``; a run replaces the best only where it is strictly
+    better (ties keep the earlier run, NaN never wins). Returns the new ``(best_x, best_val)``.
+    """
+    n = len(best_val)
+    if len(vals) != runs * n or len(xs) != runs * n:
+        raise ValueError(f"expected {runs} runs of {n} rows ({runs * n}), got {len(xs)} points and "
+                         f"{len(vals)} values")
+    shape = (n,) + (1,) * (best_x.ndim - 1)
+    for r in range(runs):
+        v = vals[r * n:(r + 1) * n]
+        better = v > best_val
+        best_val = torch.where(better, v, best_val)
+        best_x = torch.where(better.view(shape), xs[r * n:(r + 1) * n], best_x)
+    return best_x, best_val
+
+
 # --------------------------------------------------------------------------- PGD
 
 
@@ -84,6 +136,14 @@ def _check_values(val: torch.Tensor, n: int) -> torch.Tensor:
         got = tuple(val.shape) if isinstance(val, torch.Tensor) else type(val).__name__
         raise ValueError(f"expected the objective to return one value per sample, shape ({n},), got {got}")
     return val
+
+
+def _keep_better(best_x: torch.Tensor, best_val: torch.Tensor, u: torch.Tensor, val: torch.Tensor) -> None:
+    """In place: rows where ``val`` is strictly better (NaN never wins) take ``u`` and ``val``."""
+    better = val > best_val
+    if better.any():
+        best_val[better] = val[better]
+        best_x[better] = u[better]
 
 
 def _evaluate(
@@ -110,6 +170,7 @@ def pgd(
     random_start: bool = True,
     generator: torch.Generator | None = None,
     y: torch.Tensor | None = None,
+    batch_restarts: bool | None = None,
 ) -> torch.Tensor:
     """Projected gradient *ascent* on ``objective`` in the ℓ∞ ball of radius ``eps`` around ``x``.
 
@@ -130,6 +191,8 @@ def pgd(
             with ``False`` the first run starts at ``x`` and later runs start at random.
         generator: CPU generator for the random starts (global RNG when ``None``).
         y: labels passed to the objective (needed by :func:`cross_entropy_objective`).
+        batch_restarts: run the restarts as one batch (default: on CUDA only,
+            :func:`restarts_batched`); the random starts are drawn in the same order either way.
 
     Returns:
         The best iterate per sample (the clean point, every start and every step
@@ -156,25 +219,27 @@ def pgd(
         best_val, _ = _evaluate(model, x0, objective, yd, with_grad=False)
         if eps == 0.0:
             return best.to(x.device)
-
-        def consider(u: torch.Tensor, val: torch.Tensor) -> None:
-            better = val > best_val  # NaN never wins
-            if better.any():
-                best_val[better] = val[better]
-                best[better] = u[better]
-
-        for r in range(restarts):
-            if r == 0 and not random_start:
-                u = x0.clone()
-            else:
-                noise = torch.rand(x0.shape, generator=generator, dtype=x0.dtype)
-                u = torch.minimum(torch.maximum(x0 + (2 * noise.to(dev) - 1) * eps, lo), hi)
+        runs = restarts if restarts_batched(batch_restarts, dev) else 1
+        rep = (runs,) + (1,) * (x0.ndim - 1)
+        lo_r, hi_r = lo.repeat(rep), hi.repeat(rep)
+        y_r = None if yd is None else yd.repeat(runs)
+        for first in range(0, restarts, runs):
+            starts = []
+            for r in range(first, first + runs):
+                if r == 0 and not random_start:
+                    starts.append(x0.clone())
+                else:
+                    noise = torch.rand(x0.shape, generator=generator, dtype=x0.dtype)
+                    starts.append(torch.minimum(torch.maximum(x0 + (2 * noise.to(dev) - 1) * eps, lo), hi))
+            u = torch.cat(starts)
+            row_best, row_val = u.clone(), running_best(len(u), best_val)
             for _ in range(steps):
-                val, grad = _evaluate(model, u, objective, yd, with_grad=True)
-                consider(u, val)
-                u = torch.minimum(torch.maximum(u + step_size * grad.sign(), lo), hi)
-            val, _ = _evaluate(model, u, objective, yd, with_grad=False)
-            consider(u, val)
+                val, grad = _evaluate(model, u, objective, y_r, with_grad=True)
+                _keep_better(row_best, row_val, u, val)
+                u = torch.minimum(torch.maximum(u + step_size * grad.sign(), lo_r), hi_r)
+            val, _ = _evaluate(model, u, objective, y_r, with_grad=False)
+            _keep_better(row_best, row_val, u, val)
+            best, best_val = best_over_restarts(best, best_val, row_best, row_val, runs)
         return best.to(x.device)
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .attacks import Objective, log_max_confidence
+from .attacks import Objective, best_over_restarts, log_max_confidence, restarts_batched
 from .gmm import Metric, check_batch, check_radius
 from .runtime import eval_mode, input_gradient, model_device, progress
 from .validation import check_images, check_int, check_positive_int, describe
@@ -142,6 +142,7 @@ def attack_in_ball(
     box: bool = True,
     generator: torch.Generator | None = None,
     show_progress: bool = True,
+    batch_restarts: bool | None = None,
 ) -> BallAttack:
     """Maximise ``objective(model(x))`` over ``{x : d(x, x0) <= R} ∩ [0, 1]^d`` (App. C.2).
 
@@ -164,6 +165,9 @@ def attack_in_ball(
     over all restarts is returned, rounded to float32 and shrunk towards ``x0``
     if rounding left it outside the ball. One forward–backward pass per step.
     ``box=False`` drops the ``[0, 1]^d`` constraint (points in ``R^d``, e.g. the 2-D toy).
+    The restarts run one after another on the CPU and as one batch on CUDA (``batch_restarts``,
+    :func:`oodlib.attacks.restarts_batched`; every step works per point, so both agree up to float
+    rounding), the starts drawn in the same order either way.
     """
     if box:
         check_images(x0, "x0")
@@ -183,41 +187,44 @@ def attack_in_ball(
     mdev = metric.eigvals.device
     x0f = x0.reshape(n, -1).double().to(mdev)
     r = r.to(mdev)
+    runs = restarts if restarts_batched(batch_restarts, dev) else 1
+    x0r, rr, eta0r = x0f.repeat(runs, 1), r.repeat(runs), eta0.to(mdev).repeat(runs)
     with eval_mode(model):
 
         def evaluate(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            val, g = input_gradient(lambda v: objective(model(v), None), x.float().reshape(shape).to(dev))
+            val, g = input_gradient(lambda v: objective(model(v), None),
+                                    x.float().reshape((len(x),) + tuple(shape[1:])).to(dev))
             val = val.double().to(mdev)
-            return torch.nan_to_num(val, nan=-math.inf), g.reshape(n, -1).double().to(mdev)
+            return torch.nan_to_num(val, nan=-math.inf), g.reshape(len(x), -1).double().to(mdev)
 
         best_x = x0f.clone()
         best_val, _ = evaluate(x0f)
         bar = progress(total=restarts * steps, desc="attack in ball", leave=False,
                        disable=not show_progress)
-        for _ in range(restarts):
-            x = sample_in_ball(metric, x0f, r, 1, generator, box).to(mdev)
+        for _ in range(0, restarts, runs):
+            x = torch.cat([sample_in_ball(metric, x0f, r, 1, generator, box) for _ in range(runs)]).to(mdev)
             val, g = evaluate(x)
-            better = val > best_val
-            best_x[better], best_val[better] = x[better], val[better]
-            eta = eta0.to(mdev).clone()
+            run_x, run_val = x.clone(), val.clone()  # each row's best: the start counts
+            eta = eta0r.clone()
             for _ in range(steps):
                 gz = metric.grad_to_z(g)
                 gz = gz / gz.norm(dim=1, keepdim=True).clamp_min(1e-300)
-                u = metric.transform(x - x0f) + eta[:, None] * gz
+                u = metric.transform(x - x0r) + eta[:, None] * gz
                 nu = u.norm(dim=1)
-                u = u * torch.where(nu > r, r / nu.clamp_min(1e-300), torch.ones_like(nu))[:, None]
-                cand = x0f + metric.inverse(u)
-                cand = (project_ball_box(metric, cand, x0f, r, proj_rounds, box) if proj_rounds
-                        else _feasible(metric, cand, x0f, r, box))
+                u = u * torch.where(nu > rr, rr / nu.clamp_min(1e-300), torch.ones_like(nu))[:, None]
+                cand = x0r + metric.inverse(u)
+                cand = (project_ball_box(metric, cand, x0r, rr, proj_rounds, box) if proj_rounds
+                        else _feasible(metric, cand, x0r, rr, box))
                 cval, cg = evaluate(cand)
                 acc = cval > val
                 x = torch.where(acc[:, None], cand, x)
                 g = torch.where(acc[:, None], cg, g)
                 val = torch.where(acc, cval, val)
                 eta = torch.where(acc, eta * 1.1, eta / 2)
-                better = val > best_val
-                best_x[better], best_val[better] = x[better], val[better]
-                bar.update(1)
+                better = val > run_val
+                run_x[better], run_val[better] = x[better], val[better]
+                bar.update(runs)
+            best_x, best_val = best_over_restarts(best_x, best_val, run_x, run_val, runs)
         bar.close()
         x_adv = _round_into_ball(metric, best_x, x0f, r)
         with torch.no_grad():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from oodlib import attacks, models
+from oodlib import apgd, attacks, ball_attack, gmm, models
 
 EPS = 0.3
 
@@ -148,3 +148,49 @@ def test_bad_inputs_raise(model, x):
         attacks.pgd(model, x[0], attacks.log_max_confidence, eps=0.1, steps=1, step_size=0.1)
     with pytest.raises(ValueError, match="one value per sample"):
         attacks.pgd(model, x[:2], lambda logits, y: logits.sum(), eps=0.1, steps=1, step_size=0.1)
+
+
+# --- restarts in one batch (CUDA's default), checked against one after another on the CPU ------------
+
+
+def test_restarts_batched_defaults_to_cuda_only_and_validates():
+    assert attacks.restarts_batched(None, torch.device("cuda")) and not attacks.restarts_batched(None, "cpu")
+    assert attacks.restarts_batched(True, torch.device("cpu")) is True
+    with pytest.raises(ValueError, match="batch_restarts"):
+        attacks.restarts_batched("yes", torch.device("cpu"))
+
+
+def test_best_over_restarts_keeps_the_earlier_run_on_ties_and_never_takes_nan():
+    best_x, best_val = torch.zeros(3, 2), torch.tensor([0.0, 1.0, float("nan")])
+    xs = torch.arange(12.0).view(6, 2)  # run 0: rows 0-2, run 1: rows 3-5
+    vals = torch.tensor([1.0, 2.0, 5.0, 1.0, 3.0, float("nan")])
+    x, v = attacks.best_over_restarts(best_x, best_val, xs, vals, runs=2)
+    assert v[:2].tolist() == [1.0, 3.0] and torch.isnan(v[2])  # nothing beats a NaN start: kept
+    assert x[0].tolist() == xs[0].tolist() and x[1].tolist() == xs[4].tolist() and x[2].tolist() == [0.0, 0.0]
+    with pytest.raises(ValueError, match="runs"):
+        attacks.best_over_restarts(best_x, best_val, xs, vals, runs=3)
+
+
+@pytest.mark.parametrize("random_start", [True, False])
+def test_pgd_restarts_in_one_batch_match_one_after_another(model, x, random_start):
+    kw = dict(eps=0.3, steps=4, step_size=0.05, restarts=3, random_start=random_start)
+    seq = attacks.pgd(model, x, attacks.log_max_confidence, generator=torch.Generator().manual_seed(1), **kw)
+    bat = attacks.pgd(model, x, attacks.log_max_confidence, generator=torch.Generator().manual_seed(1),
+                      batch_restarts=True, **kw)
+    assert torch.allclose(_obj(model, seq), _obj(model, bat), atol=1e-5)
+    assert (bat - x).abs().max() <= 0.3 + 1e-6
+
+
+def test_apgd_and_ball_attack_restarts_in_one_batch_match_one_after_another():
+    torch.manual_seed(0)
+    nn = torch.nn
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 5))
+    x0 = torch.rand(6, 1, 8, 8, generator=torch.Generator().manual_seed(3))
+    a, b = (apgd.max_confidence_attack(net, x0, 0.1, steps=8, restarts=3, batch_restarts=flag,
+                                       generator=torch.Generator().manual_seed(1)) for flag in (False, True))
+    assert torch.allclose(a.confidence, b.confidence, atol=1e-5) and a.by_start.keys() == b.by_start.keys()
+    met = gmm.Metric(64).fit(torch.rand(300, 64, generator=torch.Generator().manual_seed(4)))
+    c, d = (ball_attack.attack_in_ball(net, met, x0, 3.0, steps=10, restarts=3, show_progress=False,
+                                       generator=torch.Generator().manual_seed(2), batch_restarts=flag)
+            for flag in (False, True))
+    assert torch.allclose(c.confidence, d.confidence, atol=1e-6) and (d.distance <= 3.0).all()
