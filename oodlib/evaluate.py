@@ -32,7 +32,7 @@ from .apgd import max_confidence_attack
 from .data import OODSet, label
 from .detectors import Detector, msp_detector
 from .profiles import Profile
-from .runtime import atomic_write, cache_dir, derive_seed, progress, stable_hash, torch_generator
+from .runtime import atomic_write, cache_dir, derive_seed, numerics, progress, stable_hash, torch_generator
 from .validation import check_choice, check_images, check_number, check_positive_int, describe
 
 VERSION = 2  #: enters every cached_table key: bump when the evaluation code changes numbers
@@ -358,14 +358,17 @@ def summarise(table: pd.DataFrame, percent: bool = True, threats: Sequence[str] 
 
 
 def _cache_key(name: str, key: Mapping[str, object]) -> tuple[str, Path]:
-    """The key as sorted JSON (with :data:`VERSION`) and the path stem of its files in the zoo's tables."""
+    """The key as sorted JSON (with :data:`VERSION` and :func:`oodlib.runtime.numerics`: a table
+    computed on another device or thread count is recomputed, not mixed with this machine's numbers)
+    and the path stem of its files in the zoo's tables."""
     if not name.replace("_", "").replace("-", "").isalnum():
         raise ValueError(f"expected a table name of letters, digits, '-' or '_', got {name!r}")
     try:
-        blob = json.dumps({**key, "evaluate_version": VERSION}, sort_keys=True, allow_nan=False)
+        full = {**key, "evaluate_version": VERSION, "numerics": numerics()}
+        blob = json.dumps(full, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as err:
         raise ValueError(f"expected a plain-JSON key (str, numbers, lists, dicts; no NaN): {err}") from err
-    digest = stable_hash({**key, "evaluate_version": VERSION}, strict=True)
+    digest = stable_hash(full, strict=True)
     folder = cache_dir() / "tables"
     folder.mkdir(parents=True, exist_ok=True)
     return blob, folder / f"{name}-{digest}"

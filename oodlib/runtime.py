@@ -144,6 +144,18 @@ def default_device(device: str | torch.device | None = None) -> torch.device:
     return dev
 
 
+def numerics() -> str:
+    """Where numbers are computed, as far as it moves their last digits: ``"cuda"`` or ``"cpu, N threads"``.
+
+    The CPU's kernels split a sum over ``N`` threads, so another thread count (or the GPU) gives
+    results that differ in the last float digits. Cached evaluations (:func:`oodlib.evaluate.cached_table`)
+    carry it in their key, so a table computed elsewhere is recomputed here rather than compared
+    with fresh numbers of this machine.
+    """
+    dev = default_device()
+    return dev.type if dev.type != "cpu" else f"cpu, {torch.get_num_threads()} threads"
+
+
 def model_device(model: nn.Module) -> torch.device:
     """The device of the model's first parameter (CPU for a parameter-free model)."""
     for p in model.parameters():

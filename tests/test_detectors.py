@@ -10,7 +10,7 @@ import torch
 from test_ccu import _random_ccu
 from torch import nn
 
-from oodlib import ccu, data, detectors, evaluate, metrics, models, scores
+from oodlib import ccu, data, detectors, evaluate, metrics, models, runtime, scores
 
 
 def _images(n: int, seed: int = 0) -> torch.Tensor:
@@ -151,6 +151,15 @@ def test_cached_tensors_round_trip_and_key(zoo_cache):
         evaluate.cached_tensors("balls", {"k": 3}, lambda: {"x": [1, 2]})
     with pytest.raises(ValueError, match="plain-JSON key"):
         evaluate.cached_tensors("balls", {"k": torch.tensor(1)}, compute)
+    threads = torch.get_num_threads()  # another thread count sums in another order: computed again
+    try:
+        torch.set_num_threads(threads + 1)
+        evaluate.cached_tensors("balls", {"k": 1}, compute)
+        assert len(calls) == 3 and runtime.numerics() == f"cpu, {threads + 1} threads"
+    finally:
+        torch.set_num_threads(threads)
+    evaluate.cached_tensors("balls", {"k": 1}, compute)
+    assert len(calls) == 3
 
 
 def test_tuning_helpers_pick_the_lowest_validation_fpr(cnn):
