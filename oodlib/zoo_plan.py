@@ -8,6 +8,10 @@ that list. The chapters ask the zoo for the same configurations; ``make smoke`` 
 complete — it trains the smoke zoo with ``zoo train`` and then runs every chapter with
 ``OODLIB_ZOO_TRAIN=never``, where a model missing from this list stops the chapter.
 
+The papers' own settings (:mod:`oodlib.paper_settings`: MNIST, SVHN, CIFAR with the papers' networks
+and recipes) are a second list, :func:`setting_needs` (``zoo plan --settings``, ``zoo train
+--settings``): their models train ahead of the chapters that will read them.
+
 One choice depends on trained models: NTOM and ATOM train at the q that chapter 06 picks on the
 validation split from its q-ablation models (Chen et al. 2021, App. B.7;
 :func:`oodlib.experiments.validated_q`). Until those are in the zoo, the two are listed as
@@ -23,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import atom, experiments, good, odin_analysis, zoo
+from . import atom, experiments, good, odin_analysis, paper_settings, zoo
 from .profiles import Profile
 from .runtime import progress
 from .validation import check_choice
@@ -182,12 +186,27 @@ def chapter_needs(chapter: str, profile: Profile, q_star: float | None = None) -
     return out + _atom_at_q(chapter, p, q_star)
 
 
-def needs(profile: Profile, chapters: Iterable[str] | None = None, resolve: bool = True) -> list[Need]:
+def setting_needs(profile: Profile, chapters: Iterable[str] | None = None) -> list[Need]:
+    """The models of the papers' own settings (:data:`oodlib.paper_settings.SETTINGS`) of ``chapters``
+    (default: all): every method of each setting, at the setting's data set, network and recipe on
+    top of ``profile`` (``full``, or ``smoke`` at toy sizes; ``ci`` has none: ``ValueError``)."""
+    chapters = list(CHAPTERS if chapters is None else chapters)
+    for c in chapters:
+        check_choice(c, list(CHAPTERS), "chapter")
+    return [Need(s.chapter, f"{s.key}: {m}", m, s.profile(profile), s.arch, dataset=s.dataset)
+            for c in chapters for s in paper_settings.for_chapter(c) for m in s.methods]
+
+
+def needs(profile: Profile, chapters: Iterable[str] | None = None, resolve: bool = True,
+          settings: bool = False) -> list[Need]:
     """Every model of ``chapters`` (default: all) under ``profile``, chapter by chapter.
 
     ``resolve``: pick chapter 06's q where its q-ablation models are in the zoo (else NTOM and ATOM
     wait for them). A model several chapters share is listed under each; :func:`unique` keeps one.
+    ``settings``: the papers' own settings instead (:func:`setting_needs`).
     """
+    if settings:
+        return setting_needs(profile, chapters)
     chapters = list(CHAPTERS if chapters is None else chapters)
     for c in chapters:
         check_choice(c, list(CHAPTERS), "chapter")
@@ -207,9 +226,10 @@ def unique(items: Sequence[Need]) -> list[Need]:
     return out
 
 
-def missing(profile: Profile, chapters: Iterable[str] | None = None) -> list[Need]:
-    """The models of ``chapters`` the zoo does not hold yet (waiting ones included)."""
-    return [n for n in unique(needs(profile, chapters)) if not n.cached]
+def missing(profile: Profile, chapters: Iterable[str] | None = None, settings: bool = False) -> list[Need]:
+    """The models of ``chapters`` the zoo does not hold yet (waiting ones included; ``settings``: of the
+    papers' own settings)."""
+    return [n for n in unique(needs(profile, chapters, settings=settings)) if not n.cached]
 
 
 def step_seconds(path: Path | None = None) -> dict[tuple[str, str], float]:
@@ -238,9 +258,10 @@ def plan_table(items: Sequence[Need], seconds: dict[tuple[str, str], float] | No
 
 
 def train_missing(profile: Profile, chapters: Iterable[str] | None = None, only: str | None = None,
-                  device: str | None = None) -> list[Need]:
+                  device: str | None = None, settings: bool = False) -> list[Need]:
     """Train every model of ``chapters`` the zoo lacks (``only``: the one with that config hash), the
-    q-ablation first, then NTOM/ATOM at the q it picks. Returns what was trained or loaded.
+    q-ablation first, then NTOM/ATOM at the q it picks (``settings``: the papers' own settings'
+    models instead, :func:`setting_needs`). Returns what was trained or loaded.
 
     Safe beside other ``zoo train`` processes on the same zoo: each model trains under its own lock,
     and a run killed mid-training resumes after its last finished epoch (:mod:`oodlib.zoo`).
@@ -248,14 +269,15 @@ def train_missing(profile: Profile, chapters: Iterable[str] | None = None, only:
     chapters = list(CHAPTERS if chapters is None else chapters)
     done: list[Need] = []
     for _ in range(2):  # the second pass: NTOM/ATOM, once the q-ablation models exist
-        todo = [n for n in unique(needs(profile, chapters)) if not n.waits_for and not n.cached
-                and (only is None or n.hash == only)]
+        todo = [n for n in unique(needs(profile, chapters, settings=settings)) if not n.waits_for
+                and not n.cached and (only is None or n.hash == only)]
         for n in progress(todo, desc=f"zoo train ({profile.name})"):
             print(f"training {n.name} for chapter {n.chapter}: {n.method}, {n.arch or profile.model}, "
-                  f"hash {n.hash}", flush=True)
+                  f"{n.dataset}, hash {n.hash}", flush=True)
             n.load(device=device, may_train=True)
             done.append(n)
-    if only is not None and not done and not any(n.hash == only for n in needs(profile, chapters)):
+    if only is not None and not done and not any(n.hash == only for n in needs(profile, chapters,
+                                                                               settings=settings)):
         raise ValueError(f"expected --only to name the hash of a model of the plan, got {only!r} "
                          "(see 'python -m oodlib zoo plan')")
     return done

@@ -18,8 +18,8 @@ PACKAGE = Path(oodlib.__file__).parent
 LAYERS = [
     ("validation", "profiles", "runtime", "deviations"),
     ("noise", "standins", "synthetic_files", "metrics", "models", "augment", "beside"),
-    ("data", "datasets", "provenance", "intervals", "claims", "attacks", "apgd", "corruptions", "ibp", "gmm",
-     "ball_attack", "train"),
+    ("data", "datasets", "paper_settings", "provenance", "intervals", "claims", "attacks", "apgd",
+     "corruptions", "ibp", "gmm", "ball_attack", "train"),
     ("toy", "relu_theory", "acet", "odin", "odin_analysis", "mahalanobis", "ccu", "good", "atom",
      "gaussian_model"),
     ("zoo",),
