@@ -443,3 +443,22 @@ def test_input_step_is_the_signed_gradient_step():
     assert torch.allclose(stepped, x + 0.01 * torch.sign(x))
     same = runtime.input_step(objective, x, 0.0)
     assert torch.equal(same, x) and same is not x
+
+
+def test_paper_table2_is_whole_and_obeys_the_detection_error_identity():
+    """ODIN's Table 2 as transcribed: 2 networks x 2 in-distributions x 7 OOD sets x 5 metrics, and every
+    detection error 2.5 + FPR / 2 at the printed digit (§4.3, TPR 95 %), but for one printed cell."""
+    table = odin_analysis.PAPER_TABLE2
+    assert set(table) == {(n, d) for n in ("DenseNet-BC", "WRN-28-10") for d in ("CIFAR-10", "CIFAR-100")}
+    off = []
+    for key, rows in table.items():
+        assert list(rows) == ["TinyImageNet (crop)", "TinyImageNet (resize)", "LSUN (crop)", "LSUN (resize)",
+                              "iSUN", "uniform noise", "gaussian noise"]
+        for ood, pairs in rows.items():
+            assert len(pairs) == 5 and all(0 <= v <= 100 for pair in pairs for v in pair)
+            for which in (0, 1):
+                if abs(pairs[1][which] - (2.5 + pairs[0][which] / 2)) > 0.1:
+                    off.append((*key, ood, which))
+    assert off == [("DenseNet-BC", "CIFAR-100", "iSUN", 0)]  # printed 84.8 / 44.7 (44.9 expected)
+    for _, pairs in odin_analysis.PAPER_TABLES["photo crops"][1:]:  # the chapter's rows are read from it
+        assert pairs == table[("DenseNet-BC", "CIFAR-10")]["TinyImageNet (crop)"]
