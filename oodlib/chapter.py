@@ -1,10 +1,12 @@
-"""A chapter's first cell (:func:`setup`) and what a chapter calls (:func:`calls`, for the API reference)."""
+"""A chapter's first cell (:func:`setup`), what a chapter calls (:func:`calls`, for the API reference) and
+the numbered statements it gives (:func:`statements`, for the links of the claims tables)."""
 
 from __future__ import annotations
 
 import importlib
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -70,3 +72,50 @@ def calls(notebook: str | Path) -> list[str]:
         if callable(obj) and where.startswith("oodlib.") and hasattr(obj, "__qualname__"):
             found.add(f"{where}.{obj.__qualname__}")
     return sorted(found)
+
+
+# a sphinx-proof directive in a markdown cell: ```{prf:theorem} Title, then its options (":label: x")
+_STATEMENT = re.compile(r"^(`{3,}|:{3,})\{prf:(\w+)\}[ \t]*(.*)\n((?::\w+:.*\n)*)", re.M)
+
+
+@dataclass(frozen=True)
+class Statement:
+    """A numbered statement of the book: where it is (``page``: the chapter's file stem), its ``kind``
+    (theorem, proposition, corollary, lemma, definition) and ``title`` (the paper's own number)."""
+
+    label: str
+    page: str
+    kind: str
+    title: str
+
+    def link(self, from_page: str | None = None) -> str:
+        """An HTML link to the statement from a page in the same folder (the chapters are siblings)."""
+        target = f"#{self.label}" if from_page == self.page else f"{self.page}.html#{self.label}"
+        return f'<a href="{target}">{self.title or self.label}</a>'
+
+
+def statements(folder: str | Path) -> dict[str, Statement]:
+    """Every labelled ``{prf:...}`` statement in the chapters (``*.ipynb``) of ``folder``, by label.
+
+    The claims tables link a claim to the statement it tests (:attr:`oodlib.claims.Claim.tests`).
+    Raises ``ValueError`` when ``folder`` holds no notebook or a label is given twice.
+    """
+    paths = sorted(Path(folder).glob("*.ipynb"))
+    if not paths:
+        raise ValueError(f"expected a folder of chapter notebooks, got {describe(folder)} (no .ipynb in it)")
+    out: dict[str, Statement] = {}
+    for path in paths:
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        for cell in cells:
+            if cell.get("cell_type") != "markdown":
+                continue
+            for m in _STATEMENT.finditer("".join(cell["source"]) + "\n"):
+                label = re.search(r"^:label:\s*(\S+)", m.group(4), re.M)
+                if not label:
+                    continue
+                key = label.group(1)
+                if key in out:
+                    raise ValueError(f"expected each statement label once, got {key!r} in {out[key].page} "
+                                     f"and {path.stem}")
+                out[key] = Statement(key, path.stem, m.group(2), m.group(3).strip())
+    return out

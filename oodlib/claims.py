@@ -39,6 +39,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -77,6 +78,7 @@ THEOREM = "every model"  #: scope: a theorem or a sanity check, true of every mo
 SCOPES = (MODEL, SEEDS, THEOREM)
 ASSERTED = (SEEDS, THEOREM)
 DIRECTIONS = (">", "<")
+LABEL = re.compile(r"[a-z][a-z0-9-]*")  #: a statement label (``Claim.tests``): ``hein-thm-3-1``
 OURS = "ours [95 % CI] vs threshold"  #: the table column: estimate, interval, test
 
 __all__ = [
@@ -128,7 +130,9 @@ class Claim:
     check, :data:`SEEDS` for an interval over seeds (:func:`~oodlib.intervals.seed_interval`) and
     :data:`MODEL`
     otherwise. :data:`SEEDS` needs an interval over seeds; only :data:`SEEDS` and :data:`THEOREM`
-    claims are asserted (:func:`contradicted`).
+    claims are asserted (:func:`contradicted`). ``tests`` is the label of the book's numbered
+    statement (a ``prf:`` theorem, proposition, corollary or definition of a chapter) that the claim
+    tests, ``""`` for an empirical result of a paper's table or figure.
     """
 
     statement: str
@@ -144,6 +148,7 @@ class Claim:
     fmt: str = ".3g"
     meta: dict = field(default_factory=dict)
     scope: str | None = None
+    tests: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.estimate, Estimate):
@@ -159,6 +164,9 @@ class Claim:
         over_seeds = self.estimate.method.startswith(("t-interval over", "1 of"))  # claims.seed_interval
         if self.scope is None:  # frozen dataclass: the inferred default is set once, here
             object.__setattr__(self, "scope", THEOREM if self.sanity else SEEDS if over_seeds else MODEL)
+        if not isinstance(self.tests, str) or (self.tests and not LABEL.fullmatch(self.tests)):
+            raise ValueError(f"expected tests as a statement label of lowercase letters, digits and '-' "
+                             f"(e.g. 'hein-thm-3-1'), or '', got {self.tests!r}")
         if self.scope not in SCOPES:
             raise ValueError(f"expected scope in {SCOPES}, got {self.scope!r}")
         if self.scope == SEEDS and not over_seeds:
@@ -201,7 +209,7 @@ class Claim:
                 "paper value": self.paper_value, "measured": self.quantity, OURS: self.ours(),
                 "interval from": self.estimate.method, "scope": self.scope_label, "verdict": self.verdict,
                 "expected here": self.expected or "—", "asserted": "yes" if self.asserted else "no",
-                "note": self.note}
+                "note": self.note, "tests": self.tests or "—"}
 
 
 def contradicted(claims: Sequence[Claim], profile: object | None = None) -> list[str]:
@@ -234,10 +242,12 @@ def check(claims: Sequence[Claim]) -> None:
 
 
 def table(claims: Sequence[Claim], columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """The claims as the chapter's table (one row per claim)."""
+    """The claims as the chapter's table (one row per claim); a ``tests`` column (the label of the statement
+    a claim tests) when any claim tests one."""
     df = pd.DataFrame([c.as_row() for c in claims])
     cols = list(columns) if columns is not None else [
-        "claim", "paper", "paper value", "measured", OURS, "interval from", "scope", "verdict"]
+        "claim", "paper", "paper value", "measured", OURS, "interval from", "scope", "verdict"] + (
+        ["tests"] if any(c.tests for c in claims) else [])
     return df[cols]
 
 
@@ -306,7 +316,8 @@ def verdict_table(profile_name: str = "ci", seed: int = 0, folder: Path | None =
     """Every recorded claim of every chapter, one row each: the book's verdict page and the README's table.
 
     Columns: chapter, claim, paper, paper value, ours with its interval and threshold, the claim's
-    scope (what the interval covers), verdict, and what the chapter expects here. Raises
+    scope (what the interval covers), verdict, what the chapter expects here, and the label of the
+    statement the claim tests (``tests``, "—" for an empirical result). Raises
     ``FileNotFoundError`` naming the fix when nothing
     was recorded for this profile and seed.
     """
@@ -314,7 +325,7 @@ def verdict_table(profile_name: str = "ci", seed: int = 0, folder: Path | None =
     if not rows:
         raise FileNotFoundError(f"no recorded claims for profile {profile_name!r}, seed {seed} in "
                                 f"{folder or claims_dir()}: run the chapters first (make test or make book)")
-    keep = ("claim", "paper", "paper value", OURS, "scope", "verdict", "expected here")
+    keep = ("claim", "paper", "paper value", OURS, "scope", "verdict", "expected here", "tests")
     return pd.DataFrame([{"chapter": ch, **{k: v for k, v in c.as_row().items() if k in keep}}
                          for ch, c in rows])
 

@@ -56,7 +56,8 @@ class PaperSetting:
     pool: str | None = None
 
     def profile(self, base: Profile) -> Profile:
-        """``base`` with this setting's recipe; a ``smoke`` base keeps its toy sizes (:data:`SMOKE_SIZES`).
+        """``base`` with this setting's recipe; a ``smoke`` base keeps its toy sizes
+        (:data:`oodlib.profiles.SMOKE_SIZES`).
 
         ``ci`` has no paper settings (it stays on Fashion-MNIST): ``ValueError``.
         """

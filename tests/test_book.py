@@ -95,3 +95,25 @@ def test_calls_reads_a_chapters_code(tmp_path):
     assert chapter.calls(path) == ["oodlib.chapter.setup", "oodlib.intervals.bootstrap", "oodlib.odin.odin"]
     with pytest.raises(ValueError, match="notebook"):
         chapter.calls(tmp_path / "missing.ipynb")
+
+
+def test_statements_reads_the_labelled_prf_directives(tmp_path):
+    def notebook(name: str, *markdown: str) -> None:
+        cells = [{"cell_type": "markdown", "metadata": {}, "source": m} for m in markdown]
+        (tmp_path / f"{name}.ipynb").write_text(json.dumps({"cells": cells}))
+
+    notebook("01_a", "text\n\n```{prf:theorem} Hein et al. (2019), Theorem 3.1\n:label: hein-thm-3-1\n\n"
+             "statement\n```\n\n```{prf:proof}\nsketch\n```\n")
+    notebook("02_b", "```{prf:definition} AUROC\n:label: def-auroc\n:nonumber:\n\nx\n```",
+             "```{exercise} not a statement\n:label: ex-1\n```")
+    found = chapter.statements(tmp_path)
+    assert set(found) == {"hein-thm-3-1", "def-auroc"}
+    thm = found["hein-thm-3-1"]
+    assert (thm.page, thm.kind, thm.title) == ("01_a", "theorem", "Hein et al. (2019), Theorem 3.1")
+    assert thm.link("02_b") == '<a href="01_a.html#hein-thm-3-1">Hein et al. (2019), Theorem 3.1</a>'
+    assert thm.link("01_a") == '<a href="#hein-thm-3-1">Hein et al. (2019), Theorem 3.1</a>'
+    notebook("03_c", "```{prf:lemma} again\n:label: def-auroc\n```")
+    with pytest.raises(ValueError, match="once"):
+        chapter.statements(tmp_path)
+    with pytest.raises(ValueError, match="no .ipynb"):
+        chapter.statements(tmp_path / "empty")

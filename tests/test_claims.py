@@ -285,3 +285,18 @@ def test_bootstrap_drops_and_counts_undefined_resamples():
     assert "undefined resamples dropped" in est.method  # all-equal resamples: 1/8 of 400 expected
     with pytest.raises(ValueError, match="defined on most resamples"):
         claims.bootstrap(lambda d: float("nan") if d["x"][0][0] >= 0 else 1.0, {"x": (x,)}, n_boot=50)
+
+
+def test_a_claim_names_the_statement_it_tests(tmp_path, monkeypatch):
+    monkeypatch.setenv("OODLIB_CLAIMS", str(tmp_path))
+    est = Estimate(0.1, 0.05, 0.2, method="boot")
+    linked = Claim("bound is sound", "Paper, Theorem 3.1", "x", est, 0.0, tests="hein-thm-3-1")
+    plain = Claim("a beats b", "Paper, Table 1", "x", est, 0.0)
+    assert linked.as_row()["tests"] == "hein-thm-3-1" and plain.as_row()["tests"] == "—"
+    assert "tests" in claims.table([plain, linked]).columns and "tests" not in claims.table([plain]).columns
+    claims.record("01_relu", [plain, linked], "ci", 0)
+    assert [c for _, c in claims.load("ci", 0)] == [plain, linked]
+    assert list(claims.verdict_table("ci", 0)["tests"]) == ["—", "hein-thm-3-1"]
+    for bad in ("Theorem 3.1", "thm_3", 3):
+        with pytest.raises(ValueError, match="statement label"):
+            Claim("s", "p", "q", est, 0.0, tests=bad)

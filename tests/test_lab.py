@@ -2,7 +2,9 @@
 
 Starts a real JupyterLab server on a copy of chapter 00 (Lab autosaves; the repository's
 notebooks stay untouched), opens it in headless Chromium and reads the rendered markdown cells.
-A screenshot goes to _build/site-screenshots/lab-00.png. Skips, saying why, without the ``lab``
+Lab draws every cell at once here (``windowingMode: none`` in a settings folder of the test's own),
+so the exercises at the chapter's end are read too. A screenshot goes to
+_build/site-screenshots/lab-00.png. Skips, saying why, without the ``lab``
 extra, Playwright or a Chromium (``make test`` installs all three on Debian as root).
 """
 
@@ -33,6 +35,11 @@ RENDERED_JS = """() => {
           text: cells.map(c => c.innerText).join("\\n"),
           math: cells.reduce((n, c) => n + c.querySelectorAll("mjx-container, .katex, math").length, 0),
           sample: cells.length ? cells[0].innerHTML.slice(0, 1500) : "",
+          exercises: document.querySelectorAll(".jp-MarkdownCell aside.myst-exercise").length,
+          statements: document.querySelectorAll(".jp-MarkdownCell aside.myst-proof").length,
+          solutions: [...document.querySelectorAll(".jp-MarkdownCell details.myst-exercise")]
+              .map(d => d.open),
+          hiddenCode: document.querySelectorAll(".jp-CodeCell .jp-InputPlaceholder").length,
           cells: cells.length};
 }""".replace("MARKDOWN", repr(MARKDOWN))
 
@@ -49,13 +56,17 @@ def lab(tmp_path_factory):
     pytest.importorskip("jupyterlab_myst", reason="jupyterlab-myst (lab extra) is not installed")
     root = tmp_path_factory.mktemp("lab")
     shutil.copy(ROOT / "notebooks" / CHAPTER, root / CHAPTER)
+    settings = root / "settings" / "@jupyterlab" / "notebook-extension"
+    settings.mkdir(parents=True)
+    (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
     port = _free_port()
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
            "--ServerApp.token=", "--ServerApp.password=", f"--ServerApp.root_dir={root}",
            f"--LabApp.workspaces_dir={root / 'workspaces'}", "--LabApp.news_url=None"]
     if os.geteuid() == 0:
         cmd.append("--allow-root")
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    env = os.environ | {"JUPYTERLAB_SETTINGS_DIR": str(root / "settings")}  # every cell drawn at once
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(120):
@@ -77,20 +88,27 @@ def test_lab_renders_the_chapters_myst_markup(lab, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{lab}/lab/tree/{CHAPTER}")
     page.wait_for_selector(MARKDOWN, timeout=120_000)
-    for _ in range(60):  # math is typeset after the cells render
+    for _ in range(60):  # math is typeset after the cells render, the last cells render last
         rendered = page.evaluate(RENDERED_JS)
-        if rendered["math"]:
+        if rendered["math"] and rendered["exercises"]:
             break
         page.wait_for_timeout(500)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "lab-00.png"))
     page.close()
-    # Lab draws cells as they scroll into view: the first ones suffice, and the first one cites
+    # the first markdown cell cites
     first = next(c for c in json.loads((ROOT / "notebooks" / CHAPTER).read_text())["cells"]
                  if c["cell_type"] == "markdown")
     assert "{cite:" in "".join(first["source"]), "chapter 00's first cell no longer cites: pick another"
     assert rendered["cells"] >= 1, rendered
     assert rendered["myst"] > 0, "Lab's own markdown renderer, not jupyterlab-myst, drew the cells"
     assert rendered["math"] > 0, f"no formula typeset in the chapter's markdown: {rendered['sample']}"
-    for raw in ("{cite:t}", "{cite:p}", "```{", ":::{"):
+    for raw in ("{cite:t}", "{cite:p}", "```{", ":::{", "{exercise}", "{prf:", "{solution}"):
         assert raw not in rendered["text"], f"Lab shows raw MyST markup {raw!r}: is jupyterlab-myst loaded?"
+    # the chapter's exercises, their solutions folded, and its numbered statements (definitions)
+    notebook = json.loads((ROOT / "notebooks" / CHAPTER).read_text())
+    n_exercises = sum("".join(c["source"]).count("{exercise}") for c in notebook["cells"])
+    assert n_exercises >= 3 and rendered["exercises"] == n_exercises, (n_exercises, rendered["exercises"])
+    assert len(rendered["solutions"]) >= n_exercises and not any(rendered["solutions"]), rendered["solutions"]
+    assert rendered["statements"] >= 1, "no numbered statement rendered in Lab"
+    assert rendered["hiddenCode"] >= 2, f"{rendered['hiddenCode']} code solutions folded in Lab, not >= 2"

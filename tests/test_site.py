@@ -141,6 +141,13 @@ def test_chapter_page_has_its_figures_and_no_errors(site, chapter):
     for src in imgs:
         assert (page.parent / src).resolve().exists(), f"{chapter}: missing image {src}"
     assert re.search(r"<h2>[^<]*claims check", html), f"{chapter}: no claims-check section on the page"
+    if re.match(r"notebooks/0[0-7]", chapter):  # issue: exercises and numbered statements, chapters 00-07
+        exercises = re.findall(r'<div class="exercise[^"]*" id="([^"]+)"', html)
+        kinds = "theorem|proposition|corollary|lemma|definition"
+        statements = re.findall(rf'<div class="proof (?:{kinds})\b[^"]*" id="([^"]+)"', html)
+        assert len(exercises) >= 3, f"{chapter}: {len(exercises)} exercises on the page"
+        assert html.count('class="solution dropdown') >= len(exercises), f"{chapter}: a solution is missing"
+        assert statements, f"{chapter}: no numbered theorem or definition on the page"
 
 
 def _pages(site: Path) -> list[Path]:
@@ -174,6 +181,18 @@ def test_chapter_links_the_api_entries_of_what_it_calls(site, chapter):
     ccu = (site / "html" / "book" / "api" / "methods.html").read_text(encoding="utf-8")
     assert re.search(r'id="oodlib\.ccu\.theorem31".*?<em class="sig-param">.*?model', ccu, re.S), \
         "theorem31's signature is not on the methods page"
+
+
+def test_verdicts_page_links_claims_to_the_statements_they_test(site):
+    """Chapter 08's table links a claim to the numbered statement it tests, on the page that states it."""
+    html = (site / "html" / "notebooks" / "08_verdicts.html").read_text(encoding="utf-8")
+    links = set(re.findall(r'<a href="(\w+)\.html#([a-z][a-z0-9-]*)">', html))
+    stated = oodlib.chapter.statements(ROOT / "notebooks")
+    assert links, "chapter 08 links no claim to a statement"
+    for page, label in links:
+        assert label in stated and stated[label].page == page, (page, label)
+        target = (site / "html" / "notebooks" / f"{page}.html").read_text(encoding="utf-8")
+        assert f'id="{label}"' in target, f"{page}.html has no anchor {label}"
 
 
 def test_landing_page_shows_the_heatmap_chapter_07_drew_in_this_build(site):
@@ -211,6 +230,12 @@ PAGE_STATE_JS = """async () => {
     text: main.innerText,
     broken: [...document.images].filter(img => !(img.naturalWidth > 0)).map(img => img.src.slice(0, 80)),
     images: document.images.length,
+    exercises: document.querySelectorAll("div.exercise").length,
+    statements: document.querySelectorAll("div.proof.theorem, div.proof.proposition, div.proof.corollary, "
+        + "div.proof.lemma, div.proof.definition").length,
+    solutions: document.querySelectorAll("div.solution").length,
+    solutionsOpen: [...document.querySelectorAll("div.solution")]
+        .filter(d => !d.classList.contains("toggle-hidden")).map(d => d.id),
     tocLinks: [...document.querySelectorAll("nav.bd-links a[href], .bd-sidenav a[href]")]
         .map(a => a.href).filter(h => h.startsWith("file:")),
   };
@@ -279,6 +304,19 @@ def test_every_page_reads_in_a_real_browser(readings):
     assert not failures, f"{len(failures)} problems:\n" + "\n".join(failures[:60])
     assert readings["notation"][0]["mathTypeset"] > 0, "the notation page typeset no formula"
     assert (SHOTS / "notation.png").exists()
+
+
+def test_chapters_show_exercises_with_folded_solutions_and_numbered_statements(readings):
+    """Each chapter 00-07, as a reader sees it: its exercises, their solutions folded until asked for, and the
+    papers' statements numbered ("Theorem 2 (Hein et al. (2019), Theorem 3.1)")."""
+    chapters = [Path(c).name for c in _chapters() if re.match(r"notebooks/0[0-7]", c)]
+    assert len(chapters) == 9, chapters
+    for name in chapters:
+        state = readings[name][0]
+        assert state["exercises"] >= 3 <= state["solutions"], (name, state["exercises"], state["solutions"])
+        assert not state["solutionsOpen"], f"{name}: solutions shown unfolded: {state['solutionsOpen']}"
+        assert state["statements"] >= 1, f"{name}: no numbered statement"
+        assert re.search(r"Exercise \d+", state["text"]), f"{name}: no numbered exercise in the text"
 
 
 def test_api_reference_shows_a_rendered_signature_in_the_browser(readings):
