@@ -11,7 +11,8 @@ FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 # a checkpoint left over from an older run.
 TEST_CACHE := $(CURDIR)/_build/test-cache
 # `make smoke`: every chapter under the smoke profile (full's code paths at toy sizes) on synthetic
-# files in torchvision's formats, in a cache and data root of its own.
+# files in torchvision's formats, in a cache and data root of its own; with the papers' own settings
+# (oodlib.paper_settings: MNIST, SVHN, CIFAR, their networks and recipes) at toy sizes.
 SMOKE_DIR := $(CURDIR)/_build/smoke
 BOOK_ENV := OODLIB_PROFILE=$${OODLIB_PROFILE:-ci} OODLIB_PROGRESS=text OODLIB_WIDGETS=off
 
@@ -59,8 +60,9 @@ SMOKE_ENV := OODLIB_DATA=$(SMOKE_DIR)/data OODLIB_CACHE=$(SMOKE_DIR)/zoo OODLIB_
 
 smoke: install
 	rm -rf $(SMOKE_DIR)
-	$(PY) -m oodlib synthetic-data $(SMOKE_DIR)/data
+	$(PY) -m oodlib synthetic-data $(SMOKE_DIR)/data --train-images 64 --extra
 	$(SMOKE_ENV) $(PY) -m oodlib zoo train --profile smoke
+	$(SMOKE_ENV) $(PY) -m oodlib zoo train --profile smoke --settings
 	$(SMOKE_ENV) OODLIB_ZOO_TRAIN=never OODLIB_WIDGETS=off $(PY) -m pytest notebooks --nbval-lax \
 	  --nbval-current-env -p no:cacheprovider --durations=9 -q
 

@@ -49,6 +49,7 @@ The zoo, detectors and evaluation
   ``evaluate``        tidy tables under every threat model
   ``experiments``     chapter experiments that need the zoo (8/2 split by seed, ATOM's q ablation)
   ``zoo_plan``        every model the book needs, chapter by chapter (``zoo plan`` / ``zoo train``)
+  ``reproduction``    each chapter in its paper's own setting: the paper's tables, the paper's numbers beside
 Top
   ``benchmark``       chapter 07: every method under every threat model
   ``plots``           the figures
@@ -68,7 +69,8 @@ __all__ = [
     "claims", "cli", "corruptions", "data", "datasets", "deviations", "detectors", "evaluate", "experiments",
     "explorer", "gaussian_model", "gmm", "good", "ibp", "intervals", "mahalanobis", "metrics", "models",
     "noise", "odin", "odin_analysis", "paper_settings", "plots", "profiles", "provenance", "relu_theory",
-    "runtime", "scores", "standins", "synthetic_files", "toy", "train", "validation", "zoo", "zoo_plan",
+    "reproduction", "runtime", "scores", "standins", "synthetic_files", "toy", "train", "validation", "zoo",
+    "zoo_plan",
 ]
 
 

@@ -237,9 +237,12 @@ def cmd_zoo_import(args: argparse.Namespace) -> None:
 
 
 def cmd_synthetic_data(args: argparse.Namespace) -> None:
-    files = synthetic_files.write(args.root, n=args.images, seed=args.seed)
-    print(f"wrote {len(files)} synthetic files ({', '.join(synthetic_files.SETS)}; {args.images} images "
-          f"each) under {args.root}: use them with OODLIB_DATA={args.root} OODLIB_PROFILE=smoke")
+    files = synthetic_files.write(args.root, n=args.images, seed=args.seed, n_train=args.train_images,
+                                  extra=args.extra)
+    sets = [*synthetic_files.SETS, *(synthetic_files.EXTRA_SETS if args.extra else ())]
+    train = f", train splits of {', '.join(synthetic_files.TRAIN_SETS)}" if args.train_images else ""
+    print(f"wrote {len(files)} synthetic files ({', '.join(sets)}; {args.images} images each{train}) under "
+          f"{args.root}: use them with OODLIB_DATA={args.root} OODLIB_PROFILE=smoke")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -304,6 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("root", help="a data root of its own (never a real one: files are overwritten)")
     s.add_argument("--images", type=int, default=300, help="images per set (default 300)")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--train-images", type=int, default=0,
+                   help="also write train splits of this many images (the papers' settings train on them)")
+    s.add_argument("--extra", action="store_true",
+                   help="also write ODIN's folders, the 300K random images, Textures and Places365")
     s.set_defaults(func=cmd_synthetic_data)
     return p
 

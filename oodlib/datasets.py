@@ -25,6 +25,7 @@ when ``OODLIB_DOWNLOAD=1``. Layout of the sets outside torchvision (``ROOT`` is 
     ROOT/LSUN_resize/…      LSUN (resize)          ODIN's LSUN_resize.tar.gz
     ROOT/iSUN/…             iSUN                   ODIN's iSUN.tar.gz       (unpacks as iSUN/iSUN_patches/)
     ROOT/300K_random_images.npy   (300 000, 32, 32, 3) uint8, Outlier Exposure's 300K random images
+    ROOT/aux_pool/…         any folder of images (e.g. a TinyImageNet split): an auxiliary pool of your own
 
 A folder's images may lie at any depth below it (the archives hold one subfolder); they are read
 in sorted order of their paths. :mod:`oodlib.synthetic_files` writes every layout in small synthetic
@@ -441,6 +442,44 @@ def load_random_300k(n: int | None = None, seed: int = 0) -> Tensor:
                          f"{array.dtype}; {fix}")
     keep = _pick(len(array), n, seed, "300K random images").numpy()
     return torch.from_numpy(np.ascontiguousarray(array[keep])).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+#: the auxiliary training pools of the papers' settings (``profile.train.pool``): the book's offline
+#: stand-in (:func:`oodlib.standins.aux_pool`, Fashion-MNIST's chapters), Outlier Exposure's 300K random
+#: images (:func:`load_random_300k`), or any folder of images under ``ROOT/aux_pool/`` (:func:`load_pool`)
+POOLS = ("standin", "random_300k", "folder")
+POOL_FOLDER = "aux_pool"  #: the folder of the ``"folder"`` pool, under the data root
+
+
+def load_pool(name: str, n: int, seed: int, shape: tuple[int, int, int]) -> Tensor:
+    """``n`` images (seeded subset) of auxiliary pool ``name`` (:data:`POOLS`, but ``"standin"``, which
+    :mod:`oodlib.standins` builds) at ``shape``, float in [0, 1].
+
+    80 Million Tiny Images, the pool of Hein et al. 2019, Meinke & Hein 2020, Bitterwolf et al. 2020 and
+    Chen et al. 2021, has been withdrawn by its authors; ``"random_300k"`` is the subset that Outlier
+    Exposure's authors publish for training (:func:`load_random_300k`), ``"folder"`` any ImageFolder-like
+    tree of images under ``ROOT/aux_pool/`` (read as :func:`load_archive` reads ODIN's folders: every
+    image at any depth, resized and centre-cropped to 32×32). Grey 28×28 models get them converted as
+    the papers convert (:func:`convert`). A missing pool raises ``FileNotFoundError`` naming the file
+    and where to get it.
+    """
+    check_choice(name, [p for p in POOLS if p != "standin"], "auxiliary pool read from files")
+    n = check_positive_int(n, "n")
+    if name == "random_300k":
+        return convert(load_random_300k(n, seed), _paper_shape(shape))
+    folder = data.data_root() / POOL_FOLDER
+    files = sorted((p for p in folder.rglob("*") if p.suffix.lower() in _IMAGE_SUFFIXES and p.is_file()),
+                   key=lambda p: p.relative_to(folder).as_posix()) if folder.is_dir() else []
+    if not files:
+        raise FileNotFoundError(
+            f"auxiliary pool: the folder {folder}/ {'holds no images' if folder.is_dir() else 'not found'}; "
+            f"expected images at any depth below it (e.g. a TinyImageNet split: "
+            f"{POOL_FOLDER}/<class>/*.JPEG), "
+            f"or set train.pool to 'random_300k' ({RANDOM_300K}, from {OE_README})")
+    keep = _pick(len(files), n, seed, "auxiliary pool folder")
+    x = _read_images(keep, lambda i: _open(files[i]), files.__getitem__, "auxiliary pool",
+                     f"replace or delete that file under {folder}/")
+    return convert(x, _paper_shape(shape))
 
 
 def _subset_of_datasets(parts: list[Any], n: int | None, seed: int, label: str, fix: str) -> Tensor:

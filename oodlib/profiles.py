@@ -75,6 +75,9 @@ class Training:
     autoaugment: str | None = None  # AutoAugment policy, "cifar10" or "svhn" (GOOD §4.1), or None
     augment_out: bool = False  # augment the auxiliary out-batches too (GOOD §4.1, ATOM App. B)
     bf16: bool = False  # bfloat16 autocast of the losses that allow it (train.fit; ours, for GPU speed)
+    # the auxiliary pool (oodlib.datasets.POOLS): the offline stand-in (Fashion-MNIST's chapters) or, in the
+    # papers' settings, Outlier Exposure's 300K random images or a folder of images
+    pool: str = "standin"
     # a chapter may train a missing model in a cell (ci, smoke); full's models train before the
     # book (``python -m oodlib zoo train``): not in the zoo hash, OODLIB_ZOO_TRAIN overrides it
     in_cells: bool = True
@@ -505,7 +508,7 @@ SMOKE_SIZES: dict[str, object] = {
 SMOKE_KEEPS = frozenset({
     "torchvision_sets", "model", "ibp_model", "train.lr", "train.weight_decay", "train.lr_milestones",
     "train.optimizer", "train.momentum", "train.nesterov", "train.crop_pad", "train.crop_mode", "train.hflip",
-    "train.autoaugment", "train.augment_out", "train.in_cells", "train.bf16",
+    "train.autoaugment", "train.augment_out", "train.in_cells", "train.bf16", "train.pool",
     "attack.pgd_train_step_size", "attack.eps", "attack.pgd_eval_step_size", "attack.adv_samples_step_size",
     "seed", "odin.max_eps", "odin.held_out_classes", "good.eps", "good.kappa", "good.ramp",
     "atom.q", "atom.q_grid", "atom.out_ratio", "atom.eps", "atom.step_size",

@@ -127,18 +127,28 @@ def audit(
     closer than ``threshold`` and whether the set passes (no shared source, no near-duplicate).
     ``pool_sources`` defaults to the registered pool's (:func:`provenance` of ``'aux pool'``).
     """
+    pool_src = set(provenance("aux pool").sources if pool_sources is None else pool_sources)
+    near = near_duplicates(test_sets, pool, sample, threshold, seed)
+    shared = {name: sorted(pool_src & set(provenance(name).sources)) for name in test_sets}
+    near.insert(0, "shared sources", [", ".join(shared[name]) or "none" for name in near.index])
+    near["passes"] = [not shared[name] and n == 0
+                      for name, n in zip(near.index, near.iloc[:, -1], strict=True)]
+    return near
+
+
+def near_duplicates(test_sets: dict[str, Tensor], pool: Tensor, sample: int = 200,
+                    threshold: float = NEAR_DUPLICATE_RMS, seed: int = 0) -> pd.DataFrame:
+    """For ``sample`` images (a seeded subset) of each test set: the smallest RMS distance to ``pool``
+    (:func:`nearest_distance`) and how many lie closer than ``threshold`` — the check that works on any
+    data, real pools (the 300K random images, a folder) and test sets without source lists included."""
     check_positive_int(sample, "sample")
     check_number(threshold, "threshold", low=0.0)
-    pool_src = set(provenance("aux pool").sources if pool_sources is None else pool_sources)
     rows = []
     for name, x in test_sets.items():
-        shared = sorted(pool_src & set(provenance(name).sources))
         keep = torch.randperm(len(x), generator=torch_generator(derive_seed(seed, name)))[:sample]
         dist = nearest_distance(x[keep], pool)
-        near = int((dist < threshold).sum())
-        rows.append({"set": name, "shared sources": ", ".join(shared) or "none", "sampled": len(keep),
-                     "min RMS distance to pool": float(dist.min()), f"near-duplicates (< {threshold})": near,
-                     "passes": not shared and near == 0})
+        rows.append({"set": name, "sampled": len(keep), "min RMS distance to pool": float(dist.min()),
+                     f"near-duplicates (< {threshold})": int((dist < threshold).sum())})
     return pd.DataFrame(rows).set_index("set")
 
 

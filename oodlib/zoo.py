@@ -40,7 +40,8 @@ from torch import nn
 from . import acet, atom, ccu, datasets, good, models, odin_analysis, profiles, standins, train
 from .augment import Augmentation
 from .profiles import Profile
-from .runtime import atomic_write, cache_dir, default_device, logits, stable_hash
+from .runtime import atomic_write, cache_dir, default_device, derive_seed, logits, stable_hash
+from .validation import check_choice
 
 #: 2: a class-subset model's test error is on its own classes; 3: the aux pool draws its symbols
 #: from the STIX fonts only (no font shared with the letters test set)
@@ -59,6 +60,7 @@ RECIPE_FIELDS: dict[str, str] = {
     "optimizer": "train.optimizer", "momentum": "train.momentum", "nesterov": "train.nesterov",
     "crop_pad": "train.crop_pad", "crop_mode": "train.crop_mode", "hflip": "train.hflip",
     "autoaugment": "train.autoaugment", "augment_out": "train.augment_out", "bf16": "train.bf16",
+    "pool": "train.pool",
 }
 
 RECIPE_DEFAULTS: dict[str, Any] = {
@@ -135,7 +137,11 @@ def make_config(
     if arch not in models.ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; expected one of {sorted(models.ARCHITECTURES)}")
     leaves = profile.leaves()
+    explicit = hparams
     hparams = method_hparams(method, profile, **hparams)
+    k = datasets.IN_DISTRIBUTIONS[dataset].num_classes
+    if method in ("ntom", "atom") and "num_classes" not in explicit:  # the (K+1) head of atom.zoo_defaults
+        hparams["num_classes"] = k + 1
     return {
         "format": FORMAT_VERSION,
         "method": method,
@@ -227,12 +233,23 @@ def _training_data(dataset: str, profile: Profile, method: train.Method):
     x, y, x_test, y_test = datasets.in_distribution(dataset, profile)
     x_out = None
     if method.out_source == "aux":
-        if dataset != "fashion_mnist":  # the papers' pools: 80M Tiny Images / 300K random images
-            raise ValueError(f"expected dataset 'fashion_mnist' for method {method.name!r}: its auxiliary "
-                             f"pool for {dataset!r} (the papers' 80M Tiny Images, or the 300K random images "
-                             "of oodlib.datasets) is not wired to the zoo yet")
-        x_out = standins.aux_pool_for(profile)
+        x_out = training_pool(dataset, profile)
     return x, y, x_test, y_test, x_out
+
+
+def training_pool(dataset: str, profile: Profile) -> torch.Tensor:
+    """The auxiliary pool ``profile.train.pool`` (:data:`oodlib.datasets.POOLS`) at ``dataset``'s shape:
+    ``profile.train.aux_size`` images. The offline stand-in is Fashion-MNIST's (grey 28 px photo crops
+    and symbols); the papers' settings read a pool from files (:func:`oodlib.datasets.load_pool`)."""
+    pool = check_choice(profile.train.pool, list(datasets.POOLS), "train.pool")
+    if pool == "standin":
+        if dataset != "fashion_mnist":
+            raise ValueError(f"expected train.pool 'random_300k' or 'folder' for {dataset!r}: the stand-in "
+                             "pool is built for the Fashion-MNIST chapters (oodlib.datasets.load_pool reads "
+                             "the papers' kind of pool from files)")
+        return standins.aux_pool_for(profile)
+    shape = datasets.IN_DISTRIBUTIONS[dataset].shape
+    return datasets.load_pool(pool, profile.train.aux_size, derive_seed(profile.seed, "aux pool"), shape)
 
 
 #: ``OODLIB_ZOO_TRAIN``: ``cells`` lets a chapter train a missing model, ``never`` raises
@@ -303,7 +320,12 @@ def load_or_train(
     shape = {"in_channels": spec.shape[0], "image_size": spec.shape[1]}  # image models: the set's own shape
     if config["arch"] in ("mlp", "toy_mlp"):
         shape = {"in_features": int(torch.tensor(spec.shape).prod())} if config["arch"] == "mlp" else {}
-    plug = make_method(method, **config["hparams"])
+    # CCU's densities live in input space: their dimension is the set's (784 for Fashion-MNIST, the
+    # default; 3072 at 3x32x32), fixed by the dataset in the hash
+    in_space = {}
+    if method == "ccu" and "dim" not in config["hparams"]:
+        in_space = {"dim": int(torch.tensor(spec.shape).prod())}
+    plug = make_method(method, **config["hparams"], **in_space)
 
     def fresh() -> nn.Module:
         return plug.wrap(models.build(config["arch"], num_classes=num_classes, seed=profile.seed, **shape))

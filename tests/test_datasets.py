@@ -340,7 +340,7 @@ def test_the_zoo_trains_on_a_papers_set_at_its_own_shape(root, zoo_cache, tiny_p
 
 
 def test_outlier_methods_name_the_missing_pool(root, zoo_cache, tiny_profile):
-    with pytest.raises(ValueError, match="auxiliary pool for 'cifar10'"):
+    with pytest.raises(ValueError, match="train.pool 'random_300k' or 'folder' for 'cifar10'"):
         zoo.load_or_train("oe", dataset="cifar10", profile=tiny_profile)
     with pytest.raises(ValueError, match="unknown dataset 'imagenet'"):
         zoo.make_config("plain", "imagenet", tiny_profile)

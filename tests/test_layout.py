@@ -25,7 +25,7 @@ LAYERS = [
     ("zoo",),
     ("scores", "detectors"),
     ("evaluate",),
-    ("experiments", "zoo_plan"),
+    ("experiments", "zoo_plan", "reproduction"),
     ("benchmark", "plots", "explorer", "chapter", "cli", "__main__"),
 ]
 LAYER = {m: i for i, mods in enumerate(LAYERS) for m in mods}
