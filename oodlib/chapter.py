@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from . import plots, profiles, runtime, zoo, zoo_plan
+from . import paper_settings, plots, profiles, runtime, zoo, zoo_plan
 from .profiles import Profile
 from .validation import describe
 
@@ -28,13 +28,21 @@ def setup(chapter: str | None = None) -> tuple[Profile, torch.device]:
     profile = profiles.current()
     if chapter is not None and not zoo.training_allowed(profile):
         todo = zoo_plan.missing(profile, [chapter])
+        command = f"'python -m oodlib zoo train --profile {profile.name} --chapter {chapter}'"
+        # the papers' own settings of the chapter's last section (chapter 02 reads chapter 01's)
+        own = "01" if chapter == "02" else chapter
+        if profile.name in ("full", "smoke") and paper_settings.for_chapter(own):
+            settings = zoo_plan.missing(profile, [own], settings=True)
+            if settings:
+                command += (f" and 'python -m oodlib zoo train --profile {profile.name} --settings "
+                            f"--chapter {own}'")
+            todo += settings
         if todo:
             names = "; ".join(f"{n.name} ({n.hash or 'waits for ' + n.waits_for})" for n in todo)
             raise zoo.MissingModelError(
                 f"chapter {chapter} needs {len(todo)} models the zoo at {runtime.cache_dir()} lacks "
                 f"(profile {profile.name!r}, which does not train in cells): {names}. Train them first with "
-                f"'python -m oodlib zoo train --profile {profile.name} --chapter {chapter}', or import a "
-                "trained zoo with 'python -m oodlib zoo import ARCHIVE'")
+                f"{command}, or import a trained zoo with 'python -m oodlib zoo import ARCHIVE'")
     runtime.seed_everything(profile.seed)
     device = runtime.default_device()
     plots.set_style()

