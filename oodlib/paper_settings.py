@@ -75,9 +75,9 @@ class PaperSetting:
 #: as the pool, and few images evaluated and attacked, so DenseNet-BC-100 and WRN-28-10 train and test
 #: in seconds on CPU at their real structure
 SETTING_SMOKE_SIZES: dict[str, object] = {
-    "train.train_size": 32, "train.aux_size": 300, "eval.test_size": 24, "eval.ood_size": 6,
-    "eval.attack_size": 1, "odin.tune_in": 8, "odin.tune_size": 2, "odin.temperatures": (1000,),
-    "odin.num_eps": 2, "atom.eval_steps": 1}
+    "train.train_size": 32, "train.aux_size": 300, "eval.test_size": 16, "eval.ood_size": 4,
+    "eval.attack_size": 1, "odin.tune_in": 6, "odin.tune_size": 2, "odin.temperatures": (1000,),
+    "odin.num_eps": 2, "atom.eval_steps": 1, "atom.candidates": 100, "atom.keep": 25, "atom.holdout": 50}
 
 
 def _split_sizes(dataset: str) -> dict[str, Cited]:
