@@ -15,7 +15,7 @@ paper's headline table does, one function per kind of table:
   and the share of α-scaled noise still over 95 % confident once projected back to the image box;
 * :func:`odin_table` — Liang et al. 2018 Table 2: baseline and ODIN, (T, ε) tuned per set (§4.4).
 
-Every table carries the paper's value beside ours where :mod:`oodlib` holds it (one table per paper,
+Every table carries the paper's value beside ours where ``oodlib`` holds it (one table per paper,
 checked in ``tests/test_paper_numbers.py``) and ``—`` where it does not; it names the pool the models
 trained on, and :func:`skipped` lists the sets that were not evaluated and why (a set with no reader,
 a file not in the data root). Under ``smoke`` every number is a test of the code path on synthetic
@@ -143,7 +143,7 @@ def detection_table(data: SettingData, entries: dict[str, zoo.Entry], chapter: s
                     ) -> pd.DataFrame:
     """Each method on each OOD set under the chapter's threats (:data:`CHAPTER_THREATS`), in %: AUROC
     (GOOD: the conservative AUC, AAUC, GAUC) and FPR at 95 % TPR, with the paper's value beside where
-    :mod:`oodlib` holds it (Hein et al. Table 1 and GOOD Table 1 on MNIST; ATOM Table 1 on CIFAR-10,
+    ``oodlib`` holds it (Hein et al. Table 1 and GOOD Table 1 on MNIST; ATOM Table 1 on CIFAR-10,
     the mean over its natural sets)."""
     chapter = chapter or data.setting.chapter
     threats = CHAPTER_THREATS[chapter]
