@@ -33,6 +33,7 @@ from . import (
     acet,
     atom,
     beside,
+    ccu,
     datasets,
     detectors,
     evaluate,
@@ -143,8 +144,8 @@ def detection_table(data: SettingData, entries: dict[str, zoo.Entry], chapter: s
                     ) -> pd.DataFrame:
     """Each method on each OOD set under the chapter's threats (:data:`CHAPTER_THREATS`), in %: AUROC
     (GOOD: the conservative AUC, AAUC, GAUC) and FPR at 95 % TPR, with the paper's value beside where
-    ``oodlib`` holds it (Hein et al. Table 1 and GOOD Table 1 on MNIST; ATOM Table 1 on CIFAR-10,
-    the mean over its natural sets)."""
+    ``oodlib`` holds it (chapter 02: Hein et al.'s Table 1; 04: CCU's Table 2, AUROC; 05: GOOD's Table
+    1; chapter 06 compares means over sets, :func:`mean_over_sets`)."""
     chapter = chapter or data.setting.chapter
     threats = CHAPTER_THREATS[chapter]
     auc = "AUROC_cons" if chapter == "05" else "AUROC"
@@ -167,18 +168,35 @@ def detection_table(data: SettingData, entries: dict[str, zoo.Entry], chapter: s
     return beside.table(records, index=["method", "threat", "OOD set"])
 
 
+#: our OOD set names as each paper's table writes them (where they differ); for MNIST, GOOD's "CIFAR-10"
+#: and CCU's "GrCIFAR10" are grey CIFAR-10
+PAPER_SET_NAMES = {
+    "Hein": {"Fashion-MNIST": "FMNIST", "EMNIST letters": "EMNIST", "CIFAR-10 gray": "grayCIFAR-10",
+             "smooth noise": "Noise", "LSUN classroom": "LSUN CR", "ImageNet-": "Imagenet-"},
+    "CCU": {"Fashion-MNIST": "FMNIST", "EMNIST letters": "EMNIST", "CIFAR-10 gray": "GrCIFAR10",
+            "smooth noise": "Noise", "uniform noise": "Uniform", "CIFAR-10": "CIFAR10",
+            "CIFAR-100": "CIFAR100", "LSUN classroom": "LSUN_CR"},
+    "GOOD": {"Fashion-MNIST": "FashionMNIST", "CIFAR-10 gray": "CIFAR-10"},
+}
+#: our method names as CCU's Table 2 writes them (its columns: ccu.PAPER_METHODS)
+CCU_METHODS = {"plain": "Base", "OE": "OE", "CCU": "CCU"}
+
+
 def _paper_detection(data: SettingData, chapter: str, model: str, threat: str, ood_set: str
                      ) -> tuple[float | None, float | None]:
-    """The paper's (AUROC, FPR95) in % for one row of :func:`detection_table`, or ``None``."""
-    dataset = data.setting.dataset
-    if chapter in ("01", "02") and dataset == "mnist" and threat == "natural":
-        sets = {"Fashion-MNIST": "FMNIST", "EMNIST letters": "EMNIST", "CIFAR-10 gray": "grayCIFAR-10"}
-        row = acet.PAPER_TABLE1.get(model, (None, {}))[1].get(sets.get(ood_set, ""))
+    """The paper's (AUROC, FPR95) in % for one row of :func:`detection_table`, or ``None``: Hein et al.'s
+    Table 1 (chapter 02), CCU's Table 2 (04, AUROC only), GOOD's Table 1 (05: AUC, AAUC or GAUC)."""
+    title = datasets.IN_DISTRIBUTIONS[data.setting.dataset].title
+    paper = PAPER_KEYS[data.setting.paper]
+    name = PAPER_SET_NAMES.get(paper, {}).get(ood_set, ood_set)
+    if chapter == "02" and threat == "natural":
+        row = acet.PAPER_TABLE1_BY_SET.get(title, {}).get(model, (None, {}))[1].get(name)
         return (None, None) if row is None else (100 * row[1], 100 * row[2])
-    if chapter == "05" and dataset == "mnist":
-        sets = {"Fashion-MNIST": "FashionMNIST", "EMNIST letters": "EMNIST letters",
-                "CIFAR-10 gray": "CIFAR-10", "uniform noise": "uniform noise"}
-        row = good.PAPER_TABLE1.get(model, (None, {}))[1].get(sets.get(ood_set, ""))
+    if chapter == "04" and model in CCU_METHODS:
+        row = ccu.PAPER_AUROC_BY_SET.get(title.replace("-", ""), {}).get(name)
+        return (None if row is None else row[ccu.PAPER_METHODS.index(CCU_METHODS[model])]), None
+    if chapter == "05":
+        row = good.PAPER_TABLE1_BY_SET.get(title, {}).get(model, (None, {}))[1].get(name)
         column = {"natural": 0, "apgd": 1, "certified": 2}[threat]
         return (None if row is None else row[column]), None
     return None, None
@@ -195,8 +213,9 @@ def mean_over_sets(data: SettingData, table: pd.DataFrame) -> pd.DataFrame:
     t = t[t["OOD set"].isin(list(sets))]
     records = []
     for (method, threat), part in t.groupby(["method", "threat"], sort=False):
-        paper = atom.PAPER_TABLE1_CIFAR10.get("MSP" if method == "plain" else method) \
-            if data.setting.dataset == "cifar10" and threat in atom.PAPER_THREATS else None
+        title = datasets.IN_DISTRIBUTIONS[data.setting.dataset].title
+        paper = atom.PAPER_TABLE1_BY_SET.get(title, {}).get("MSP" if method == "plain" else method) \
+            if threat in atom.PAPER_THREATS else None
         fpr, auroc = paper[atom.PAPER_THREATS.index(threat)] if paper else (None, None)
         mean = {m: round(float(pd.to_numeric(part[f"{m} ours"]).mean()), 1) for m in ("AUROC", "FPR95")}
         records.append({"method": method, "threat": threat, "sets averaged": len(part),

@@ -23,12 +23,15 @@ from pathlib import Path
 
 import pytest
 
+from oodlib import acet, atom, ccu, good
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 MODULES = ("acet", "atom", "benchmark", "ccu", "good", "odin_analysis")
 # numbers that are part of a method's definition, not a result: Hein et al.'s 99.9 % confidence
-# threshold (and 0.999), ODIN's T = 1000.0 and 1.0, CCU's 1.1/M level
-SETTINGS = {"99.9", "0.999", "1000.0", "100.0", "1.0", "1.1"}
+# threshold (and 0.999), ODIN's T = 1000.0 and 1.0, CCU's 1.1/M level; and the 0.975 quantile of a
+# two-sided 95 % interval (Student's t in chapter 05b), which is also a value of Hein et al.'s Table 1
+SETTINGS = {"99.9", "0.999", "1000.0", "100.0", "1.0", "1.1", "0.975"}
 NUMBER = re.compile(r"(?<![\w.])(\d+\.\d+)(?![\w.])")
 REFERENCE = re.compile(r"(Theorem|Thm\.?|Corollary|Cor\.|Lemma|Prop\.|Proposition|§|App\.|Appendix|Section|"
                        r"eq\.|Table|Fig\.|Figure)\s*-?$")
@@ -98,3 +101,36 @@ def test_notebooks_read_paper_numbers_from_oodlib(path):
             if hits:
                 bad.append(f"cell {i}: {hits} typed (read it from oodlib's paper table): {line.strip()[:90]}")
     assert not bad, f"{path.name}:\n" + "\n".join(bad)
+
+
+def test_the_papers_tables_of_every_setting_agree_with_themselves():
+    """The per-set tables behind the papers' settings (oodlib.reproduction): checks that can fail on a
+    mistyped value — the same number printed in two places of a paper, and each table's shape."""
+    assert acet.PAPER_TABLE1 is acet.PAPER_TABLE1_BY_SET["MNIST"]
+    for ds, block in acet.PAPER_TABLE1_BY_SET.items():
+        assert set(block) == {"plain", "CEDA", "ACET"}
+        for model, (test_error, sets) in block.items():
+            assert 0 < test_error < 40 and sets[f"{ds} (in)"][1:] == (None, None)
+            assert all(0 <= v <= 1 for k, row in sets.items() if k != f"{ds} (in)" for v in row), (ds, model)
+    # Hein et al. §5: CEDA is fooled by adversarial noise on SVHN and CIFAR, ACET is not (MMC)
+    assert all(acet.PAPER_ADV_NOISE_MMC[ds]["CEDA"] > 0.9 > 0.2 > acet.PAPER_ADV_NOISE_MMC[ds]["ACET"]
+               for ds in ("SVHN", "CIFAR-10", "CIFAR-100"))
+    assert good.PAPER_TABLE1_BY_SET["MNIST"] is good.PAPER_TABLE1
+    for ds, block in good.PAPER_TABLE1_BY_SET.items():
+        assert list(block) == list(good.PAPER_TABLE1), ds  # the same 13 rows in each block
+        assert all(len(sets) == 4 and all(0 <= v <= 100 for row in sets.values() for v in row)
+                   for _, sets in block.values())
+    # §4.2's prose: "on SVHN, with 96.3% GOOD100 has a better clean accuracy than all competing methods";
+    # "on CIFAR-10, GOOD80 achieves 90.1% ... better than ACET and only slightly worse than CCU and OE"
+    svhn, cifar = good.PAPER_TABLE1_BY_SET["SVHN"], good.PAPER_TABLE1_BY_SET["CIFAR-10"]
+    assert svhn["GOOD_100"][0] == 96.3 > max(svhn[m][0] for m in ("plain", "CEDA", "OE", "ACET", "CCU"))
+    assert cifar["ACET"][0] < cifar["GOOD_80"][0] == 90.1 < min(cifar["CCU"][0], cifar["OE"][0])
+    # ATOM's Table 1 at its chosen q is Table 2's row of that q (SVHN: q = 0, CIFAR-10: q = 0.125)
+    for ds, q in (("SVHN", "0.0"), ("CIFAR-10", "0.125")):
+        fprs = tuple(fpr for fpr, _ in atom.PAPER_TABLE1_BY_SET[ds]["ATOM"])
+        assert fprs == atom.PAPER_TABLE2[ds][f"ATOM (q={q})"], ds
+    assert atom.PAPER_TABLE1_BY_SET["CIFAR-10"] is atom.PAPER_TABLE1_CIFAR10
+    for ds, block in ccu.PAPER_AUROC_BY_SET.items():
+        assert all(len(row) == len(ccu.PAPER_METHODS) for row in block.values()), ds
+        acet2 = ccu.PAPER_METHODS.index("ACET2")
+        assert block["Uniform"][acet2] == 100.0, ds  # Table 4: ACET2 separates uniform noise on every set
