@@ -90,9 +90,10 @@ def test_lab_renders_the_chapters_myst_markup(lab, browser):
     page.wait_for_selector(MARKDOWN, timeout=120_000)
     notebook = json.loads((ROOT / "notebooks" / CHAPTER).read_text())
     n_exercises = sum("".join(c["source"]).count("{exercise}") for c in notebook["cells"])
-    for _ in range(120):  # math is typeset after the cells render; the last cells render last
+    for _ in range(240):  # math is typeset after the cells render; the last cells (a solution) render last
         rendered = page.evaluate(RENDERED_JS)
-        if rendered["math"] and rendered["exercises"] >= n_exercises:
+        if (rendered["math"] and rendered["exercises"] >= n_exercises
+                and len(rendered["solutions"]) >= n_exercises and rendered["hiddenCode"] >= 2):
             break
         page.wait_for_timeout(500)
     SHOTS.mkdir(parents=True, exist_ok=True)
