@@ -429,7 +429,7 @@ PAPER_TABLE1_CIFAR10: dict[str, tuple[tuple[float, float], ...]] = {
 
 
 #: Chen et al. 2021, Table 1, all three in-distribution sets (DenseNet): SVHN (its natural sets have CIFAR-10
-#: in SVHN's place), :data:`PAPER_TABLE1_CIFAR10`, and CIFAR-100 (whose MSP row, printed "-7805" and
+#: in SVHN's place), CIFAR-10 (``PAPER_TABLE1_CIFAR10``), and CIFAR-100 (whose MSP row, printed "-7805" and
 #: "-10000-", reads 78.05 and 100.00, as Tables 6 and 16 confirm). Every value agrees with the mean of
 #: the per-set Tables 14-16 to rounding.
 PAPER_TABLE1_BY_SET: dict[str, dict[str, tuple[tuple[float, float], ...]]] = {
