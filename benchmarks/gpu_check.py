@@ -2,13 +2,16 @@
 
 On a lent GPU (``make gpu-check``, or ``python benchmarks/gpu_check.py --device cuda``):
 
-1. **Training**: every (method, architecture) of the ``full`` zoo plan (:mod:`oodlib.zoo_plan`:
-   ResNet-18 for the Fashion-MNIST methods, GOOD's "L" CNN for chapter 05, the MLP of chapter 03;
-   the paper's hyper-parameters: ACET's 40 PGD steps, ATOM's out-ratio 2 and 5-step PGD, CCU's 100
-   centroids per mixture) trains for ``--steps`` and for ``2 * --steps`` batches after a 2-step
-   warm-up. The difference is the per-step time (ms/step, images/s); what is left of the shorter
-   run is the one-time cost of a training (CCU's EM fit, a mining pass at this pool size), reported
-   apart and never multiplied by the steps.
+1. **Training**: every (method, architecture, input shape) of the ``full`` zoo plan
+   (:mod:`oodlib.zoo_plan`: ResNet-18 for the Fashion-MNIST methods, GOOD's "L" CNN for chapter 05,
+   the MLP of chapter 03; the paper's hyper-parameters: ACET's 40 PGD steps, ATOM's out-ratio 2 and
+   5-step PGD, CCU's 100 centroids per mixture) and of the papers' own settings
+   (:mod:`oodlib.paper_settings`: LeNet and GOOD's L on MNIST; ResNet-18, DenseNet-BC-100, WRN-28-10
+   and GOOD's XL on 3×32×32 SVHN / CIFAR, each at its setting's recipe and batch size) trains for
+   ``--steps`` and for ``2 * --steps`` batches after a 2-step warm-up. The difference is the
+   per-step time (ms/step, images/s); what is left of the shorter run is the one-time cost of a
+   training (CCU's EM fit, a mining pass at this pool size), reported apart and never multiplied by
+   the steps.
 2. **Evaluation kernels**, a few batches each: PGD (adversarial noise), APGD (GOOD's AAUC), IBP
    bounds (GAUC), ODIN's (T, ε) grid, CCU's ball attack, ATOM's mining pass.
 3. **CUDA against CPU** on a small batch, same weights: logits, IBP bounds and ODIN scores,
@@ -18,18 +21,22 @@ On a lent GPU (``make gpu-check``, or ``python benchmarks/gpu_check.py --device 
    Figure 2/5 runs have their own training sizes) times the measured step time, ATOM's and NTOM's
    mining passes (candidates x epochs at the measured mining rate), plus each chapter's dominant
    evaluation attacks (:func:`evaluation`) at the measured kernel rates. An estimate, not a run.
+   The papers' settings get a table of their own (:func:`setting_projection`): each of their 48
+   models once at its own steps and measured step time, ATOM's mining, and the attacked threats of
+   chapters 05 and 06.
 
 Writes ``gpu_check.json`` and ``gpu_check.md`` to ``--out``. Data are generated (uniform and
 blob images, random labels: speed does not depend on content), so no download is needed; only
 torch, torchvision, scikit-learn, scikit-image, scipy, pandas and tqdm are imported (no Jupyter,
 no matplotlib). ``python benchmarks/gpu_check.py --device cpu --steps 2`` is the dry run CI uses:
 on the CPU the script runs the ``smoke`` profile (``full``'s architectures and code at toy
-sizes) with batch 16.
+sizes, an eighth of their width) with batch 16.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import platform
@@ -40,7 +47,22 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from oodlib import apgd, atom, attacks, ball_attack, ccu, data, ibp, models, odin, profiles, train, zoo
+from oodlib import (
+    apgd,
+    atom,
+    attacks,
+    ball_attack,
+    ccu,
+    data,
+    datasets,
+    ibp,
+    odin,
+    paper_settings,
+    profiles,
+    reproduction,
+    train,
+    zoo,
+)
 from oodlib.runtime import default_device
 from oodlib.zoo_plan import CHAPTERS, Need, needs, unique
 
@@ -62,18 +84,18 @@ def _timed(fn: Callable[[], object], dev: torch.device) -> tuple[object, float]:
     return out, time.perf_counter() - t0
 
 
-def _images(n: int, seed: int) -> torch.Tensor:
+def _images(n: int, seed: int, shape: tuple[int, ...] = (1, 28, 28)) -> torch.Tensor:
     """Uniform noise, blurred half of the time: generated, no data set needed."""
     g = torch.Generator().manual_seed(seed)
-    x = torch.rand(n, 1, 28, 28, generator=g)
+    x = torch.rand(n, *shape, generator=g)
     smooth = torch.nn.functional.avg_pool2d(x, 5, stride=1, padding=2)
     return torch.where(torch.rand(n, 1, 1, 1, generator=g) < 0.5, x, smooth).clamp(0, 1)
 
 
-def _method(name: str, p: profiles.Profile, pool: int, batch: int) -> train.Method:
+def _method(name: str, p: profiles.Profile, pool: int, batch: int, dim: int) -> train.Method:
     hp = zoo.method_hparams(name, p)
-    if name == "ccu":  # EM on what we generated (the full fit is a one-time cost per model)
-        hp.update(em_in=min(hp["em_in"], pool), em_out=min(hp["em_out"], pool))
+    if name == "ccu":  # EM on what we generated (the full fit is a one-time cost per model), in input space
+        hp.update(em_in=min(hp["em_in"], pool), em_out=min(hp["em_out"], pool), dim=dim)
     if name in ("ntom", "atom"):  # the pool is small here; the full mining pass is timed on its own
         hp.update(holdout=batch, n_candidates=pool - batch, n_keep=(pool - batch) // 4)
     return zoo.make_method(name, **hp)
@@ -89,20 +111,43 @@ def plan(p: profiles.Profile) -> list[Need]:
     return unique(needs(p, resolve=False))
 
 
-def train_speed(p: profiles.Profile, dev: torch.device, steps: int, warmup: int) -> tuple[list[dict], dict]:
-    """ms per training step, and the one-time cost of a training, of every (method, architecture) of
-    the plan: each trains for ``steps`` and ``2 * steps`` batches (after ``warmup`` steps); the
-    difference is ``steps`` steps, the rest of the shorter run its one-time cost."""
-    B = p.train.batch_size
-    n = max(steps * B, 2 * p.ccu.centroids)  # CCU's EM needs more images than centroids
-    steps = math.ceil(n / B)
-    x, x_out = _images(2 * n, 1), _images(max(8 * n, 8 * B), 2)
-    y = torch.randint(0, 10, (len(x),), generator=torch.Generator().manual_seed(3))
-    pairs = sorted({(TIMED_AS.get(m.method, m.method), m.arch or p.model) for m in plan(p)},
-                   key=lambda ma: (ma[1] != p.model, METHODS.index(ma[0]), ma[1]))
+def setting_plan(p: profiles.Profile, batch: int | None = None) -> list[Need]:
+    """Every model of the papers' own settings (:func:`oodlib.zoo_plan.setting_needs`) once, each at its
+    setting's recipe on top of ``p``; ``batch`` (the dry run's) replaces the settings' batch sizes."""
+    items = unique(needs(p, settings=True))
+    if batch is None:
+        return items
+    return [dataclasses.replace(n, profile=n.profile.replace(train={"batch_size": batch})) for n in items]
+
+
+def _shape(n: Need) -> tuple[int, ...]:
+    return datasets.IN_DISTRIBUTIONS[n.dataset].shape
+
+
+def timing_key(n: Need) -> tuple[str, str, str]:
+    """What a training step's cost depends on here: (method timed as, architecture, input shape)."""
+    return TIMED_AS.get(n.method, n.method), n.arch or n.profile.model, "x".join(map(str, _shape(n)))
+
+
+def train_speed(items: list[Need], dev: torch.device, steps: int, warmup: int
+                ) -> tuple[list[dict], dict[tuple[str, str, str], torch.nn.Module]]:
+    """ms per training step, and the one-time cost of a training, of each :func:`timing_key` of
+    ``items`` (at the recipe and batch size of the first model with that key): each trains for
+    ``steps`` and ``2 * steps`` batches (after ``warmup`` steps); the difference is ``steps`` steps, the
+    rest of the shorter run its one-time cost. Also returns the trained networks by key."""
+    first: dict[tuple[str, str, str], Need] = {}
+    for n in items:
+        first.setdefault(timing_key(n), n)
+    order = sorted(first, key=lambda k: (k[2], k[1] != first[k].profile.model, METHODS.index(k[0]), k[1]))
     rows, trained = [], {}
-    for name, arch in pairs:
-        classes = int(zoo.method_hparams(name, p).get("num_classes", 10))  # ATOM: K + 1
+    for key in order:
+        name, arch, _ = key
+        p, shape = first[key].profile, _shape(first[key])
+        B, K = p.train.batch_size, datasets.IN_DISTRIBUTIONS[first[key].dataset].num_classes
+        n = max(steps * B, 2 * p.ccu.centroids)  # CCU's EM needs more images than centroids
+        k_steps = math.ceil(n / B)
+        x, x_out = _images(2 * n, 1, shape), _images(max(8 * n, 8 * B), 2, shape)
+        y = torch.randint(0, K, (len(x),), generator=torch.Generator().manual_seed(3))
         kw = dict(batch_size=B, lr=p.train.lr, weight_decay=p.train.weight_decay,
                   lr_milestones=p.train.lr_milestones, x_out=x_out, device=dev, desc=name,
                   optimizer=p.train.optimizer, momentum=p.train.momentum, nesterov=p.train.nesterov,
@@ -110,17 +155,18 @@ def train_speed(p: profiles.Profile, dev: torch.device, steps: int, warmup: int)
                   bf16=p.train.bf16)  # the zoo's recipe
         secs = []
         for k in (1, 2):
-            plug = _method(name, p, len(x_out), B)
-            model = plug.wrap(models.build(arch, num_classes=classes))
+            plug = _method(name, p, len(x_out), B, math.prod(shape))
+            classes = K + 1 if name in ("ntom", "atom") else K
+            model = plug.wrap(zoo.build_network(arch, first[key].dataset, classes, p))
             if warmup:  # allocation, cuDNN autotuning
                 train.fit(model, x[: warmup * B], y[: warmup * B], plug, **kw)
             secs.append(_timed(lambda: train.fit(model, x[: k * n], y[: k * n], plug, **kw), dev)[1])  # noqa: B023
-        per_step = max(secs[1] - secs[0], 1e-9) / steps
-        rows.append({"method": name, "arch": arch, "steps": steps, "ms/step": 1000 * per_step,
-                     "images/s": B / per_step, "one-time (s)": max(secs[0] - steps * per_step, 0.0)})
-        trained[(name, arch)] = model.eval()
-    return rows, {"plain": trained[("plain", p.model)], "good": trained[("good", p.ibp_model)],
-                  "ccu": trained[("ccu", p.model)], "atom": trained[("atom", p.model)]}
+        per_step = max(secs[1] - secs[0], 1e-9) / k_steps
+        rows.append({"method": name, "arch": arch, "input": key[2], "batch": B, "steps": k_steps,
+                     "ms/step": 1000 * per_step, "images/s": B / per_step,
+                     "one-time (s)": max(secs[0] - k_steps * per_step, 0.0)})
+        trained[key] = model.eval()
+    return rows, trained
 
 
 def kernel_speed(p: profiles.Profile, dev: torch.device, nets: dict, batches: int) -> list[dict]:
@@ -219,19 +265,28 @@ def _mining_images(n: Need) -> int:
     return n.profile.train.epochs * int(cfg["n_candidates"])
 
 
+def _training_hours(items: list[Need], speed: pd.DataFrame) -> float:
+    """Hours to train ``items``: each its own steps at its key's measured ms/step (scaled by its batch
+    size where it differs from the timed one), plus the key's one-time cost."""
+    rows = speed.set_index(["method", "arch", "input"])
+    hours = 0.0
+    for n in items:
+        r = rows.loc[timing_key(n)]
+        per_step = r["ms/step"] / 1000 * n.profile.train.batch_size / r["batch"]
+        hours += (n.steps * per_step + r["one-time (s)"]) / 3600
+    return hours
+
+
 def projection(p: profiles.Profile, speed: pd.DataFrame, kernels: pd.DataFrame) -> pd.DataFrame:
     """Hours per chapter: its models of :func:`plan` (each once, its own steps) at the measured step
     time, their one-time costs as measured, their mining passes, and :func:`evaluation`'s attacks."""
-    ms = speed.set_index(["method", "arch"])["ms/step"]
-    once = speed.set_index(["method", "arch"])["one-time (s)"]
     rate = kernels.set_index("kernel")["image-steps/s"]
     work = evaluation(p)
     models_ = plan(p)
     rows = []
     for chapter in (*CHAPTERS, "08"):
         mine = [n for n in models_ if n.chapter == chapter]
-        key = [(TIMED_AS.get(n.method, n.method), n.arch or p.model) for n in mine]
-        train_h = sum(n.steps * ms[k] / 1000 / 3600 + once[k] / 3600 for n, k in zip(mine, key, strict=True))
+        train_h = _training_hours(mine, speed)
         mining_h = sum(_mining_images(n) for n in mine) / rate["ATOM mining pass"] / 3600
         eval_h = sum(units / rate[k] / 3600 for k, units in work.get(chapter, []))
         rows.append({"chapter": chapter, "models trained": len(mine), "steps": sum(n.steps for n in mine),
@@ -239,6 +294,45 @@ def projection(p: profiles.Profile, speed: pd.DataFrame, kernels: pd.DataFrame) 
                      "evaluation (h, dominant kernels)": eval_h,
                      "total (h, projected)": train_h + mining_h + eval_h})
     return pd.DataFrame(rows)
+
+
+def setting_evaluation(setting: paper_settings.PaperSetting, p: profiles.Profile) -> float:
+    """Image-steps of a setting's attacked evaluation (:func:`oodlib.reproduction.detection_table`):
+    chapter 05 APGD with its extra starts plus the IBP bound on ``eval.attack_size`` images per OOD
+    set and model, chapter 06 the L-inf PGD with restarts; the clean scoring of the other chapters is
+    forward passes only (not counted)."""
+    q = setting.profile(p)
+    sets = len(datasets.IN_DISTRIBUTIONS[setting.dataset].ood_sets(reproduction.PAPER_KEYS[setting.paper]))
+    per_image = {"05": q.good.attack_steps * (2 + q.good.attack_restarts) + 1,
+                 "06": q.atom.eval_steps * q.atom.eval_restarts}.get(setting.chapter, 0)
+    return len(setting.methods) * sets * q.eval.attack_size * per_image
+
+
+def setting_projection(p: profiles.Profile, items: list[Need], speed: pd.DataFrame,
+                       kernels: pd.DataFrame) -> pd.DataFrame:
+    """Hours per chapter of the papers' own settings: training (each model once, its steps at its
+    network's and input's measured step time), ATOM/NTOM mining, and the attacked evaluation
+    (:func:`setting_evaluation`), one image-step costed as a training step's per-image time of the
+    setting's plain network (a forward and a backward pass either way)."""
+    rate = kernels.set_index("kernel")["image-steps/s"]
+    rows = speed.set_index(["method", "arch", "input"])
+    out = []
+    for chapter in CHAPTERS:
+        mine = [n for n in items if n.chapter == chapter]
+        if not mine:
+            continue
+        train_h = _training_hours(mine, speed)
+        mining_h = sum(_mining_images(n) for n in mine) / rate["ATOM mining pass"] / 3600
+        eval_h = 0.0
+        for setting in paper_settings.for_chapter(chapter):
+            plain = next(n for n in mine if n.name.startswith(f"{setting.key}: "))
+            r = rows.loc[("plain", setting.arch, timing_key(plain)[2])]
+            eval_h += setting_evaluation(setting, p) * r["ms/step"] / r["batch"] / 1000 / 3600
+        out.append({"chapter": chapter, "settings": len(paper_settings.for_chapter(chapter)),
+                    "models trained": len(mine), "steps": sum(n.steps for n in mine), "training (h)": train_h,
+                    "mining (h)": mining_h, "evaluation (h, attacks)": eval_h,
+                    "total (h, projected)": train_h + mining_h + eval_h})
+    return pd.DataFrame(out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -258,25 +352,32 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:  # cuda asked for and missing: say so, never fall back to the CPU
         raise SystemExit(f"error: {err}") from err
     dry = dev.type == "cpu"
+    batch = args.batch or (16 if dry else None)
     p = profiles.get(args.profile or ("smoke" if dry else "full"))
-    p = p.replace(train={"batch_size": args.batch or (16 if dry else p.train.batch_size)})
+    p = p.replace(train={"batch_size": batch or p.train.batch_size})
     if dry:
         print(f"dry run on the CPU: profile {p.name}, batch {p.train.batch_size} -- a test of this script, "
               "not a measurement of the full book")
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu"
     t0 = time.perf_counter()
-    speed, nets = train_speed(p, dev, args.steps, warmup=0 if dry else 2)
+    settings = setting_plan(p, batch)
+    speed, trained = train_speed(plan(p) + settings, dev, args.steps, warmup=0 if dry else 2)
     speed = pd.DataFrame(speed)
+    fmnist = "x".join(map(str, datasets.IN_DISTRIBUTIONS["fashion_mnist"].shape))
+    nets = {m: trained[(m, p.ibp_model if m == "good" else p.model, fmnist)]
+            for m in ("plain", "good", "ccu", "atom")}
     kernels = pd.DataFrame(kernel_speed(p, dev, nets, args.batches))
     checks = pd.DataFrame(cuda_vs_cpu(nets, p, dev))
     proj = projection(p, speed, kernels)
+    proj_settings = setting_projection(p, settings, speed, kernels)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     meta = {"device": name, "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "profile": p.name,
             "batch": p.train.batch_size, "steps": args.steps, "seconds": time.perf_counter() - t0}
     (out / "gpu_check.json").write_text(json.dumps({
         "meta": meta, "training": speed.to_dict("records"), "kernels": kernels.to_dict("records"),
-        "cuda_vs_cpu": checks.to_dict("records"), "projection": proj.to_dict("records")}, indent=1))
+        "cuda_vs_cpu": checks.to_dict("records"), "projection": proj.to_dict("records"),
+        "projection (papers' settings)": proj_settings.to_dict("records")}, indent=1))
     md = (f"# GPU check: {name}, torch {torch.__version__}, {meta['date']}\n\n"
           f"## Training, `{p.name}` settings (batch {p.train.batch_size}, timed steps per row)\n\n"
           f"{speed.to_markdown(index=False, floatfmt='.1f')}\n\n## Evaluation kernels\n\n"
@@ -288,7 +389,14 @@ def main(argv: list[str] | None = None) -> int:
           f"this run's small sample: the full fit costs more); mining = ATOM/NTOM's candidates x epochs "
           f"at the measured mining rate; evaluation = each chapter's dominant attacks (`evaluation()`: "
           f"images x steps x restarts x models x sets) at the measured kernel rates. Not included: "
-          f"clean scoring, figures. An estimate, not a run.\n")
+          f"clean scoring, figures. An estimate, not a run.\n\n"
+          f"## Projected time of the papers' own settings (`zoo train --settings`)\n\n"
+          f"{proj_settings.to_markdown(index=False, floatfmt='.1f')}\n\n"
+          f"Each model of `python -m oodlib zoo plan --profile {p.name} --settings` once, its own steps "
+          f"at the "
+          f"step time measured for its (method, network, input shape) above; evaluation = the attacked "
+          f"threats of chapters 05 and 06 (`setting_evaluation()`), an image-step costed as a training "
+          f"step's per-image time of the setting's plain network. An estimate, not a run.\n")
     (out / "gpu_check.md").write_text(md)
     print(md)
     print(f"wrote {out / 'gpu_check.json'} and {out / 'gpu_check.md'} in {meta['seconds']:.0f} s")

@@ -51,9 +51,11 @@ and 10 classes:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
-from torchvision import models as torchvision_models
+from torchvision.models.resnet import BasicBlock
 
 from .validation import check_choice, check_int, check_number, check_positive_int
 
@@ -63,6 +65,16 @@ def _check_image_args(num_classes: int, in_channels: int, image_size: int, min_s
     check_positive_int(num_classes, "num_classes")
     check_positive_int(in_channels, "in_channels")
     check_int(image_size, "image_size", low=min_size)
+
+
+def _scaler(width_scale: float) -> Callable[[int], int]:
+    """Channel counts times ``width_scale`` (in (0, 1]), rounded, at least 1.
+
+    ``1`` is the published network; ``smoke`` builds every architecture at its real depth and layout
+    but a fraction of its width (``train.width_scale``), so every code path runs in seconds on CPU.
+    """
+    scale = check_number(width_scale, "width_scale", low=0, high=1, low_open=True)
+    return lambda channels: max(1, round(channels * scale))
 
 
 def _half(size: int) -> int:
@@ -85,7 +97,8 @@ def _check_depth_6n_plus_4(depth: int, what: str) -> int:
 
 
 def small_cnn(
-    num_classes: int = 10, in_channels: int = 1, image_size: int = 28, *, width: int = 32
+    num_classes: int = 10, in_channels: int = 1, image_size: int = 28, *, width: int = 32,
+    width_scale: float = 1.0,
 ) -> nn.Sequential:
     """Conv3x3/2(32)-Conv3x3/2(64)-FC(96)-FC(K): ~0.32M parameters at ``width=32`` and 28×28.
 
@@ -93,7 +106,7 @@ def small_cnn(
     ~6 900 img/s versus ~1 600 img/s for the same layout with pooling.
     """
     _check_image_args(num_classes, in_channels, image_size)
-    check_positive_int(width, "width")
+    width = _scaler(width_scale)(check_positive_int(width, "width"))
     side = _half(_half(image_size))
     return nn.Sequential(
         nn.Conv2d(in_channels, width, 3, stride=2, padding=1),
@@ -107,33 +120,39 @@ def small_cnn(
     )
 
 
-def lenet(num_classes: int = 10, in_channels: int = 1, image_size: int = 28) -> nn.Sequential:
+def lenet(
+    num_classes: int = 10, in_channels: int = 1, image_size: int = 28, *, width_scale: float = 1.0
+) -> nn.Sequential:
     """Madry et al. LeNet: Conv5x5(32)-pool-Conv5x5(64)-pool-FC(1024)-FC(K).
 
     Hein et al. 2019 (App. F) and Meinke & Hein 2020 (§4) use it on MNIST.
     """
     _check_image_args(num_classes, in_channels, image_size, min_size=4)
     side = image_size // 2 // 2
+    c1, c2, fc = map(_scaler(width_scale), (32, 64, 1024))
     return nn.Sequential(
-        nn.Conv2d(in_channels, 32, 5, padding=2),
+        nn.Conv2d(in_channels, c1, 5, padding=2),
         nn.ReLU(),
         nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 5, padding=2),
+        nn.Conv2d(c1, c2, 5, padding=2),
         nn.ReLU(),
         nn.MaxPool2d(2),
         nn.Flatten(),
-        nn.Linear(64 * side * side, 1024),
+        nn.Linear(c2 * side * side, fc),
         nn.ReLU(),
-        nn.Linear(1024, num_classes),
+        nn.Linear(fc, num_classes),
     )
 
 
-def _ibp_cnn(num_classes: int, in_channels: int, image_size: int, width: int, hidden: int) -> nn.Sequential:
+def _ibp_cnn(num_classes: int, in_channels: int, image_size: int, width: int, hidden: int,
+             width_scale: float) -> nn.Sequential:
     """GOOD's IBP CNNs: conv 3×3 (w, w, 2w stride 2, 2w, 2w), ``hidden`` affine layers of 512, the head.
 
     ``good_l`` is ``width=64, hidden=1``, ``good_xl`` ``width=128, hidden=2`` (one layout, two sizes).
     """
     _check_image_args(num_classes, in_channels, image_size)
+    scaled = _scaler(width_scale)
+    width, affine = scaled(width), scaled(512)
     side = _half(image_size)
     layers: list[nn.Module] = []
     for c_in, c_out, stride in [(in_channels, width, 1), (width, width, 1), (width, 2 * width, 2),
@@ -142,18 +161,22 @@ def _ibp_cnn(num_classes: int, in_channels: int, image_size: int, width: int, hi
     layers.append(nn.Flatten())
     features = 2 * width * side * side
     for _ in range(hidden):
-        layers += [nn.Linear(features, 512), nn.ReLU()]
-        features = 512
+        layers += [nn.Linear(features, affine), nn.ReLU()]
+        features = affine
     layers.append(nn.Linear(features, num_classes))
     return nn.Sequential(*layers)
 
 
-def good_l(num_classes: int = 10, in_channels: int = 1, image_size: int = 28) -> nn.Sequential:
+def good_l(
+    num_classes: int = 10, in_channels: int = 1, image_size: int = 28, *, width_scale: float = 1.0
+) -> nn.Sequential:
     """The "large" IBP CNN (Gowal et al. 2018; GOOD's MNIST model, App. Table 2)."""
-    return _ibp_cnn(num_classes, in_channels, image_size, width=64, hidden=1)
+    return _ibp_cnn(num_classes, in_channels, image_size, width=64, hidden=1, width_scale=width_scale)
 
 
-def good_xl(num_classes: int = 10, in_channels: int = 1, image_size: int = 28) -> nn.Sequential:
+def good_xl(
+    num_classes: int = 10, in_channels: int = 1, image_size: int = 28, *, width_scale: float = 1.0
+) -> nn.Sequential:
     """GOOD's deeper and wider IBP CNN for SVHN and CIFAR-10 (Bitterwolf et al. 2020, §4.1, App. Table 2).
 
     ``good_l`` with every convolution twice as wide and one more hidden affine layer; all 3×3
@@ -178,11 +201,13 @@ def good_xl(num_classes: int = 10, in_channels: int = 1, image_size: int = 28) -
     At 1×28×28 the first convolution has 1,280 parameters and the first affine layer is
     Linear(256·14·14 → 512), 25,690,624: 27,582,602 in all.
     """
-    return _ibp_cnn(num_classes, in_channels, image_size, width=128, hidden=2)
+    return _ibp_cnn(num_classes, in_channels, image_size, width=128, hidden=2, width_scale=width_scale)
 
 
-def mlp(num_classes: int = 10, in_features: int = 784, hidden: int = 256) -> nn.Sequential:
+def mlp(num_classes: int = 10, in_features: int = 784, hidden: int = 256, *,
+        width_scale: float = 1.0) -> nn.Sequential:
     """A 784-256-256-K ReLU MLP (flattens its input)."""
+    hidden = _scaler(width_scale)(check_positive_int(hidden, "hidden"))
     return nn.Sequential(
         nn.Flatten(),
         nn.Linear(in_features, hidden),
@@ -193,9 +218,12 @@ def mlp(num_classes: int = 10, in_features: int = 784, hidden: int = 256) -> nn.
     )
 
 
-def toy_mlp(num_classes: int = 2, hidden: int = 32, depth: int = 2) -> nn.Sequential:
+def toy_mlp(
+    num_classes: int = 2, hidden: int = 32, depth: int = 2, *, width_scale: float = 1.0
+) -> nn.Sequential:
     """A ReLU MLP on 2-D points, for the toy confidence maps."""
     check_positive_int(depth, "depth")
+    hidden = _scaler(width_scale)(check_positive_int(hidden, "hidden"))
     layers: list[nn.Module] = []
     width = 2
     for _ in range(depth):
@@ -208,31 +236,45 @@ def toy_mlp(num_classes: int = 2, hidden: int = 32, depth: int = 2) -> nn.Sequen
 # --------------------------------------------------------------------------- with batch norm
 
 
-def resnet18(num_classes: int = 10, in_channels: int = 1, image_size: int = 28) -> nn.Sequential:
-    """ResNet-18 (He et al. 2016, Table 1) from torchvision with a 3×3 stride-1 stem and no max-pool.
+def resnet18(
+    num_classes: int = 10, in_channels: int = 1, image_size: int = 28, *, width_scale: float = 1.0
+) -> nn.Sequential:
+    """ResNet-18 (He et al. 2016, Table 1) with torchvision's blocks, a 3×3 stride-1 stem and no max-pool.
 
-    The blocks are torchvision's (a maintained implementation, not a copy); only the stem is
-    changed for CIFAR-size inputs, as in He et al.'s own CIFAR-10 networks (§4.2: a 3×3 first
-    convolution and no max-pooling; they do not train an 18-layer one there) (spatial sizes
-    28 → 28 → 14 → 7 → 4 at 28×28, 32 → 32 → 16 → 8 → 4 at 32×32; the global average pool takes
-    any side, so ``image_size`` is only checked). Laid out as a Sequential so ``model[:-1]`` gives
-    the penultimate 512 features. 11,173,962 parameters at ``in_channels=3`` with 10 classes,
-    11,172,810 at ``in_channels=1``.
+    The residual blocks are torchvision's ``BasicBlock`` (a maintained implementation, not a copy);
+    the network around them is assembled here because torchvision's ``ResNet`` fixes the stem (7×7,
+    stride 2, max-pool: ImageNet's) and the widths (64-128-256-512, which ``width_scale`` shrinks for
+    ``smoke``). The stem is He et al.'s for CIFAR-size inputs (§4.2: a 3×3 first convolution and no
+    max-pooling; they do not train an 18-layer one there); four stages of two blocks, the last three
+    starting with stride 2 and a 1×1-convolution shortcut (option B, §3.3); initialised as
+    torchvision initialises its ResNets (He normal, fan-out, on every convolution; batch norm to the
+    identity). Spatial sizes 28 → 28 → 14 → 7 → 4 at 28×28, 32 → 32 → 16 → 8 → 4 at 32×32; the global
+    average pool takes any side, so ``image_size`` is only checked. Laid out as a Sequential so
+    ``model[:-1]`` gives the penultimate 512 features. 11,173,962 parameters at ``in_channels=3``
+    with 10 classes, 11,172,810 at ``in_channels=1``.
     """
     _check_image_args(num_classes, in_channels, image_size)
-    net = torchvision_models.resnet18(num_classes=num_classes)
-    return nn.Sequential(
-        nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False),
-        net.bn1,
-        net.relu,
-        net.layer1,
-        net.layer2,
-        net.layer3,
-        net.layer4,
-        net.avgpool,
-        nn.Flatten(),
-        net.fc,
-    )
+    widths = list(map(_scaler(width_scale), (64, 128, 256, 512)))
+    layers: list[nn.Module] = [nn.Conv2d(in_channels, widths[0], 3, stride=1, padding=1, bias=False),
+                               nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)]
+    channels = widths[0]
+    for stage, width in enumerate(widths):
+        stride = 1 if stage == 0 else 2
+        shortcut = None
+        if stride != 1 or channels != width:
+            shortcut = nn.Sequential(nn.Conv2d(channels, width, 1, stride=stride, bias=False),
+                                     nn.BatchNorm2d(width))
+        layers.append(nn.Sequential(BasicBlock(channels, width, stride, shortcut), BasicBlock(width, width)))
+        channels = width
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, num_classes)]
+    for module in layers:
+        for m in module.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+    return nn.Sequential(*layers)
 
 
 class DenseBottleneck(nn.Module):
@@ -273,6 +315,7 @@ def densenet_bc(
     depth: int = 100,
     growth_rate: int = 12,
     compression: float = 0.5,
+    width_scale: float = 1.0,
 ) -> nn.Sequential:
     """DenseNet-BC for CIFAR-size inputs (Huang et al. 2017, §3 and "Implementation Details").
 
@@ -293,7 +336,7 @@ def densenet_bc(
     """
     _check_image_args(num_classes, in_channels, image_size, min_size=4)
     n = _check_depth_6n_plus_4(depth, "DenseNet-BC (n bottleneck layers per dense block)")
-    k = check_positive_int(growth_rate, "growth_rate")
+    k = _scaler(width_scale)(check_positive_int(growth_rate, "growth_rate"))
     theta = check_number(compression, "compression", low=0, high=1, low_open=True)
     channels = 2 * k
     layers: list[nn.Module] = [nn.Conv2d(in_channels, channels, 3, padding=1, bias=False)]
@@ -354,6 +397,7 @@ def wide_resnet(
     depth: int,
     widen_factor: int,
     dropout: float = 0.0,
+    width_scale: float = 1.0,
 ) -> nn.Sequential:
     """WRN-``depth``-``widen_factor`` (Zagoruyko & Komodakis 2016, Table 1).
 
@@ -370,9 +414,10 @@ def wide_resnet(
     n = _check_depth_6n_plus_4(depth, "a wide ResNet ((depth - 4) / 6 blocks per group)")
     k = check_positive_int(widen_factor, "widen_factor")
     p = check_number(dropout, "dropout", low=0, high=1, high_open=True)
-    layers: list[nn.Module] = [nn.Conv2d(in_channels, 16, 3, padding=1, bias=False)]
-    channels = 16
-    for width, stride in ((16 * k, 1), (32 * k, 2), (64 * k, 2)):
+    scaled = _scaler(width_scale)
+    channels = scaled(16)
+    layers: list[nn.Module] = [nn.Conv2d(in_channels, channels, 3, padding=1, bias=False)]
+    for width, stride in ((scaled(16 * k), 1), (scaled(32 * k), 2), (scaled(64 * k), 2)):
         blocks = []
         for i in range(n):
             blocks.append(WideBasicBlock(channels, width, stride if i == 0 else 1, p))
@@ -382,18 +427,21 @@ def wide_resnet(
 
 
 def wrn_28_10(
-    num_classes: int = 10, in_channels: int = 1, image_size: int = 28, *, dropout: float = 0.0
+    num_classes: int = 10, in_channels: int = 1, image_size: int = 28, *, dropout: float = 0.0,
+    width_scale: float = 1.0,
 ) -> nn.Sequential:
     """WRN-28-10: ODIN's Wide ResNet on CIFAR-10 / CIFAR-100 (Liang et al. 2018, §4.1; dropout 0).
 
     36.5M parameters published (Zagoruyko & Komodakis 2016, Tables 4-5); 36,479,194 here at
     3×32×32 with 10 classes.
     """
-    return wide_resnet(num_classes, in_channels, image_size, depth=28, widen_factor=10, dropout=dropout)
+    return wide_resnet(num_classes, in_channels, image_size, depth=28, widen_factor=10, dropout=dropout,
+                       width_scale=width_scale)
 
 
 def wrn_40_4(
-    num_classes: int = 10, in_channels: int = 1, image_size: int = 28, *, dropout: float = 0.0
+    num_classes: int = 10, in_channels: int = 1, image_size: int = 28, *, dropout: float = 0.0,
+    width_scale: float = 1.0,
 ) -> nn.Sequential:
     """WRN-40-4: ATOM's WideResNet (Chen et al. 2021, App. B.1, B.9) and ODIN's third network (App. A.1).
 
@@ -401,11 +449,13 @@ def wrn_40_4(
     architecture used by Hendrycks & Gimpel (2017)"). 8.9M parameters published (Zagoruyko &
     Komodakis 2016, Tables 4-5); 8,949,210 here at 3×32×32 with 10 classes.
     """
-    return wide_resnet(num_classes, in_channels, image_size, depth=40, widen_factor=4, dropout=dropout)
+    return wide_resnet(num_classes, in_channels, image_size, depth=40, widen_factor=4, dropout=dropout,
+                       width_scale=width_scale)
 
 
 def wrn_40_2(
-    num_classes: int = 10, in_channels: int = 1, image_size: int = 28, *, dropout: float = 0.0
+    num_classes: int = 10, in_channels: int = 1, image_size: int = 28, *, dropout: float = 0.0,
+    width_scale: float = 1.0,
 ) -> nn.Sequential:
     """WRN-40-2: Outlier Exposure's network (Hendrycks et al. 2019), not one of the seed papers'.
 
@@ -414,7 +464,8 @@ def wrn_40_2(
     2.2M parameters published (Zagoruyko & Komodakis 2016, Tables 4-5); 2,243,546 here at 3×32×32
     with 10 classes.
     """
-    return wide_resnet(num_classes, in_channels, image_size, depth=40, widen_factor=2, dropout=dropout)
+    return wide_resnet(num_classes, in_channels, image_size, depth=40, widen_factor=2, dropout=dropout,
+                       width_scale=width_scale)
 
 
 ARCHITECTURES = {

@@ -75,6 +75,9 @@ class Training:
     autoaugment: str | None = None  # AutoAugment policy, "cifar10" or "svhn" (GOOD §4.1), or None
     augment_out: bool = False  # augment the auxiliary out-batches too (GOOD §4.1, ATOM App. B)
     bf16: bool = False  # bfloat16 autocast of the losses that allow it (train.fit; ours, for GPU speed)
+    # every architecture's channel counts times this (oodlib.models): 1 is the published network; smoke
+    # shrinks it, so each network runs at its real depth and layout in seconds on CPU
+    width_scale: float = 1.0
     # the auxiliary pool (oodlib.datasets.POOLS): the offline stand-in (Fashion-MNIST's chapters) or, in the
     # papers' settings, Outlier Exposure's 300K random images or a folder of images
     pool: str = "standin"
@@ -483,11 +486,13 @@ FULL = Profile(
     explore_frames=48,  # ours: finer sliders where a GPU draws the frames
 )
 
-#: ``smoke``: FULL with these leaves shrunk -- sizes, epochs and steps only, by dotted name. Everything
-#: else keeps its paper value (SMOKE_KEEPS), so the code paths are FULL's: ResNet-18 and GOOD's "L" CNN,
-#: the torchvision sets, restarts > 1, 10 ODIN temperatures, alternating projections, out-ratio 2.0.
+#: ``smoke``: FULL with these leaves shrunk -- sizes, epochs, steps and widths only, by dotted name.
+#: Everything else keeps its paper value (SMOKE_KEEPS), so the code paths are FULL's: ResNet-18 and
+#: GOOD's "L" CNN (every layer, an eighth of the channels: ``train.width_scale``), the torchvision sets,
+#: restarts > 1, 10 ODIN temperatures, alternating projections, out-ratio 2.0.
 SMOKE_SIZES: dict[str, object] = {
     "train.train_size": 128, "train.epochs": 1, "train.batch_size": 32, "train.aux_size": 600,
+    "train.width_scale": 0.125,
     "eval.test_size": 48, "eval.ood_size": 12, "eval.attack_size": 2,
     "attack.pgd_train_steps": 1, "attack.pgd_eval_steps": 3, "attack.pgd_eval_restarts": 2,
     "attack.adv_samples_size": 8, "attack.adv_samples_steps": 2, "alpha_trials": 16, "plain_seeds": 2,

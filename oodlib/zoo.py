@@ -24,6 +24,7 @@ import functools
 import hashlib
 import io
 import json
+import math
 import os
 import tarfile
 import time
@@ -60,7 +61,7 @@ RECIPE_FIELDS: dict[str, str] = {
     "optimizer": "train.optimizer", "momentum": "train.momentum", "nesterov": "train.nesterov",
     "crop_pad": "train.crop_pad", "crop_mode": "train.crop_mode", "hflip": "train.hflip",
     "autoaugment": "train.autoaugment", "augment_out": "train.augment_out", "bf16": "train.bf16",
-    "pool": "train.pool",
+    "pool": "train.pool", "width_scale": "train.width_scale",
 }
 
 RECIPE_DEFAULTS: dict[str, Any] = {
@@ -285,6 +286,18 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def build_network(arch: str, dataset: str, num_classes: int, profile: Profile) -> nn.Module:
+    """Architecture ``arch`` (a name of ``oodlib.models.ARCHITECTURES``) for ``dataset``'s input shape (an
+    image network takes the set's channels and side, the MLP its flattened size), ``num_classes``
+    outputs, ``profile``'s width (``train.width_scale``), initialised under ``profile.seed``."""
+    shape = datasets.IN_DISTRIBUTIONS[dataset].shape
+    sized: dict[str, int] = {"in_channels": shape[0], "image_size": shape[1]}  # the set's own shape
+    if arch in ("mlp", "toy_mlp"):
+        sized = {"in_features": math.prod(shape)} if arch == "mlp" else {}
+    return models.build(arch, num_classes=num_classes, seed=profile.seed,
+                        width_scale=profile.train.width_scale, **sized)
+
+
 def checkpoint_path(method: str, dataset: str, profile: Profile, arch: str | None = None,
                     **hparams: Any) -> Path:
     """Where the checkpoint of this configuration lives (it may not exist yet)."""
@@ -317,18 +330,15 @@ def load_or_train(
     record_path = ckpt.with_suffix(".json")
     spec = datasets.IN_DISTRIBUTIONS[dataset]
     num_classes = int(config["hparams"].get("num_classes", spec.num_classes))
-    shape = {"in_channels": spec.shape[0], "image_size": spec.shape[1]}  # image models: the set's own shape
-    if config["arch"] in ("mlp", "toy_mlp"):
-        shape = {"in_features": int(torch.tensor(spec.shape).prod())} if config["arch"] == "mlp" else {}
     # CCU's densities live in input space: their dimension is the set's (784 for Fashion-MNIST, the
     # default; 3072 at 3x32x32), fixed by the dataset in the hash
     in_space = {}
     if method == "ccu" and "dim" not in config["hparams"]:
-        in_space = {"dim": int(torch.tensor(spec.shape).prod())}
+        in_space = {"dim": math.prod(spec.shape)}
     plug = make_method(method, **config["hparams"], **in_space)
 
     def fresh() -> nn.Module:
-        return plug.wrap(models.build(config["arch"], num_classes=num_classes, seed=profile.seed, **shape))
+        return plug.wrap(build_network(config["arch"], dataset, num_classes, profile))
 
     dev = default_device(device)
 

@@ -159,6 +159,8 @@ def test_ibp_certifies_good_xl(paper_models):
         ("resnet18", {"in_channels": -3}, "expected in_channels as a positive integer, got -3"),
         ("small_cnn", {"image_size": 0}, "expected image_size as an integer >= 1, got 0"),
         ("lenet", {"image_size": 2}, "expected image_size as an integer >= 4, got 2"),
+        ("resnet18", {"width_scale": 0.0}, r"expected width_scale as a finite number in \(0, 1\], got 0.0"),
+        ("wrn_40_2", {"width_scale": 2}, r"expected width_scale .* got 2"),
     ],
 )
 def test_bad_arguments_name_what_was_expected(name, kwargs, match):
@@ -173,3 +175,21 @@ def test_registry_and_missing_family_arguments():
         models.build("densenet_bc", num_classes=0)
     with pytest.raises(TypeError, match="depth"):  # the WRN family has no default size
         models.build("wide_resnet")
+
+
+@pytest.mark.parametrize("name", sorted(models.ARCHITECTURES))
+def test_width_scale_keeps_every_layer_and_shrinks_the_channels(name):
+    """smoke's networks (``train.width_scale``): the same layers in the same order, fewer parameters;
+    at 1 the published network, identical weights under the same seed."""
+    image = {"in_channels": 3, "image_size": 32}
+    kwargs = {"toy_mlp": {}, "mlp": {"in_features": 3 * 32 * 32}}.get(name, image)
+    if name == "wide_resnet":
+        kwargs.update(depth=10, widen_factor=2)
+    full, default = (models.build(name, **kwargs, width_scale=1.0), models.build(name, **kwargs))
+    small = models.build(name, **kwargs, width_scale=0.125)
+    assert [type(m) for m in small.modules()] == [type(m) for m in full.modules()]
+    assert models.num_parameters(small) < models.num_parameters(full) / 8
+    assert all(torch.equal(a, b) for a, b in zip(full.state_dict().values(), default.state_dict().values(),
+                                                  strict=True))
+    x = torch.rand(2, 2) if name == "toy_mlp" else torch.rand(2, 3, 32, 32)
+    assert small.eval()(x).shape == (2, 10)

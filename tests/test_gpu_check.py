@@ -44,6 +44,16 @@ def test_dry_run_on_cpu_writes_every_table(tmp_path, capsys):
     assert all(r["one-time (s)"] >= 0 for r in report["training"])
     assert zoo_plan.CHAPTERS[-1] == "07"
     assert report["meta"]["profile"] == "smoke"
+    # the papers' own settings: each of their models once, on its own network and input shape
+    timed = {(r["method"], r["arch"], r["input"]) for r in report["training"]}
+    assert {("plain", "densenet_bc", "3x32x32"), ("good", "good_xl", "3x32x32"), ("acet", "lenet", "1x28x28"),
+            ("plain", "wrn_28_10", "3x32x32")} <= timed
+    settings = gpu_check.setting_plan(profiles.SMOKE, batch=4)
+    by_chapter = report["projection (papers' settings)"]
+    assert [r["chapter"] for r in by_chapter] == ["01", "03", "04", "05", "06"]
+    assert sum(r["models trained"] for r in by_chapter) == len(settings) == len({n.hash for n in settings})
+    assert sum(r["steps"] for r in by_chapter) == sum(n.steps for n in settings)
+    assert all(r["evaluation (h, attacks)"] > 0 for r in by_chapter if r["chapter"] in ("05", "06"))
     assert "dry run on the CPU" in capsys.readouterr().out
     assert (tmp_path / "gpu_check.md").read_text().startswith("# GPU check")
 

@@ -62,8 +62,10 @@ def test_a_folder_pool_reads_any_images_and_names_a_corrupt_one(data_root):
 def test_the_pool_enters_the_hash_only_where_it_is_not_cis():
     ci_config = zoo.make_config("oe", "fashion_mnist", CI)
     assert "pool" not in ci_config["train"]  # ci's hashes are those of before the pool existed
+    assert "width_scale" not in ci_config["train"]  # nor smoke's narrow networks (the published width, 1)
     setting = paper_settings.get("atom-cifar10").profile(SMOKE)
     assert zoo.make_config("oe", "cifar10", setting)["train"]["pool"] == "random_300k"
+    assert zoo.make_config("oe", "cifar10", setting)["train"]["width_scale"] == SMOKE.train.width_scale < 1
     assert zoo.make_config("atom", "cifar100", setting)["hparams"]["num_classes"] == 101  # the (K+1) head
     assert zoo.make_config("atom", "fashion_mnist", CI)["hparams"]["num_classes"] == 11
 
