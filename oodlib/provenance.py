@@ -101,13 +101,16 @@ def provenance(name: str, full: bool = False) -> Provenance:
     return rows[name]
 
 
-def nearest_distance(x: Tensor, pool: Tensor, batch_size: int = 256) -> Tensor:
-    """For each image of ``x``, the RMS pixel distance to its nearest image in ``pool`` (float64)."""
+def nearest_distance(x: Tensor, pool: Tensor, batch_size: int = 256,
+                     device: str | torch.device | None = None) -> Tensor:
+    """For each image of ``x``, the RMS pixel distance to its nearest image in ``pool`` (float64, on the
+    CPU); computed on ``device`` (default: where ``pool`` is) — a GPU for a 300K-image pool."""
     check_images(x, "x")
     check_images(pool, "pool")
     check_positive_int(batch_size, "batch_size")
-    p = pool.flatten(1).double()
-    out = [torch.cdist(chunk, p).min(dim=1).values for chunk in x.flatten(1).double().split(batch_size)]
+    p = pool.flatten(1).to(device or pool.device, torch.float64)
+    out = [torch.cdist(chunk.to(p.device), p).min(dim=1).values.cpu()
+           for chunk in x.flatten(1).double().split(batch_size)]
     return torch.cat(out) / x[0].numel() ** 0.5
 
 
@@ -137,16 +140,18 @@ def audit(
 
 
 def near_duplicates(test_sets: dict[str, Tensor], pool: Tensor, sample: int = 200,
-                    threshold: float = NEAR_DUPLICATE_RMS, seed: int = 0) -> pd.DataFrame:
+                    threshold: float = NEAR_DUPLICATE_RMS, seed: int = 0,
+                    device: str | torch.device | None = None) -> pd.DataFrame:
     """For ``sample`` images (a seeded subset) of each test set: the smallest RMS distance to ``pool``
-    (:func:`nearest_distance`) and how many lie closer than ``threshold`` — the check that works on any
-    data, real pools (the 300K random images, a folder) and test sets without source lists included."""
+    (:func:`nearest_distance`, on ``device``) and how many lie closer than ``threshold`` — the check that
+    works on any data, real pools (the 300K random images, a folder) and test sets without source lists
+    included."""
     check_positive_int(sample, "sample")
     check_number(threshold, "threshold", low=0.0)
     rows = []
     for name, x in test_sets.items():
         keep = torch.randperm(len(x), generator=torch_generator(derive_seed(seed, name)))[:sample]
-        dist = nearest_distance(x[keep], pool)
+        dist = nearest_distance(x[keep], pool, device=device)
         rows.append({"set": name, "sampled": len(keep), "min RMS distance to pool": float(dist.min()),
                      f"near-duplicates (< {threshold})": int((dist < threshold).sum())})
     return pd.DataFrame(rows).set_index("set")

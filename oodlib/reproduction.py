@@ -13,7 +13,9 @@ paper's headline table does, one function per kind of table:
   et al. 2020 Table 1: AUC, AAUC, GAUC), clean and ℓ∞ at 8/255 (Chen et al. 2021 Table 1);
 * :func:`alpha_table` — Hein et al. 2019 Table 2: the median α at which αx reaches 99.9 % confidence,
   and the share of α-scaled noise still over 95 % confident once projected back to the image box;
-* :func:`odin_table` — Liang et al. 2018 Table 2: baseline and ODIN, (T, ε) tuned per set (§4.4).
+* :func:`odin_table` — Liang et al. 2018 Table 2: baseline and ODIN, (T, ε) tuned per set (§4.4);
+* :func:`pool_audit` — the auxiliary pool the setting's OE, CCU, GOOD and ATOM models trained on,
+  against its test sets: near-duplicates of sampled test images (a real pool has no source list).
 
 Every table carries the paper's value beside ours where ``oodlib`` holds it (one table per paper,
 checked in ``tests/test_paper_numbers.py``) and ``—`` where it does not; it names the pool the models
@@ -42,13 +44,14 @@ from . import (
     odin,
     odin_analysis,
     paper_settings,
+    provenance,
     relu_theory,
     zoo,
     zoo_plan,
 )
 from .paper_settings import PaperSetting
 from .profiles import Profile
-from .runtime import derive_seed, progress
+from .runtime import default_device, derive_seed, progress
 
 #: the papers' short names, as :attr:`oodlib.datasets.PaperUse.paper` writes them
 PAPER_KEYS = {"Hein et al. 2019": "Hein", "Liang et al. 2018": "ODIN", "Meinke & Hein 2020": "CCU",
@@ -268,6 +271,23 @@ def odin_table(data: SettingData, entry: zoo.Entry) -> pd.DataFrame:
     return beside.table(records, index=["OOD set", "metric"])
 
 
+def pool_audit(data: SettingData, sample: int = 200) -> pd.DataFrame:
+    """The setting's auxiliary training pool (``train.pool``, ``train.aux_size`` images, as the zoo drew
+    it) against ``sample`` seeded images of the in-distribution test split and of each OOD test set:
+    the RMS distance to the nearest pool image and how many are near-duplicates
+    (:func:`oodlib.provenance.near_duplicates`, on the GPU where there is one). An OOD test image with
+    a near-copy in the pool was seen in training; in-distribution images with near-copies in the pool
+    are why ATOM skips the hardest outliers on CIFAR (Chen et al. 2021, §5.2, Table 2: q = 0 is best on
+    SVHN, whose pool is disjoint, q = 0.125 and 0.5 on CIFAR-10 and -100)."""
+    pool = zoo.training_pool(data.setting.dataset, data.profile)
+    spec = datasets.IN_DISTRIBUTIONS[data.setting.dataset]
+    sets = {f"{spec.title} test (in-distribution)": data.x_test, **data.ood}
+    seed = derive_seed(data.profile.seed, "pool audit")
+    table = provenance.near_duplicates(sets, pool, sample=sample, seed=seed, device=default_device())
+    table.insert(0, "pool", f"{data.profile.train.pool}, {len(pool)} images")
+    return table
+
+
 def report(chapter: str, base: Profile) -> list[tuple[str, pd.DataFrame]]:
     """Every table of ``chapter`` in each of its papers' settings under ``base`` (``full`` or ``smoke``):
     ``(title, table)`` pairs in setting order — the sets not evaluated, then the chapter's headline
@@ -289,4 +309,6 @@ def report(chapter: str, base: Profile) -> list[tuple[str, pd.DataFrame]]:
             out.append((f"{title}: per OOD set (%)", table))
             if chapter == "06":
                 out.append((f"{title}: mean over the natural sets (%)", mean_over_sets(data, table)))
+        if s.pool and chapter != "02":  # chapter 02 reads chapter 01's settings (noise only: no pool)
+            out.append((f"{title}: the training pool against the test sets", pool_audit(data)))
     return out

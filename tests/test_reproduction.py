@@ -117,6 +117,10 @@ def test_every_settings_table_on_tiny_models(data_root, zoo_cache, monkeypatch):
             clean = table.xs("natural (AUC)", level="threat")["AUROC ours"].astype(float)
             assert len(certified) == len(clean)  # every model certified by IBP, as in GOOD's Table 1
             assert (certified <= clean.loc[certified.index] + 1e-9).all()  # a bound never beats clean AUC
+            audit = reproduction.pool_audit(data, sample=3)  # the pool GOOD's OE and GOOD models trained on
+            assert list(audit.index) == ["MNIST test (in-distribution)", *data.ood]
+            assert set(audit["pool"]) == {"random_300k, 12 images"} and (audit["sampled"] == 3).all()
+            assert (audit["min RMS distance to pool"] >= 0).all()
         else:
             alpha = reproduction.alpha_table(data, entries)
             assert alpha.loc["plain", "median α (99.9 %) paper"] == "1.5"
