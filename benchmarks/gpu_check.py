@@ -152,7 +152,10 @@ def train_speed(items: list[Need], dev: torch.device, steps: int, warmup: int
                   lr_milestones=p.train.lr_milestones, x_out=x_out, device=dev, desc=name,
                   optimizer=p.train.optimizer, momentum=p.train.momentum, nesterov=p.train.nesterov,
                   augment=zoo.recipe_augmentation(p), augment_out=p.train.augment_out,
-                  bf16=p.train.bf16)  # the zoo's recipe
+                  # the zoo's recipe; bf16 autocast is a GPU speed-up only: on a CPU it runs in fp32 (torch
+                  # 2.14's oneDNN bf16 matmul stops the process with SIGFPE on GOOD XL's 65 536-wide layer at
+                  # batch 24 on this machine's CPU)
+                  bf16=p.train.bf16 and dev.type == "cuda")
         secs = []
         for k in (1, 2):
             plug = _method(name, p, len(x_out), B, math.prod(shape))
