@@ -64,7 +64,7 @@ from oodlib import (
     zoo,
 )
 from oodlib.runtime import default_device
-from oodlib.zoo_plan import CHAPTERS, Need, needs, unique
+from oodlib.zoo_plan import CHAPTERS, Need, needs, timing_key, unique
 
 METHODS = ("plain", "oe", "ceda", "acet", "ccu", "good", "ntom", "atom")
 # CUDA vs CPU: float32 with TF32 off, different reduction orders through ~20 layers.
@@ -101,10 +101,6 @@ def _method(name: str, p: profiles.Profile, pool: int, batch: int, dim: int) -> 
     return zoo.make_method(name, **hp)
 
 
-#: methods timed as another: a class-subset model trains as plain, Figure 2/5's run as NTOM
-TIMED_AS = {"plain_subset": "plain", "ntom_trajectory": "ntom"}
-
-
 def plan(p: profiles.Profile) -> list[Need]:
     """Every model of ``p``'s zoo plan once, under the first chapter that needs it (NTOM and ATOM
     included before chapter 06 picks their q: the q does not change their cost)."""
@@ -122,11 +118,6 @@ def setting_plan(p: profiles.Profile, batch: int | None = None) -> list[Need]:
 
 def _shape(n: Need) -> tuple[int, ...]:
     return datasets.IN_DISTRIBUTIONS[n.dataset].shape
-
-
-def timing_key(n: Need) -> tuple[str, str, str]:
-    """What a training step's cost depends on here: (method timed as, architecture, input shape)."""
-    return TIMED_AS.get(n.method, n.method), n.arch or n.profile.model, "x".join(map(str, _shape(n)))
 
 
 def train_speed(items: list[Need], dev: torch.device, steps: int, warmup: int

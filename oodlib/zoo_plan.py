@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import atom, experiments, good, odin_analysis, paper_settings, zoo
+from . import atom, datasets, experiments, good, odin_analysis, paper_settings, zoo
 from .profiles import Profile
 from .runtime import progress
 from .validation import check_choice
@@ -232,24 +232,37 @@ def missing(profile: Profile, chapters: Iterable[str] | None = None, settings: b
     return [n for n in unique(needs(profile, chapters, settings=settings)) if not n.cached]
 
 
-def step_seconds(path: Path | None = None) -> dict[tuple[str, str], float]:
-    """Measured seconds per training step by (method, architecture), from ``benchmarks/gpu_check.py``'s
-    ``gpu_check.json`` (its ``training`` rows), or ``{}`` where no such file exists."""
+#: methods timed as another (``benchmarks/gpu_check.py``): a class-subset model trains as plain, Figure
+#: 2/5's run as NTOM
+TIMED_AS = {"plain_subset": "plain", "ntom_trajectory": "ntom"}
+
+
+def timing_key(n: Need) -> tuple[str, str, str]:
+    """What a training step's cost depends on: (method timed as, architecture, input shape ``"CxHxW"``)."""
+    shape = datasets.IN_DISTRIBUTIONS[n.dataset].shape
+    return TIMED_AS.get(n.method, n.method), n.arch or n.profile.model, "x".join(map(str, shape))
+
+
+def step_seconds(path: Path | None = None) -> dict[tuple[str, str, str], float]:
+    """Measured seconds per training image by :func:`timing_key` (a step's time over its batch size),
+    from ``benchmarks/gpu_check.py``'s ``gpu_check.json`` (its ``training`` rows), or ``{}`` where no
+    such file exists."""
     path = path or Path("benchmarks/results/gpu_check.json")
     if not path.is_file():
         return {}
     rows = json.loads(path.read_text()).get("training", [])
-    return {(r["method"], r["arch"]): float(r["ms/step"]) / 1000 for r in rows}
+    return {(r["method"], r["arch"], r["input"]): float(r["ms/step"]) / 1000 / int(r["batch"]) for r in rows}
 
 
-def plan_table(items: Sequence[Need], seconds: dict[tuple[str, str], float] | None = None) -> list[dict]:
+def plan_table(items: Sequence[Need], seconds: dict[tuple[str, str, str], float] | None = None) -> list[dict]:
     """Rows for ``zoo plan``: chapter, name, method, architecture, data set, hash, in the zoo or not,
     training steps, and projected hours where ``seconds`` (:func:`step_seconds`) has a rate."""
     seconds = seconds or {}
     rows = []
     for n in items:
         arch = n.arch or n.profile.model
-        rate = seconds.get((n.method, arch))
+        per_image = seconds.get(timing_key(n))
+        rate = None if per_image is None else per_image * n.profile.train.batch_size
         rows.append({"chapter": n.chapter, "model": n.name, "method": n.method, "arch": arch,
                      "dataset": n.dataset, "hash": n.hash or f"(waits for {n.waits_for})",
                      "in zoo": "yes" if n.cached else "no", "steps": n.steps,

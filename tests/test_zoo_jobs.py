@@ -135,3 +135,26 @@ def test_the_slurm_array_script_runs_one_model_per_task(tmp_path):
     env["SLURM_ARRAY_TASK_ID"] = "3"
     out = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 2 and "no hash on line 3" in out.stderr
+
+
+def test_zoo_plan_projects_hours_from_a_gpu_check_per_network_and_input(tmp_path):
+    """`zoo plan`'s projected hours: each model's steps at the measured time per image of its (method,
+    network, input shape), scaled to its own batch size (a settings model at 3x32x32 is not a 28 px one)."""
+    import json
+
+    from oodlib import zoo_plan
+    rows = [{"method": "plain", "arch": "resnet18", "input": "1x28x28", "batch": 16, "ms/step": 160.0},
+            {"method": "plain", "arch": "resnet18", "input": "3x32x32", "batch": 16, "ms/step": 320.0}]
+    path = tmp_path / "gpu_check.json"
+    path.write_text(json.dumps({"training": rows}))
+    seconds = zoo_plan.step_seconds(path)
+    assert seconds == {("plain", "resnet18", "1x28x28"): 0.01, ("plain", "resnet18", "3x32x32"): 0.02}
+    fmnist = next(n for n in zoo_plan.needs(profiles.FULL, ["00"], resolve=False) if n.method == "plain")
+    cifar = next(n for n in zoo_plan.setting_needs(profiles.FULL, ["04"])
+                 if n.method == "plain" and n.dataset == "cifar10")
+    assert zoo_plan.timing_key(cifar) == ("plain", "resnet18", "3x32x32")
+    table = zoo_plan.plan_table([fmnist, cifar, *zoo_plan.setting_needs(profiles.FULL, ["03"])[:1]], seconds)
+    for row, n, per_image in zip(table, (fmnist, cifar), (0.01, 0.02), strict=False):
+        assert row["projected h"] == round(n.steps * per_image * n.profile.train.batch_size / 3600, 2) > 0
+    assert table[2]["projected h"] == "—"  # DenseNet-BC was not timed
+    assert zoo_plan.step_seconds(tmp_path / "absent.json") == {}
