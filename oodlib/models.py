@@ -5,7 +5,9 @@ Every image builder takes ``in_channels`` and ``image_size`` (a square side). Th
 SVHN / CIFAR models take ``in_channels=3, image_size=32``. Every builder returns an
 ``nn.Sequential`` whose last module is the final ``nn.Linear``, so ``model[:-1]`` gives the
 penultimate features (the Mahalanobis detector, ATOM's (K+1) head), and ``num_classes`` is a
-parameter so the (K+1)-output heads of ATOM use the same builders.
+parameter so the (K+1)-output heads of ATOM use the same builders. Every builder also takes
+``width_scale`` in (0, 1]: every channel count (and hidden width) times it, at least 1; ``1`` is the
+published network, the ``smoke`` profile builds each with all its layers and an eighth of its width.
 
 Without batch norm: these can be certified with interval bound propagation (Bitterwolf et al.
 2020, :mod:`oodlib.ibp`, docs/design.md, pitfall 5) and behave the same in train and eval mode
