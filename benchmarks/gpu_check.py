@@ -24,6 +24,9 @@ On a lent GPU (``make gpu-check``, or ``python benchmarks/gpu_check.py --device 
    The papers' settings get a table of their own (:func:`setting_projection`): each of their 48
    models once at its own steps and measured step time, ATOM's mining, and the attacked threats of
    chapters 05 and 06.
+5. **Beside the paper's GPU time**: ATOM's App. B.2 (Table 3) states how long one DenseNet model
+   trained on one RTX 2080 Ti per method, the only GPU time any of the five papers states;
+   :func:`paper_runtime` puts this device's projection of the same models beside it.
 
 Writes ``gpu_check.json`` and ``gpu_check.md`` to ``--out``. Data are generated (uniform and
 blob images, random labels: speed does not depend on content), so no download is needed; only
@@ -329,6 +332,27 @@ def setting_projection(p: profiles.Profile, items: list[Need], speed: pd.DataFra
     return pd.DataFrame(out)
 
 
+def paper_runtime(items: list[Need], speed: pd.DataFrame, kernels: pd.DataFrame) -> pd.DataFrame:
+    """Our projected training hours of one model of ATOM's settings (DenseNet-BC-100; the mean over
+    SVHN, CIFAR-10 and CIFAR-100, as Table 3 gives "the estimated average runtime for each result"),
+    beside Table 3's hours on one RTX 2080 Ti (:data:`oodlib.atom.PAPER_TABLE3_HOURS`), for each
+    method both time: the one measured GPU time the papers state, to set this device's projection
+    against."""
+    rate = kernels.set_index("kernel")["image-steps/s"]
+    keys = {s.key for s in paper_settings.for_chapter("06")}
+    rows = []
+    for method in ("plain", "oe", "atom"):
+        mine = [n for n in items if n.method == method and n.name.split(": ")[0] in keys]
+        if not mine:
+            continue
+        mining = sum(map(_mining_images, mine)) / rate["ATOM mining pass"] / 3600
+        hours = _training_hours(mine, speed) + mining
+        ours, paper = hours / len(mine), atom.paper_training_hours(method)
+        rows.append({"method": method, "models": len(mine), "ours (h per model, projected)": ours,
+                     "Chen et al. 2021 Table 3 (h, RTX 2080 Ti)": paper, "ours / paper": ours / paper})
+    return pd.DataFrame(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default=None, help="cuda (default when present) or cpu")
@@ -364,6 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     checks = pd.DataFrame(cuda_vs_cpu(nets, p, dev))
     proj = projection(p, speed, kernels)
     proj_settings = setting_projection(p, settings, speed, kernels)
+    runtime = paper_runtime(settings, speed, kernels)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     meta = {"device": name, "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "profile": p.name,
@@ -371,7 +396,8 @@ def main(argv: list[str] | None = None) -> int:
     (out / "gpu_check.json").write_text(json.dumps({
         "meta": meta, "training": speed.to_dict("records"), "kernels": kernels.to_dict("records"),
         "cuda_vs_cpu": checks.to_dict("records"), "projection": proj.to_dict("records"),
-        "projection (papers' settings)": proj_settings.to_dict("records")}, indent=1))
+        "projection (papers' settings)": proj_settings.to_dict("records"),
+        "beside ATOM's Table 3": runtime.to_dict("records")}, indent=1))
     md = (f"# GPU check: {name}, torch {torch.__version__}, {meta['date']}\n\n"
           f"## Training, `{p.name}` settings (batch {p.train.batch_size}, timed steps per row)\n\n"
           f"{speed.to_markdown(index=False, floatfmt='.1f')}\n\n## Evaluation kernels\n\n"
@@ -390,7 +416,13 @@ def main(argv: list[str] | None = None) -> int:
           f"at the "
           f"step time measured for its (method, network, input shape) above; evaluation = the attacked "
           f"threats of chapters 05 and 06 (`setting_evaluation()`), an image-step costed as a training "
-          f"step's per-image time of the setting's plain network. An estimate, not a run.\n")
+          f"step's per-image time of the setting's plain network. An estimate, not a run.\n\n"
+          f"## Beside the paper's GPU time (Chen et al. 2021, App. B.2, Table 3)\n\n"
+          f"{runtime.to_markdown(index=False, floatfmt='.2f')}\n\n"
+          f"One model of ATOM's DenseNet settings, training (ATOM: with its mining), ours projected on "
+          f"this device and averaged over SVHN (20 epochs), CIFAR-10 and CIFAR-100 (100 each); the "
+          f"paper's on one RTX 2080 Ti, its \"estimated average runtime for each result\" (its "
+          f"standard training is the row of ODIN and Mahalanobis; MSP's is illegible in our copy).\n")
     (out / "gpu_check.md").write_text(md)
     print(md)
     print(f"wrote {out / 'gpu_check.json'} and {out / 'gpu_check.md'} in {meta['seconds']:.0f} s")

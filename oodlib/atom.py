@@ -485,6 +485,28 @@ PAPER_TABLE12_ACCURACY: dict[str, tuple[float, float]] = {
     "SVHN": (95.83, 96.09), "CIFAR-10": (94.39, 95.20), "CIFAR-100": (75.05, 75.06)}
 
 
+#: Chen et al. 2021, App. B.2, Table 3: the estimated average runtime (hours) of one result per method,
+#: DenseNet, one NVIDIA GeForce RTX 2080 Ti (App. B.1) on a machine with 4 GPUs and 32 cores:
+#: (training, evaluation on the four threats). The paper's only statement of GPU time, the only
+#: measured GPU hours this book can print. MSP's training time is illegible in our copy ("-23Σ^^");
+#: MSP, ODIN and Mahalanobis share one standard training (the table's note), which ODIN's and
+#: Mahalanobis' rows give as 2.5 h; MSP's is None here, and :func:`paper_training_hours` reads ODIN's
+#: row for the standard training, saying so.
+PAPER_TABLE3_HOURS: dict[str, tuple[float | None, float]] = {
+    "MSP": (None, 4.0), "ODIN": (2.5, 4.0), "Mahalanobis": (2.5, 20.0), "SOFL": (14.0, 4.0),
+    "OE": (5.0, 4.0), "ACET": (17.0, 4.0), "CCU": (6.7, 4.0), "ROWL": (24.0, 4.0), "ATOM": (21.0, 4.0)}
+
+
+def paper_training_hours(method: str) -> float:
+    """Table 3's training hours of one of this book's training methods (``"plain"``, ``"oe"``,
+    ``"acet"``, ``"ccu"``, ``"atom"``): ``"plain"`` is the standard training that Table 3 times under
+    ODIN and Mahalanobis (MSP's own entry is illegible in our copy)."""
+    rows = {"plain": "ODIN", "oe": "OE", "acet": "ACET", "ccu": "CCU", "atom": "ATOM"}
+    if method not in rows:
+        raise ValueError(f"expected one of {sorted(rows)} (the methods Table 3 times), got {method!r}")
+    return float(PAPER_TABLE3_HOURS[rows[method]][0] or math.nan)  # every row read here is legible
+
+
 def paper_accuracy_text() -> str:
     """Table 12's ATOM minus pre-trained accuracy per data set, e.g. ``"SVHN +0.26, ... points"``."""
     gaps = ", ".join(f"{k} {b - a:+.2f}" for k, (a, b) in PAPER_TABLE12_ACCURACY.items())

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms import v2
 
+from .runtime import standard_layout
 from .validation import check_choice, check_images, check_int, describe
 
 PAD_MODES = {"constant": "constant", "edge": "replicate", "reflect": "reflect"}  #: ours -> torch's F.pad
@@ -86,7 +87,7 @@ def random_crop(x: torch.Tensor, pad: int, mode: str, generator: torch.Generator
     rows = (dy[:, None] + torch.arange(h, device=x.device))[:, :, None]  # (N, H, 1)
     cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, :]  # (N, 1, W)
     batch = torch.arange(n, device=x.device)[:, None, None]
-    return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2).contiguous()
+    return standard_layout(padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2))
 
 
 def random_hflip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

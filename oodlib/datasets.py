@@ -48,7 +48,7 @@ from torchvision.datasets import CIFAR10, CIFAR100, DTD, MNIST, SVHN, Places365
 
 from . import data, noise, synthetic_files
 from .profiles import Profile
-from .runtime import derive_seed, torch_generator
+from .runtime import derive_seed, standard_layout, torch_generator
 from .validation import check_choice, check_images, check_positive_int
 
 SPLITS = ("train", "test")
@@ -306,8 +306,8 @@ def load(name: str, split: str, n: int | None = None, seed: int = 0) -> tuple[Te
     check_choice(split, SPLITS, f"{spec.title} split")
     x, y = _read_split(spec, split)
     keep = _pick(len(x), n, seed, f"{spec.title} {split}")
-    x, y = x[keep], y[keep].long()
-    return (x.float() if x.is_floating_point() else x.float().div_(255.0)), y
+    x, y = x[keep], y[keep].long()  # torchvision's arrays are NHWC (or SVHN's own order): read as NCHW
+    return standard_layout(x.float() if x.is_floating_point() else x.float().div_(255.0)), y
 
 
 # ---------------------------------------------------------------------------
@@ -328,20 +328,21 @@ def convert(x: Tensor, shape: tuple[int, int, int]) -> Tensor:
       auxiliary pool.
 
     Either direction changes the set, so a table built on converted images must say so (e.g.
-    "CIFAR-10 gray", "MNIST as 3×32×32"). ``x`` at ``shape`` already is returned as a copy.
+    "CIFAR-10 gray", "MNIST as 3×32×32"). ``x`` at ``shape`` already is returned as a copy. The
+    result is in NCHW layout (:func:`oodlib.runtime.standard_layout`).
     """
     shape = _paper_shape(shape)
     check_images(x, "x")
     if x.shape[1] not in (1, 3):
         raise ValueError(f"expected x with 1 or 3 channels, got shape {tuple(x.shape)}")
     if tuple(x.shape[1:]) == shape:
-        return x.clone()
+        return x.clone(memory_format=torch.contiguous_format)
     if shape == GREY28:
-        return data._gray28(x.float().mul(255.0))  # _gray28 takes 0..255 values
+        return standard_layout(data._gray28(x.float().mul(255.0)))  # _gray28 takes 0..255 values
     x = x.float().expand(-1, 3, -1, -1) if x.shape[1] == 1 else x.float()
     if tuple(x.shape[-2:]) != shape[1:]:
         x = F.interpolate(x, size=shape[1:], mode="bilinear", antialias=True, align_corners=False)
-    return x.clamp(0.0, 1.0).contiguous()
+    return standard_layout(x.clamp(0.0, 1.0))
 
 
 # ---------------------------------------------------------------------------

@@ -14,6 +14,8 @@ paper's headline table does, one function per kind of table:
 * :func:`alpha_table` — Hein et al. 2019 Table 2: the median α at which αx reaches 99.9 % confidence,
   and the share of α-scaled noise still over 95 % confident once projected back to the image box;
 * :func:`odin_table` — Liang et al. 2018 Table 2: baseline and ODIN, (T, ε) tuned per set (§4.4);
+* :func:`training_time` — each model's training hours and device, from its zoo record, beside the
+  paper's hours where the paper states them (Chen et al. 2021 Table 3);
 * :func:`pool_audit` — the auxiliary pool the setting's OE, CCU, GOOD and ATOM models trained on,
   against its test sets: near-duplicates of sampled test images (a real pool has no source list).
 
@@ -271,6 +273,24 @@ def odin_table(data: SettingData, entry: zoo.Entry) -> pd.DataFrame:
     return beside.table(records, index=["OOD set", "metric"])
 
 
+def training_time(data: SettingData, entries: dict[str, zoo.Entry]) -> pd.DataFrame:
+    """What each of the setting's models cost to train, from its zoo record: the device it trained on
+    and its training hours (summed over the runs of an interrupted training, :func:`oodlib.train.fit`),
+    beside the paper's where the paper states one: only Chen et al. 2021 does (App. B.2, Table 3, one
+    RTX 2080 Ti, "the estimated average runtime for each result", :func:`oodlib.atom.paper_training_hours`;
+    its standard training stands for the plain model, NTOM has no row)."""
+    methods = {v: k for k, v in METHOD_NAMES.items()}
+    records = []
+    for name, entry in entries.items():
+        paper = None
+        if data.setting.paper == "Chen et al. 2021" and methods[name] != "ntom":
+            paper = atom.paper_training_hours(methods[name])
+        hours = entry.record.get("train_time_s")
+        records.append({"model": name, "trained on": entry.record.get("device", "?"),
+                        "training (h)": beside.Pair(paper, None if hours is None else hours / 3600)})
+    return beside.table(records, index=["model"], fmt=lambda v: round(float(v), 3))
+
+
 def pool_audit(data: SettingData, sample: int = 200) -> pd.DataFrame:
     """The setting's auxiliary training pool (``train.pool``, ``train.aux_size`` images, as the zoo drew
     it) against ``sample`` seeded images of the in-distribution test split and of each OOD test set:
@@ -309,6 +329,8 @@ def report(chapter: str, base: Profile) -> list[tuple[str, pd.DataFrame]]:
             out.append((f"{title}: per OOD set (%)", table))
             if chapter == "06":
                 out.append((f"{title}: mean over the natural sets (%)", mean_over_sets(data, table)))
-        if s.pool and chapter != "02":  # chapter 02 reads chapter 01's settings (noise only: no pool)
+        if chapter != "02":  # chapter 02 reads chapter 01's settings and models
+            out.append((f"{title}: training time", training_time(data, entries)))
+        if s.pool and chapter != "02":  # chapter 01's settings train on noise only: no pool
             out.append((f"{title}: the training pool against the test sets", pool_audit(data)))
     return out

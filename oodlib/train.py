@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .augment import Augmentation
-from .runtime import atomic_write, default_device, progress, torch_generator
+from .runtime import atomic_write, default_device, progress, standard_layout, torch_generator
 from .validation import check_choice, check_images, check_number, check_positive_int, describe
 
 
@@ -147,7 +147,8 @@ def make_optimizer(
 
 def _resume(path: Path, run: dict, model: nn.Module, opt: torch.optim.Optimizer,
             sched: torch.optim.lr_scheduler.LRScheduler, gen: torch.Generator, hist: History) -> int:
-    """Restore the state :func:`fit` wrote to ``path`` (weights only, no pickle); return its epoch."""
+    """Restore the state :func:`fit` wrote to ``path`` (weights only, no pickle); return its epoch.
+    ``hist.wall_time_s`` gets the training time of the runs before (0 in a state that lacks it)."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         if state["run"] != run:
@@ -158,6 +159,7 @@ def _resume(path: Path, run: dict, model: nn.Module, opt: torch.optim.Optimizer,
         gen.set_state(state["gen"])
         torch.set_rng_state(state["torch_rng"])
         hist.logs.update({k: list(v) for k, v in state["logs"].items()})
+        hist.wall_time_s = float(state.get("wall_time_s", 0.0))
         return int(state["epoch"])
     except Exception as err:  # torch raises several types for a bad file
         raise ValueError(f"cannot resume from the training state {path} ({type(err).__name__}: "
@@ -199,7 +201,8 @@ def fit(
 
     ``state_path``: after every epoch the whole training state (weights, optimiser, schedule, random
     generators, history) is written there at once (:func:`oodlib.runtime.atomic_write`); a call that
-    finds the file resumes after its last epoch and ends with the weights an uninterrupted run gets.
+    finds the file resumes after its last epoch and ends with the weights an uninterrupted run gets;
+    its ``wall_time_s`` is then the sum over the runs (the epoch a killed run did not finish is lost).
 
     On a GPU the training set is moved to the device once (no data loader, no copy per batch),
     cuDNN picks its fastest kernels for the fixed shapes, and the model runs in ``channels_last``
@@ -225,6 +228,8 @@ def fit(
         if x_out is None:
             raise ValueError(f"method {method.name!r} trains on an auxiliary pool: pass x_out")
         check_images(x_out, "x_out")
+    # NCHW strides, so that no CPU convolution runs channels-last by accident (runtime.standard_layout)
+    x, x_out = standard_layout(x), None if x_out is None else standard_layout(x_out)
     dev = default_device(device)
     nhwc = dev.type == "cuda" if channels_last is None else bool(channels_last)
     model.to(dev).train()
@@ -292,9 +297,9 @@ def fit(
         if state_path is not None and epoch + 1 < epochs:
             state = {"run": run, "epoch": epoch + 1, "model": model.state_dict(), "opt": opt.state_dict(),
                      "sched": sched.state_dict(), "gen": gen.get_state(), "torch_rng": torch.get_rng_state(),
-                     "logs": hist.logs}
+                     "logs": hist.logs, "wall_time_s": hist.wall_time_s + time.perf_counter() - t0}
             atomic_write(state_path, lambda p, s=state: torch.save(s, p))
     model.eval()
-    hist.wall_time_s = time.perf_counter() - t0
+    hist.wall_time_s += time.perf_counter() - t0  # summed over the runs that resumed it
     hist.steps = step
     return hist

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -22,6 +26,24 @@ def test_every_crop_is_a_window_of_the_padded_image_at_its_own_offset():
         assert hits, f"image {i} is not a crop of its padded image"
         offsets.append(hits[0])
     assert len(set(offsets)) > 5  # drawn per image, not once per batch
+
+
+def test_a_grey_crop_is_nchw_and_a_resnet_trains_on_an_odd_batch_of_them():
+    """A crop goes through a permute; for one channel its channels-last strides pass ``contiguous()``,
+    and torch 2.14.1's CPU backward of ResNet-18's 8-channel stride-2 shortcut (``smoke``'s eighth
+    width) then corrupts the heap at odd batch sizes (seed 2's class-subset model died so). In a
+    subprocess, since the failure is a crash."""
+    out = augment.random_crop(torch.rand(27, 1, 28, 28), 2, "constant", torch_generator(0))
+    assert out.stride() == (784, 784, 28, 1)
+    code = ("import torch\nfrom oodlib import augment, profiles, train, zoo\n"
+            "g = torch.Generator().manual_seed(0)\n"
+            "x, y = torch.rand(27, 1, 28, 28, generator=g), torch.randint(0, 10, (27,), generator=g)\n"
+            "net = zoo.build_network('resnet18', 'fashion_mnist', 10, profiles.SMOKE)\n"
+            "train.fit(net, x, y, epochs=1, batch_size=27, augment=augment.Augmentation(2))\n"
+            "print('trained')\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "OODLIB_PROGRESS": "off"})
+    assert run.returncode == 0 and "trained" in run.stdout, (run.returncode, run.stderr[-500:])
 
 
 @pytest.mark.parametrize("mode, fill", [("constant", 0.0), ("edge", 1.0), ("reflect", 1.0)])

@@ -108,6 +108,7 @@ def test_each_set_loads_at_its_shape_with_its_classes(root, name, split):
     x, y = datasets.load(name, split)
     assert x.shape == (N_TRAIN if split == "train" else N_TEST, *spec.shape) and x.dtype == torch.float32
     assert 0.0 <= float(x.min()) and float(x.max()) <= 1.0 and float(x.std()) > 0.05
+    assert x.stride() == torch.empty(x.shape).stride()  # NCHW, whatever order torchvision's array has
     assert y.dtype == torch.int64 and 0 <= int(y.min()) and int(y.max()) < spec.num_classes
     assert len(datasets.class_names(name)) == spec.num_classes
 
@@ -249,6 +250,7 @@ def test_every_ood_set_is_read_or_says_where_it_is(root):
         for shape in (datasets.GREY28, datasets.COLOUR32):
             x = datasets.load_ood(name, shape, n=3, seed=1)
             assert x.shape == (3, *shape) and 0 <= float(x.min()) and float(x.max()) <= 1, name
+            assert x.stride() == torch.empty(x.shape).stride(), name  # NCHW
     assert torch.equal(datasets.load_ood("CIFAR-10 gray", datasets.GREY28, n=3),
                        datasets.convert(datasets.load("cifar10", "test", n=3)[0], datasets.GREY28))
 

@@ -54,6 +54,11 @@ def test_dry_run_on_cpu_writes_every_table(tmp_path, capsys):
     assert sum(r["models trained"] for r in by_chapter) == len(settings) == len({n.hash for n in settings})
     assert sum(r["steps"] for r in by_chapter) == sum(n.steps for n in settings)
     assert all(r["evaluation (h, attacks)"] > 0 for r in by_chapter if r["chapter"] in ("05", "06"))
+    # ATOM's Table 3 beside our projection of the same DenseNet models, per method it times
+    beside = {r["method"]: r for r in report["beside ATOM's Table 3"]}
+    assert set(beside) == {"plain", "oe", "atom"} and all(r["models"] == 3 for r in beside.values())
+    assert beside["atom"]["Chen et al. 2021 Table 3 (h, RTX 2080 Ti)"] == 21.0
+    assert all(r["ours (h per model, projected)"] > 0 for r in beside.values())
     assert "dry run on the CPU" in capsys.readouterr().out
     assert (tmp_path / "gpu_check.md").read_text().startswith("# GPU check")
 

@@ -122,6 +122,9 @@ def test_every_settings_table_on_tiny_models(data_root, zoo_cache, monkeypatch):
             assert set(audit["pool"]) == {"random_300k, 12 images"} and (audit["sampled"] == 3).all()
             assert (audit["min RMS distance to pool"] >= 0).all()
         else:
+            cost = reproduction.training_time(data, entries)  # Hein et al. state no training time
+            assert list(cost.index) == list(entries) and set(cost["training (h) paper"]) == {beside.MISSING}
+            assert (cost["training (h) ours"].astype(float) >= 0).all() and set(cost["trained on"]) == {"cpu"}
             alpha = reproduction.alpha_table(data, entries)
             assert alpha.loc["plain", "median α (99.9 %) paper"] == "1.5"
             assert table.loc[("plain", "natural", "EMNIST letters"), "FPR95 paper"] == pytest.approx(37.4)
@@ -138,3 +141,16 @@ def test_a_cold_zoo_stops_a_chapter_at_setup_naming_its_settings_models(zoo_cach
         chapter.setup("03")
     with pytest.raises(zoo.MissingModelError, match=r"hein-mnist: ceda .*--settings --chapter 01'"):
         chapter.setup("02")  # chapter 02 reads chapter 01's settings
+
+
+def test_training_time_sets_atoms_models_beside_its_table3(tmp_path):
+    """Chen et al. 2021 is the one paper that states GPU hours (App. B.2, Table 3); NTOM has no row."""
+    setting = paper_settings.get("atom-cifar10")
+    data = reproduction.SettingData(setting, SMOKE, torch.zeros(0), torch.zeros(0), {}, {})
+    entries = {name: zoo.Entry(torch.nn.Identity(), {"device": "cuda:0", "train_time_s": 7200.0 * (i + 1)},
+                               tmp_path / f"{name}.pt")
+               for i, name in enumerate(reproduction.METHOD_NAMES[m] for m in setting.methods)}
+    cost = reproduction.training_time(data, entries)
+    assert list(cost["training (h) paper"]) == [2.5, 5.0, beside.MISSING, 21.0]  # plain, OE, NTOM, ATOM
+    assert list(cost["training (h) ours"]) == [2.0, 4.0, 6.0, 8.0]
+    assert set(cost["trained on"]) == {"cuda:0"}

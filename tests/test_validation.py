@@ -75,6 +75,16 @@ def test_runtime_helpers():
                        torch.rand(3, generator=runtime.torch_generator(1)))
 
 
+def test_standard_layout_copies_only_what_is_not_nchw():
+    x = torch.rand(4, 3, 5, 5)
+    assert runtime.standard_layout(x) is x
+    for odd in (x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2),  # channels-last colour
+                x[:, :1].permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2),  # grey: contiguous() says yes
+                x.transpose(2, 3)):  # SVHN's order
+        out = runtime.standard_layout(odd)
+        assert out.stride() == torch.empty(odd.shape).stride() and torch.equal(out, odd)
+
+
 def test_paper_vs_ours_formats_and_marks_missing_paper_values():
     df = evaluate.paper_vs_ours([("AUROC", "paper: MNIST; ours: FMNIST", 0.98765, 0.91234),
                                  ("MMC", "ours only", None, float("nan")), ("note", "text", "n/a", "x")])

@@ -45,16 +45,22 @@ def test_a_killed_training_resumes_to_the_uninterrupted_weights(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the training ended before it could be killed"
-    done = torch.load(state, weights_only=True)["epoch"]
+    saved = torch.load(state, weights_only=True)
+    done, before = saved["epoch"], saved["wall_time_s"]
     assert 1 <= done < 6  # killed mid-training, after at least one epoch was saved
+    assert before > 0.1  # each epoch sleeps 0.16 s
 
     x, y = _data()
     resumed, whole = (models.build("small_cnn", width=4, seed=0) for _ in range(2))
+    t0 = time.perf_counter()
     h = train.fit(resumed, x, y, zoo.make_method("ceda"), epochs=6, batch_size=32, state_path=state)
+    elapsed = time.perf_counter() - t0
     train.fit(whole, x, y, zoo.make_method("ceda"), epochs=6, batch_size=32)
     assert all(torch.equal(p, q) for p, q in zip(resumed.state_dict().values(), whole.state_dict().values(),
                                                  strict=True))
     assert len(h.logs["ce"]) == 6  # the history of the epochs before the kill came back too
+    # the training time of the killed run is counted: the resumed run's own, plus what the state held
+    assert h.wall_time_s - before <= elapsed < h.wall_time_s
 
 
 def test_a_state_from_another_run_is_refused(tmp_path):
