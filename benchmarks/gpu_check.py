@@ -13,13 +13,14 @@ On a lent GPU (``make gpu-check``, or ``python benchmarks/gpu_check.py --device 
    training (CCU's EM fit, a mining pass at this pool size), reported apart and never multiplied by
    the steps.
 2. **Evaluation kernels**, a few batches each: PGD (adversarial noise), APGD (GOOD's AAUC), IBP
-   bounds (GAUC), ODIN's (T, ε) grid, CCU's ball attack, ATOM's mining pass.
+   bounds (GAUC), ODIN's (T, ε) grid, CCU's ball attack; and the mining pass (:func:`mining_speed`)
+   on every NTOM and ATOM network at its own input shape.
 3. **CUDA against CPU** on a small batch, same weights: logits, IBP bounds and ODIN scores,
    with TF32 off (tolerance below); skipped when ``--device cpu``.
 4. **Projection** of the ``full`` book's wall time per chapter: each model of the zoo plan counted
    once, under the first chapter that needs it (:func:`plan`), its own steps (the q-ablation and
    Figure 2/5 runs have their own training sizes) times the measured step time, ATOM's and NTOM's
-   mining passes (candidates x epochs at the measured mining rate), plus each chapter's dominant
+   mining passes (candidates x epochs at the mining rate of the model's network), plus each chapter's dominant
    evaluation attacks (:func:`evaluation`) at the measured kernel rates. An estimate, not a run.
    The papers' settings get a table of their own (:func:`setting_projection`): each of their 48
    models once at its own steps and measured step time, ATOM's mining, and the attacked threats of
@@ -172,7 +173,7 @@ def kernel_speed(p: profiles.Profile, dev: torch.device, nets: dict, batches: in
     n = B * batches
     x = _images(n, 4).to(dev)
     g = torch.Generator().manual_seed(5)
-    plain, good, ccu_net, atom_net = nets["plain"], nets["good"], nets["ccu"], nets["atom"]
+    plain, good, ccu_net = nets["plain"], nets["good"], nets["ccu"]
     steps = 5  # per attack: the per-step cost is what scales
     kernels: dict[str, tuple[Callable[[], object], float]] = {  # name -> (run, image-steps it does)
         "PGD (adversarial noise)": (lambda: attacks.pgd(
@@ -190,7 +191,6 @@ def kernel_speed(p: profiles.Profile, dev: torch.device, nets: dict, batches: in
         "CCU ball attack": (lambda: ball_attack.attack_in_ball(
             ccu.LogExcess(ccu_net), ccu_net.metric, x, 1.0, ccu.excess_objective, steps=steps, restarts=2,
             proj_rounds=p.ccu.attack_proj_rounds, generator=g, show_progress=False), n * steps * 2),
-        "ATOM mining pass": (lambda: atom.ood_probability(atom_net, x, batch_size=B), n),
     }
     rows = []
     for name, (run, work) in kernels.items():
@@ -253,6 +253,28 @@ def evaluation(p: profiles.Profile) -> dict[str, list[tuple[str, float]]]:
     }
 
 
+def mining_speed(trained: dict[tuple[str, str, str], torch.nn.Module], dev: torch.device, batches: int,
+                 batch: int) -> pd.DataFrame:
+    """Images/s of the mining pass (:func:`oodlib.atom.ood_probability` over candidate outliers) on each
+    NTOM and ATOM network :func:`train_speed` trained, at its own input shape: the settings' DenseNet
+    on 3×32×32 mines at its own rate, not at the Fashion-MNIST network's."""
+    rows = []
+    for key, net in trained.items():
+        if key[0] not in ("ntom", "atom"):
+            continue
+        x = _images(batches * batch, 6, tuple(int(s) for s in key[2].split("x"))).to(dev)
+        atom.ood_probability(net, x[:batch], batch_size=batch)  # warm-up
+        _, secs = _timed(lambda: atom.ood_probability(net, x, batch_size=batch), dev)  # noqa: B023
+        rows.append({"method": key[0], "arch": key[1], "input": key[2], "mined images/s": len(x) / secs})
+    return pd.DataFrame(rows)
+
+
+def _mining_hours(items: list[Need], mining: pd.DataFrame) -> float:
+    """Hours of the mining passes of ``items`` (:func:`_mining_images`) at their network's measured rate."""
+    rate = mining.set_index(["method", "arch", "input"])["mined images/s"]
+    return sum(_mining_images(n) / rate[timing_key(n)] for n in items if _mining_images(n)) / 3600
+
+
 def _mining_images(n: Need) -> int:
     """Images ATOM / NTOM score to mine over a training: ``n_candidates`` per epoch (0 for random
     sampling and the other methods)."""
@@ -274,7 +296,8 @@ def _training_hours(items: list[Need], speed: pd.DataFrame) -> float:
     return hours
 
 
-def projection(p: profiles.Profile, speed: pd.DataFrame, kernels: pd.DataFrame) -> pd.DataFrame:
+def projection(p: profiles.Profile, speed: pd.DataFrame, kernels: pd.DataFrame, mining: pd.DataFrame
+               ) -> pd.DataFrame:
     """Hours per chapter: its models of :func:`plan` (each once, its own steps) at the measured step
     time, their one-time costs as measured, their mining passes, and :func:`evaluation`'s attacks."""
     rate = kernels.set_index("kernel")["image-steps/s"]
@@ -284,7 +307,7 @@ def projection(p: profiles.Profile, speed: pd.DataFrame, kernels: pd.DataFrame) 
     for chapter in (*CHAPTERS, "08"):
         mine = [n for n in models_ if n.chapter == chapter]
         train_h = _training_hours(mine, speed)
-        mining_h = sum(_mining_images(n) for n in mine) / rate["ATOM mining pass"] / 3600
+        mining_h = _mining_hours(mine, mining)
         eval_h = sum(units / rate[k] / 3600 for k, units in work.get(chapter, []))
         rows.append({"chapter": chapter, "models trained": len(mine), "steps": sum(n.steps for n in mine),
                      "training (h)": train_h, "mining (h)": mining_h,
@@ -306,12 +329,11 @@ def setting_evaluation(setting: paper_settings.PaperSetting, p: profiles.Profile
 
 
 def setting_projection(p: profiles.Profile, items: list[Need], speed: pd.DataFrame,
-                       kernels: pd.DataFrame) -> pd.DataFrame:
+                       mining: pd.DataFrame) -> pd.DataFrame:
     """Hours per chapter of the papers' own settings: training (each model once, its steps at its
     network's and input's measured step time), ATOM/NTOM mining, and the attacked evaluation
     (:func:`setting_evaluation`), one image-step costed as a training step's per-image time of the
     setting's plain network (a forward and a backward pass either way)."""
-    rate = kernels.set_index("kernel")["image-steps/s"]
     rows = speed.set_index(["method", "arch", "input"])
     out = []
     for chapter in CHAPTERS:
@@ -319,7 +341,7 @@ def setting_projection(p: profiles.Profile, items: list[Need], speed: pd.DataFra
         if not mine:
             continue
         train_h = _training_hours(mine, speed)
-        mining_h = sum(_mining_images(n) for n in mine) / rate["ATOM mining pass"] / 3600
+        mining_h = _mining_hours(mine, mining)
         eval_h = 0.0
         for setting in paper_settings.for_chapter(chapter):
             plain = next(n for n in mine if n.name.startswith(f"{setting.key}: "))
@@ -332,21 +354,19 @@ def setting_projection(p: profiles.Profile, items: list[Need], speed: pd.DataFra
     return pd.DataFrame(out)
 
 
-def paper_runtime(items: list[Need], speed: pd.DataFrame, kernels: pd.DataFrame) -> pd.DataFrame:
+def paper_runtime(items: list[Need], speed: pd.DataFrame, mining: pd.DataFrame) -> pd.DataFrame:
     """Our projected training hours of one model of ATOM's settings (DenseNet-BC-100; the mean over
     SVHN, CIFAR-10 and CIFAR-100, as Table 3 gives "the estimated average runtime for each result"),
     beside Table 3's hours on one RTX 2080 Ti (:data:`oodlib.atom.PAPER_TABLE3_HOURS`), for each
     method both time: the one measured GPU time the papers state, to set this device's projection
     against."""
-    rate = kernels.set_index("kernel")["image-steps/s"]
     keys = {s.key for s in paper_settings.for_chapter("06")}
     rows = []
     for method in ("plain", "oe", "atom"):
         mine = [n for n in items if n.method == method and n.name.split(": ")[0] in keys]
         if not mine:
             continue
-        mining = sum(map(_mining_images, mine)) / rate["ATOM mining pass"] / 3600
-        hours = _training_hours(mine, speed) + mining
+        hours = _training_hours(mine, speed) + _mining_hours(mine, mining)
         ours, paper = hours / len(mine), atom.paper_training_hours(method)
         rows.append({"method": method, "models": len(mine), "ours (h per model, projected)": ours,
                      "Chen et al. 2021 Table 3 (h, RTX 2080 Ti)": paper, "ours / paper": ours / paper})
@@ -383,32 +403,36 @@ def main(argv: list[str] | None = None) -> int:
     speed = pd.DataFrame(speed)
     fmnist = "x".join(map(str, datasets.IN_DISTRIBUTIONS["fashion_mnist"].shape))
     nets = {m: trained[(m, p.ibp_model if m == "good" else p.model, fmnist)]
-            for m in ("plain", "good", "ccu", "atom")}
+            for m in ("plain", "good", "ccu")}
     kernels = pd.DataFrame(kernel_speed(p, dev, nets, args.batches))
     checks = pd.DataFrame(cuda_vs_cpu(nets, p, dev))
-    proj = projection(p, speed, kernels)
-    proj_settings = setting_projection(p, settings, speed, kernels)
-    runtime = paper_runtime(settings, speed, kernels)
+    mining = mining_speed(trained, dev, args.batches, p.train.batch_size)
+    proj = projection(p, speed, kernels, mining)
+    proj_settings = setting_projection(p, settings, speed, mining)
+    runtime = paper_runtime(settings, speed, mining)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     meta = {"device": name, "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "profile": p.name,
             "batch": p.train.batch_size, "steps": args.steps, "seconds": time.perf_counter() - t0}
     (out / "gpu_check.json").write_text(json.dumps({
         "meta": meta, "training": speed.to_dict("records"), "kernels": kernels.to_dict("records"),
+        "mining": mining.to_dict("records"),
         "cuda_vs_cpu": checks.to_dict("records"), "projection": proj.to_dict("records"),
         "projection (papers' settings)": proj_settings.to_dict("records"),
         "beside ATOM's Table 3": runtime.to_dict("records")}, indent=1))
     md = (f"# GPU check: {name}, torch {torch.__version__}, {meta['date']}\n\n"
           f"## Training, `{p.name}` settings (batch {p.train.batch_size}, timed steps per row)\n\n"
           f"{speed.to_markdown(index=False, floatfmt='.1f')}\n\n## Evaluation kernels\n\n"
-          f"{kernels.to_markdown(index=False, floatfmt='.1f')}\n\n## CUDA against CPU\n\n"
+          f"{kernels.to_markdown(index=False, floatfmt='.1f')}\n\n## Mining passes (NTOM, ATOM)\n\n"
+          f"{mining.to_markdown(index=False, floatfmt='.1f')}\n\n## CUDA against CPU\n\n"
           f"{checks.to_markdown(index=False)}\n\n## Projected time of the `{p.name}` book\n\n"
           f"{proj.to_markdown(index=False, floatfmt='.1f')}\n\n"
           f"Projection: every model of the zoo plan once (`python -m oodlib zoo plan --profile {p.name}`), "
           f"its own steps at the measured ms/step plus its one-time cost as measured here (CCU's EM on "
           f"this run's small sample: the full fit costs more); mining = ATOM/NTOM's candidates x epochs "
-          f"at the measured mining rate; evaluation = each chapter's dominant attacks (`evaluation()`: "
-          f"images x steps x restarts x models x sets) at the measured kernel rates. Not included: "
+          f"at the mining rate measured on the model's own network; evaluation = each chapter's dominant "
+          f"attacks (`evaluation()`: images x steps x restarts x models x sets) at the measured kernel "
+          f"rates. Not included: "
           f"clean scoring, figures. An estimate, not a run.\n\n"
           f"## Projected time of the papers' own settings (`zoo train --settings`)\n\n"
           f"{proj_settings.to_markdown(index=False, floatfmt='.1f')}\n\n"

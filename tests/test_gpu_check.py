@@ -31,7 +31,13 @@ def test_dry_run_on_cpu_writes_every_table(tmp_path, capsys):
     assert ("good", "good_l") in trained and ("acet", "resnet18") in trained and ("acet", "good_l") in trained
     assert all(r["ms/step"] > 0 for r in report["training"])
     assert {r["kernel"] for r in report["kernels"]} >= {"PGD (adversarial noise)", "IBP bounds (GAUC)",
-                                                        "ODIN (T, eps) grid", "ATOM mining pass"}
+                                                        "ODIN (T, eps) grid"}
+    # the mining pass timed on every NTOM / ATOM network at its own input, not the Fashion-MNIST one's
+    mined = {(r["method"], r["arch"], r["input"]) for r in report["mining"]}
+    assert {("atom", "densenet_bc", "3x32x32"), ("ntom", "densenet_bc", "3x32x32")} <= mined
+    trained_keys = {(r["method"], r["arch"], r["input"]) for r in report["training"]}
+    assert mined == {k for k in trained_keys if k[0] in ("ntom", "atom")} and all(
+        r["mined images/s"] > 0 for r in report["mining"])
     assert report["cuda_vs_cpu"][0]["result"].startswith("skipped")
     proj = report["projection"]
     assert [r["chapter"] for r in proj] == ["00", "01", "02", "03", "04", "05", "05b", "06", "07", "08"]
