@@ -288,7 +288,7 @@ def training_time(data: SettingData, entries: dict[str, zoo.Entry]) -> pd.DataFr
         hours = entry.record.get("train_time_s")
         records.append({"model": name, "trained on": entry.record.get("device", "?"),
                         "training (h)": beside.Pair(paper, None if hours is None else hours / 3600)})
-    return beside.table(records, index=["model"], fmt=lambda v: round(float(v), 3))
+    return beside.table(records, index=["model"], fmt=lambda v: float(f"{float(v):.3g}"))  # smoke: seconds
 
 
 def pool_audit(data: SettingData, sample: int = 200) -> pd.DataFrame:
