@@ -162,7 +162,7 @@ def standard_layout(x: torch.Tensor) -> torch.Tensor:
 
     Why not ``x.contiguous()``: a one-channel image batch cropped through a permute has channels-last
     strides ``(HW, 1, W, 1)``, which ``contiguous()`` accepts (a size-1 dimension's stride is ignored)
-    and which convolutions then run in channels-last layout. Measured on this project's machines,
+    and which convolutions then run in channels-last layout. Measured on an AMD EPYC machine,
     torch 2.14.1's CPU backward of a 1×1 stride-2 convolution on 4 or 8 channels-last channels
     corrupts the heap at every odd batch size (the downsampling shortcut of ResNet-18 at ``smoke``'s
     eighth width). The data readers, the crops and :func:`oodlib.train.fit` hand the networks this
